@@ -1,0 +1,367 @@
+// Package nstest builds throw-away network namespaces for integration tests:
+// real kernels on both ends, wired with veth pairs and bridges, removed again
+// when the test ends (and, after a crash, by the next run: every name carries
+// the Prefix).
+//
+// Namespaces are created and configured through netlink handles; processes
+// are started with `ip netns exec`, which also gives them the namespace's
+// view of /sys.
+package nstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Prefix starts the name of every namespace this package creates.
+const Prefix = "lvst-"
+
+var staleOnce sync.Once
+
+// Skip reasons are returned rather than decided here, so tests can report
+// them in their own words.
+
+// Available says why namespace tests cannot run here, or "" if they can.
+func Available() string {
+	if os.Geteuid() != 0 {
+		return "needs root for network namespaces"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "needs iproute2's ip"
+	}
+	return ""
+}
+
+// Require skips t unless namespace tests can run, and removes namespaces a
+// crashed earlier run left behind.
+func Require(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("netns integration test skipped in -short mode")
+	}
+	if why := Available(); why != "" {
+		t.Skip(why)
+	}
+	staleOnce.Do(func() { CleanStale(time.Minute) })
+}
+
+// CleanStale deletes namespaces with our prefix older than minAge (so that
+// parallel test binaries do not remove each other's).
+func CleanStale(minAge time.Duration) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), Prefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < minAge {
+			continue
+		}
+		killNamespacePids(e.Name())
+		_ = netns.DeleteNamed(e.Name())
+	}
+}
+
+// NS is one network namespace owned by a test.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+	nl     *netlink.Handle
+	t      testing.TB
+}
+
+// New creates a namespace called Prefix+name+random suffix, with lo up. It is
+// deleted, with every process started in it, when the test ends.
+func New(t testing.TB, name string) *NS {
+	t.Helper()
+	var suffix [3]byte
+	_, _ = rand.Read(suffix[:])
+	full := Prefix + name + "-" + hex.EncodeToString(suffix[:])
+	if len(full) > 60 {
+		t.Fatalf("namespace name %q too long", full)
+	}
+	h, err := newNamed(full)
+	if err != nil {
+		t.Fatalf("create netns %s: %v", full, err)
+	}
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		h.Close()
+		_ = netns.DeleteNamed(full)
+		t.Fatalf("netlink handle in %s: %v", full, err)
+	}
+	ns := &NS{Name: full, handle: h, nl: nl, t: t}
+	t.Cleanup(ns.destroy)
+	lo, err := nl.LinkByName("lo")
+	if err == nil {
+		err = nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("lo up in %s: %v", full, err)
+	}
+	return ns
+}
+
+// newNamed creates a named namespace without leaving the calling thread in
+// it: netns.NewNamed switches the current thread, so do it on a locked
+// thread and switch back.
+func newNamed(name string) (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return 0, err
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if serr := netns.Set(orig); serr != nil {
+		// A thread stuck in the wrong namespace must not be reused.
+		panic(fmt.Sprintf("nstest: cannot return to the original netns: %v", serr))
+	}
+	return h, err
+}
+
+func (n *NS) destroy() {
+	killNamespacePids(n.Name)
+	n.nl.Close()
+	n.handle.Close()
+	if err := netns.DeleteNamed(n.Name); err != nil {
+		n.t.Logf("delete netns %s: %v", n.Name, err)
+	}
+}
+
+// killNamespacePids kills every process still in the namespace.
+func killNamespacePids(name string) {
+	out, err := exec.Command("ip", "netns", "pids", name).Output()
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-9", f).Run()
+	}
+}
+
+// Netlink is a netlink handle bound to the namespace.
+func (n *NS) Netlink() *netlink.Handle { return n.nl }
+
+// Handle is the namespace's file handle.
+func (n *NS) Handle() netns.NsHandle { return n.handle }
+
+// Do runs fn on an OS thread switched into the namespace (for sockets that
+// must be opened inside it).
+func (n *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is never unlocked: it exits with the goroutine, so a
+		// failed switch back cannot leak a thread in the wrong namespace.
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.handle); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// Cmd returns a command that runs inside the namespace.
+func (n *NS) Cmd(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Run runs a command in the namespace and fails the test on error.
+func (n *NS) Run(name string, args ...string) string {
+	n.t.Helper()
+	out, err := n.Try(name, args...)
+	if err != nil {
+		n.t.Fatalf("%s: %s %s: %v\n%s", n.Name, name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Try runs a command in the namespace and returns its combined output.
+func (n *NS) Try(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	cmd := n.Cmd(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// Start starts a long-running command in the namespace; it is killed when
+// the test ends. Output goes to the returned buffer.
+func (n *NS) Start(name string, args ...string) (*exec.Cmd, *SyncBuffer) {
+	n.t.Helper()
+	buf := &SyncBuffer{}
+	cmd := n.Cmd(context.Background(), name, args...)
+	cmd.Stdout, cmd.Stderr = buf, buf
+	if err := cmd.Start(); err != nil {
+		n.t.Fatalf("%s: start %s: %v", n.Name, name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	n.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return cmd, buf
+}
+
+// Sysctl writes a sysctl (dotted or slashed key) inside the namespace.
+func (n *NS) Sysctl(key, value string) {
+	n.t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	err := n.Do(func() error { return os.WriteFile(path, []byte(value), 0o644) })
+	if err != nil {
+		n.t.Fatalf("%s: sysctl %s=%s: %v", n.Name, key, value, err)
+	}
+}
+
+// Link returns a link of the namespace by name.
+func (n *NS) Link(name string) netlink.Link {
+	n.t.Helper()
+	l, err := n.nl.LinkByName(name)
+	if err != nil {
+		n.t.Fatalf("%s: link %s: %v", n.Name, name, err)
+	}
+	return l
+}
+
+// Addr adds an address (CIDR form) to a link and sets the link up.
+func (n *NS) Addr(link, cidr string) {
+	n.t.Helper()
+	l := n.Link(link)
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		n.t.Fatalf("address %q: %v", cidr, err)
+	}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}}
+	if err := n.nl.AddrAdd(l, a); err != nil {
+		n.t.Fatalf("%s: addr add %s dev %s: %v", n.Name, cidr, link, err)
+	}
+	if err := n.nl.LinkSetUp(l); err != nil {
+		n.t.Fatalf("%s: link %s up: %v", n.Name, link, err)
+	}
+}
+
+// Route adds a route to dst (CIDR) via gw (empty for on-link) on dev.
+func (n *NS) Route(dst, gw, dev string) {
+	n.t.Helper()
+	r := &netlink.Route{LinkIndex: n.Link(dev).Attrs().Index}
+	if dst != "default" {
+		pfx, err := netip.ParsePrefix(dst)
+		if err != nil {
+			n.t.Fatalf("route %q: %v", dst, err)
+		}
+		r.Dst = &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), 32)}
+	}
+	if gw != "" {
+		r.Gw = net.ParseIP(gw)
+	}
+	if err := n.nl.RouteAdd(r); err != nil {
+		n.t.Fatalf("%s: route add %s via %s dev %s: %v", n.Name, dst, gw, dev, err)
+	}
+}
+
+// MAC returns a link's hardware address.
+func (n *NS) MAC(link string) net.HardwareAddr {
+	return n.Link(link).Attrs().HardwareAddr
+}
+
+// Veth creates a veth pair aName (in a) and bName (in b), both up, with the
+// given MTU (0 keeps the default 1500).
+func Veth(t testing.TB, a *NS, aName string, b *NS, bName string, mtu int) {
+	t.Helper()
+	la := netlink.NewLinkAttrs()
+	la.Name = aName
+	la.MTU = mtu
+	la.Namespace = netlink.NsFd(a.handle)
+	v := &netlink.Veth{LinkAttrs: la, PeerName: bName, PeerNamespace: netlink.NsFd(b.handle)}
+	if err := a.nl.LinkAdd(v); err != nil {
+		t.Fatalf("veth %s/%s: %v", aName, bName, err)
+	}
+	for _, side := range []struct {
+		ns   *NS
+		name string
+	}{{a, aName}, {b, bName}} {
+		l := side.ns.Link(side.name)
+		if mtu != 0 {
+			if err := side.ns.nl.LinkSetMTU(l, mtu); err != nil {
+				t.Fatalf("mtu %s: %v", side.name, err)
+			}
+		}
+		if err := side.ns.nl.LinkSetUp(l); err != nil {
+			t.Fatalf("%s up: %v", side.name, err)
+		}
+	}
+}
+
+// Bridge creates a bridge in ns and enslaves the named links to it.
+func (n *NS) Bridge(name string, ports ...string) {
+	n.t.Helper()
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	br := &netlink.Bridge{LinkAttrs: la}
+	if err := n.nl.LinkAdd(br); err != nil {
+		n.t.Fatalf("%s: bridge %s: %v", n.Name, name, err)
+	}
+	brl := n.Link(name)
+	for _, p := range ports {
+		if err := n.nl.LinkSetMaster(n.Link(p), brl); err != nil {
+			n.t.Fatalf("%s: %s master %s: %v", n.Name, p, name, err)
+		}
+	}
+	if err := n.nl.LinkSetUp(brl); err != nil {
+		n.t.Fatalf("%s: %s up: %v", n.Name, name, err)
+	}
+}
+
+// Offload sets ethtool features (e.g. "tso", "off", "gso", "off") on a link.
+func (n *NS) Offload(link string, kv ...string) {
+	n.t.Helper()
+	n.Run("ethtool", append([]string{"-K", link}, kv...)...)
+}
+
+// SyncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}

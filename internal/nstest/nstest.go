@@ -19,8 +19,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,27 +59,44 @@ func Require(t testing.TB) {
 	if why := Available(); why != "" {
 		t.Skip(why)
 	}
-	staleOnce.Do(func() { CleanStale(time.Minute) })
+	staleOnce.Do(CleanStale)
 }
 
-// CleanStale deletes namespaces with our prefix older than minAge (so that
-// parallel test binaries do not remove each other's).
-func CleanStale(minAge time.Duration) {
+// CleanStale deletes namespaces with our prefix whose creating process is
+// gone. The creator's PID is part of every name, so test binaries running in
+// parallel never remove each other's namespaces.
+func CleanStale() {
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), Prefix) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < minAge {
+		pid, ok := creatorPID(e.Name())
+		if !ok || processAlive(pid) {
 			continue
 		}
 		killNamespacePids(e.Name())
 		_ = netns.DeleteNamed(e.Name())
 	}
+}
+
+// creatorPID parses Prefix + pid + "-" + ... .
+func creatorPID(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, Prefix)
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(num)
+	return pid, err == nil && pid > 0
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
 }
 
 // NS is one network namespace owned by a test.
@@ -88,14 +107,14 @@ type NS struct {
 	t      testing.TB
 }
 
-// New creates a namespace called Prefix+name+random suffix, with lo up. It is
+// New creates a namespace called Prefix+pid-name-random, with lo up. It is
 // deleted, with every process started in it, when the test ends.
 func New(t testing.TB, name string) *NS {
 	t.Helper()
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
-	full := Prefix + name + "-" + hex.EncodeToString(suffix[:])
-	if len(full) > 60 {
+	full := fmt.Sprintf("%s%d-%s-%s", Prefix, os.Getpid(), name, hex.EncodeToString(suffix[:]))
+	if len(full) > 80 {
 		t.Fatalf("namespace name %q too long", full)
 	}
 	h, err := newNamed(full)
@@ -148,14 +167,21 @@ func (n *NS) destroy() {
 	}
 }
 
-// killNamespacePids kills every process still in the namespace.
+// killNamespacePids kills every process still in the namespace, except this
+// one: a test binary whose main thread ran a locked, exited goroutine of Do
+// stays listed in the namespace it entered.
 func killNamespacePids(name string) {
 	out, err := exec.Command("ip", "netns", "pids", name).Output()
 	if err != nil {
 		return
 	}
+	self := os.Getpid()
 	for _, f := range strings.Fields(string(out)) {
-		_ = exec.Command("kill", "-9", f).Run()
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid == self {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 

@@ -3,11 +3,21 @@
 // updates the connection counters held here, so a Dest is the meeting point of
 // scheduling and tracking, exactly as struct ip_vs_dest is in the kernel.
 //
+// New builds a scheduler from its ipvsadm name (rr wrr lc wlc sed nq fo ovf
+// sh dh mh lblc lblcr twos) and the service's -b flags; ParseFlags and
+// FlagNames convert those flags from and to ipvsadm's spelling. Every
+// selection rule, table fill and tie-break follows the kernel's modules
+// (net/netfilter/ipvs/ip_vs_*.c), as summarised in reference/ipvs.md §3.
+//
 // Nothing in this package is safe for concurrent use: the engine serialises
 // access (one worker owns a service's schedulers and counters).
 package sched
 
-import "net/netip"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
 
 // DestFlags mirror IP_VS_DEST_F_*.
 type DestFlags uint8
@@ -144,4 +154,20 @@ func (d *Dest) checkUpper() {
 	if d.UThreshold != 0 && d.TotalConns() >= d.UThreshold {
 		d.Flags |= DestOverload
 	}
+}
+
+// ErrDestParams is the kernel's -ERANGE for a destination's parameters.
+var ErrDestParams = errors.New("destination parameters out of range")
+
+// ValidateDestParams applies the kernel's add/edit checks
+// (ip_vs_add_dest, ip_vs_edit_dest): a negative weight, or a lower
+// threshold above the upper one, is refused.
+func ValidateDestParams(weight int32, upper, lower uint32) error {
+	if weight < 0 {
+		return fmt.Errorf("weight %d: %w", weight, ErrDestParams)
+	}
+	if lower > upper {
+		return fmt.Errorf("lower threshold %d above upper threshold %d: %w", lower, upper, ErrDestParams)
+	}
+	return nil
 }

@@ -3,6 +3,13 @@ package sched
 import "net/netip"
 
 // Flow is what a scheduler may look at when a new connection arrives.
+//
+// sh and mh hash SrcAddr (and SrcPort with their -port flag), dh, lblc and
+// lblcr hash DstAddr. For a connection scheduled from an ICMP error's
+// embedded header (the kernel's "inverse" iph), the caller passes the
+// client's address and port as SrcAddr/SrcPort, which is what the kernel
+// hashes in that case. IPv4 addresses must be 4-byte (netip.AddrFrom4),
+// not 4in6.
 type Flow struct {
 	Proto   uint8
 	SrcAddr netip.Addr
@@ -22,6 +29,13 @@ const (
 	Flag2 Flags = 0x0010 // sh-port, mh-port
 	Flag3 Flags = 0x0020
 )
+
+// FlagSetter is implemented by every scheduler New returns: ipvsadm -E -b
+// changes the flags of a running service without resetting its scheduler.
+type FlagSetter interface {
+	Flags() Flags
+	SetFlags(Flags) error
+}
 
 // Scheduler picks a destination for a new connection. It is called once per
 // new connection, never per packet.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"lvslab/config"
+)
+
+const progName = "lvsadm"
+
+// version keeps ipvsadm's shape, "NAME vX.Y DATE (...)", so scripts that
+// take the second word as ipvsadm's version keep working.
+func version() string {
+	return fmt.Sprintf("%s v1.31 2019/12/24 (ipvsadm-compatible; lvslab; IPVS v%s)\n", progName, ipvsVersion)
+}
+
+func usage() string {
+	p := progName
+	return version() + fmt.Sprintf(`Usage:
+  %[1]s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  %[1]s -D virtual-service
+  %[1]s -C
+  %[1]s -R
+  %[1]s -S [-n]
+  %[1]s -a|e virtual-service -r server-address [options]
+  %[1]s -d virtual-service -r server-address
+  %[1]s -L|l [virtual-service] [options]
+  %[1]s -Z [virtual-service]
+  %[1]s --set tcp tcpfin udp
+  %[1]s -h
+
+Commands (long or short form):
+  --add-service     -A        add a virtual service
+  --edit-service    -E        replace a virtual service's settings
+  --delete-service  -D        delete a virtual service and its real servers
+  --clear           -C        delete every virtual service
+  --restore         -R        read commands from stdin, one per line (all are checked before any is sent)
+  --save            -S        print the table as commands that -R reads
+  --add-server      -a        add a real server
+  --edit-server     -e        replace a real server's settings
+  --delete-server   -d        delete a real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero the counters of one or all services
+  --set tcp tcpfin udp        set the three timeouts in seconds (0 keeps one)
+  --help            -h        this message
+  --version         -v        the version
+
+virtual-service:
+  --tcp-service|-t  service-address   host[:port]
+  --udp-service|-u  service-address   host[:port]
+  --sctp-service    service-address   host[:port]
+  --fwmark-service|-f fwmark          an integer greater than zero
+
+Options:
+  --ipv6         -6                   the fwmark service is IPv6 (after -f)
+  --scheduler    -s scheduler         one of %[2]s (default %[3]s)
+  --pe           engine               persistence engine: sip
+  --persistent   -p [timeout]         persistent service (default %[4]d s)
+  --netmask      -M netmask           persistence granularity: mask or prefix length
+  --real-server  -r server-address    host[:port]
+  --gatewaying   -g                   direct routing (default)
+  --ipip         -i                   tunnelling
+  --masquerading -m                   NAT
+  --fullnat                           FULLNAT (if lvsd supports it)
+  --tun-type     type                 ipip (default), gue or gre
+  --tun-port     port                 tunnel destination port (gue)
+  --tun-nocsum                        tunnel without checksum (default)
+  --tun-csum                          tunnel with checksum
+  --tun-remcsum                       tunnel with remote checksum offload (gue)
+  --weight       -w weight            0..65535 (default 1; 0 quiesces)
+  --u-threshold  -x uthreshold        upper connection threshold (0: none)
+  --l-threshold  -y lthreshold        lower connection threshold (0: none)
+  --connection   -c                   list connections
+  --timeout                           list the timeouts
+  --daemon                            list sync daemons
+  --stats                             list counters
+  --rate                              list rates
+  --exact        -X                   numbers in full
+  --thresholds                        list thresholds
+  --persistent-conn                   list persistent connections
+  --tun-info                          list tunnel settings
+  --nosort                            keep lvsd's order
+  --sort                              sort (the default)
+  --ops          -o                   one-packet scheduling (UDP)
+  --numeric      -n                   no host or service names
+  --sched-flags  -b flags             comma list: flag-1 flag-2 flag-3 sh-fallback sh-port mh-fallback mh-port
+
+lvsadm options:
+  --socket NAME                       lvsd's control socket (default $%[5]s, else @lvsd);
+                                      a NAME with a slash is a file-system path
+Names come from /etc/hosts and /etc/services only, never from DNS.
+`, p, strings.Join(config.Schedulers(), "|"), config.DefaultScheduler,
+		int(config.DefaultPersistTimeout.Seconds()), socketEnvVar)
+}

@@ -1,0 +1,105 @@
+package config
+
+// Op is the operation of an ipvsadm command.
+type Op uint8
+
+// The zero Op is invalid.
+const (
+	OpAddService    Op = iota + 1 // -A
+	OpEditService                 // -E
+	OpDeleteService               // -D
+	OpClear                       // -C
+	OpList                        // -L, -l (and no argument at all)
+	OpAddDest                     // -a
+	OpDeleteDest                  // -d
+	OpEditDest                    // -e
+	OpSetTimeouts                 // --set tcp tcpfin udp
+	OpStartDaemon                 // --start-daemon (recognised, refused)
+	OpStopDaemon                  // --stop-daemon (recognised, refused)
+	OpRestore                     // -R: the caller reads rules from stdin
+	OpSave                        // -S
+	OpZero                        // -Z
+	OpVersion                     // -v
+	OpHelp                        // -h
+)
+
+// opText are ipvsadm's command names (its error messages use them, e.g.
+// "Illegal 'weight' option with the 'flush' command").
+var opText = [...]string{
+	OpAddService:    "add-service",
+	OpEditService:   "edit-service",
+	OpDeleteService: "delete-service",
+	OpClear:         "flush",
+	OpList:          "list",
+	OpAddDest:       "add-server",
+	OpDeleteDest:    "delete-server",
+	OpEditDest:      "edit-server",
+	OpSetTimeouts:   "set",
+	OpStartDaemon:   "start-daemon",
+	OpStopDaemon:    "stop-daemon",
+	OpRestore:       "restore",
+	OpSave:          "save",
+	OpZero:          "zero",
+	OpVersion:       "version",
+	OpHelp:          "help",
+}
+
+func (o Op) String() string { return enumString(opText[:], int(o), "Op") }
+
+// MarshalText makes the wire form readable.
+func (o Op) MarshalText() ([]byte, error) { return enumMarshal(opText[:], int(o), "op") }
+
+// UnmarshalText is the inverse of MarshalText.
+func (o *Op) UnmarshalText(b []byte) error {
+	v, err := enumUnmarshal(opText[:], b, "op")
+	*o = Op(v)
+	return err
+}
+
+// Mutates reports whether the operation changes the director's state (and so
+// needs a privileged caller). Zeroing counters counts as a change.
+func (o Op) Mutates() bool {
+	switch o {
+	case OpAddService, OpEditService, OpDeleteService, OpClear,
+		OpAddDest, OpDeleteDest, OpEditDest, OpSetTimeouts,
+		OpStartDaemon, OpStopDaemon, OpRestore, OpZero:
+		return true
+	}
+	return false
+}
+
+// Command is one parsed ipvsadm command line.
+//
+// Add and edit commands carry the complete new Service or Dest, options not
+// given being at their defaults, exactly as ipvsadm sends them to the kernel:
+// "-E -t VIP:80 -s rr" also turns persistence off.
+type Command struct {
+	Op Op `json:"op"`
+	// Service is the virtual service the command names. For list and zero
+	// it is meaningful only when HasService is set (one service rather than
+	// all).
+	Service    Service `json:"service,omitzero"`
+	HasService bool    `json:"has_service,omitempty"`
+	// Dest is the real server of -a, -e and -d.
+	Dest Dest `json:"dest,omitzero"`
+	// Timeouts are the values of --set; zero keeps a timeout unchanged.
+	Timeouts Timeouts `json:"timeouts,omitzero"`
+	// List holds the listing modifiers of -L (and -n of -S).
+	List ListOptions `json:"list,omitzero"`
+}
+
+// ListOptions are the modifiers of -L/-l. Connections, Timeout and Daemon
+// select what is listed; the others shape the service table.
+type ListOptions struct {
+	Connections    bool `json:"connections,omitempty"`     // -c
+	Timeout        bool `json:"timeout,omitempty"`         // --timeout
+	Daemon         bool `json:"daemon,omitempty"`          // --daemon
+	Stats          bool `json:"stats,omitempty"`           // --stats
+	Rate           bool `json:"rate,omitempty"`            // --rate
+	Thresholds     bool `json:"thresholds,omitempty"`      // --thresholds
+	PersistentConn bool `json:"persistent_conn,omitempty"` // --persistent-conn
+	TunInfo        bool `json:"tun_info,omitempty"`        // --tun-info
+	Exact          bool `json:"exact,omitempty"`           // --exact, -X
+	Numeric        bool `json:"numeric,omitempty"`         // -n (also for -S)
+	NoSort         bool `json:"nosort,omitempty"`          // --nosort
+}

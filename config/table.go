@@ -1,0 +1,129 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+)
+
+// IPVSError is an error the kernel's IPVS reports, worded as ipvsadm prints
+// it (libipvs ipvs_strerror), so lvsd's answers read like the kernel's.
+type IPVSError string
+
+func (e IPVSError) Error() string { return string(e) }
+
+// The messages ipvsadm prints for kernel errors.
+const (
+	ErrServiceExists     IPVSError = "Service already exists"
+	ErrNoService         IPVSError = "No such service"
+	ErrServiceNotDefined IPVSError = "Service not defined" // -a/-e/-d on a missing service
+	ErrDestExists        IPVSError = "Destination already exists"
+	ErrNoDest            IPVSError = "No such destination"
+	ErrSchedNotFound     IPVSError = "Scheduler or persistence engine not found"
+	ErrPermission        IPVSError = "Permission denied (you must be root)"
+	ErrInvalid           IPVSError = "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+)
+
+// Table is a configuration built by commands: the virtual services with
+// their real servers, in the order commands added them, and the timeouts a
+// --set asked for (a zero field was never set).
+type Table struct {
+	Services []VirtualService `json:"services"`
+	Timeouts Timeouts         `json:"timeouts,omitzero"`
+}
+
+// Apply applies one configuration command with the kernel's semantics and
+// error messages. A failed command leaves the Table unchanged.
+func (t *Table) Apply(c Command) error {
+	switch c.Op {
+	case OpAddService:
+		if err := c.Service.Validate(); err != nil {
+			return err
+		}
+		if t.find(c.Service.ID()) >= 0 {
+			return ErrServiceExists
+		}
+		t.Services = append(t.Services, VirtualService{Service: c.Service})
+	case OpEditService:
+		if err := c.Service.Validate(); err != nil {
+			return err
+		}
+		i := t.find(c.Service.ID())
+		if i < 0 {
+			return ErrNoService
+		}
+		t.Services[i].Service = c.Service
+	case OpDeleteService:
+		i := t.find(c.Service.ID())
+		if i < 0 {
+			return ErrNoService
+		}
+		t.Services = slices.Delete(t.Services, i, i+1)
+	case OpClear:
+		t.Services = nil
+	case OpAddDest, OpEditDest, OpDeleteDest:
+		return t.applyDest(c)
+	case OpZero:
+		// Counters are not configuration; only the existence check remains.
+		if c.HasService && t.find(c.Service.ID()) < 0 {
+			return ErrNoService
+		}
+	case OpSetTimeouts:
+		if c.Timeouts.TCP != 0 {
+			t.Timeouts.TCP = c.Timeouts.TCP
+		}
+		if c.Timeouts.TCPFin != 0 {
+			t.Timeouts.TCPFin = c.Timeouts.TCPFin
+		}
+		if c.Timeouts.UDP != 0 {
+			t.Timeouts.UDP = c.Timeouts.UDP
+		}
+	default:
+		return fmt.Errorf("%s is not a configuration command", c.Op)
+	}
+	return nil
+}
+
+func (t *Table) applyDest(c Command) error {
+	i := t.find(c.Service.ID())
+	if i < 0 {
+		return ErrServiceNotDefined
+	}
+	vs := &t.Services[i]
+	j := slices.IndexFunc(vs.Dests, func(d Dest) bool { return d.ID() == c.Dest.ID() })
+	switch c.Op {
+	case OpAddDest:
+		if err := c.Dest.Validate(); err != nil {
+			return err
+		}
+		if j >= 0 {
+			return ErrDestExists
+		}
+		vs.Dests = append(vs.Dests, c.Dest)
+	case OpEditDest:
+		if err := c.Dest.Validate(); err != nil {
+			return err
+		}
+		if j < 0 {
+			return ErrNoDest
+		}
+		vs.Dests[j] = c.Dest
+	case OpDeleteDest:
+		if j < 0 {
+			return ErrNoDest
+		}
+		vs.Dests = slices.Delete(vs.Dests, j, j+1)
+	}
+	return nil
+}
+
+func (t *Table) find(id ServiceID) int {
+	return slices.IndexFunc(t.Services, func(vs VirtualService) bool { return vs.Service.ID() == id })
+}
+
+// Lookup returns the virtual service with the given identity.
+func (t *Table) Lookup(id ServiceID) (VirtualService, bool) {
+	if i := t.find(id); i >= 0 {
+		return t.Services[i], true
+	}
+	return VirtualService{}, false
+}

@@ -33,6 +33,9 @@ type GuardRule struct {
 	// NATReal are the (address, protocol, port) of NAT real servers: their
 	// replies are translated by lvsd, never forwarded by the kernel.
 	NATReal []ProtoAddrPort
+	// Marks are lvsd's classifier rules: what they match is balanced by a
+	// fwmark service, so the kernel must not see it either.
+	Marks []MarkRule
 }
 
 // ProtoAddrPort names one L4 endpoint.
@@ -50,11 +53,18 @@ func (g *KernelGuard) Script(r GuardRule) string {
 	fmt.Fprintf(&b, "table netdev %s {\n", g.Table)
 	b.WriteString("\tset owned { type ipv4_addr; }\n")
 	b.WriteString("\tset nat_real { type ipv4_addr . inet_proto . inet_service; }\n")
+	b.WriteString("\tset nat_rs { type ipv4_addr; }\n")
 	for _, dev := range g.Devices {
 		fmt.Fprintf(&b, "\tchain ingress_%s {\n", chainName(dev))
 		fmt.Fprintf(&b, "\t\ttype filter hook ingress device %q priority -500; policy accept;\n", dev)
 		b.WriteString("\t\tip daddr @owned counter drop\n")
 		b.WriteString("\t\tip saddr . meta l4proto . th sport @nat_real counter drop\n")
+		// ICMP errors from NAT real servers quote the untranslated flow;
+		// lvsd translates them, the kernel would forward them as they are.
+		b.WriteString("\t\tip saddr @nat_rs icmp type { destination-unreachable, time-exceeded, parameter-problem } counter drop\n")
+		for i := range r.Marks {
+			fmt.Fprintf(&b, "\t\t%s counter drop\n", r.Marks[i].nft())
+		}
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
@@ -80,6 +90,16 @@ func (g *KernelGuard) Script(r GuardRule) string {
 		}
 		slices.Sort(parts)
 		fmt.Fprintf(&b, "add element netdev %s nat_real { %s }\n", g.Table, strings.Join(parts, ", "))
+		addrs := map[string]bool{}
+		var rs []string
+		for _, e := range r.NATReal {
+			if a := e.Addr().String(); !addrs[a] {
+				addrs[a] = true
+				rs = append(rs, a)
+			}
+		}
+		slices.Sort(rs)
+		fmt.Fprintf(&b, "add element netdev %s nat_rs { %s }\n", g.Table, strings.Join(rs, ", "))
 	}
 	return b.String()
 }

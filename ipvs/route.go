@@ -89,3 +89,5 @@ func (t *RouteTable) Lookup(dst netip.Addr) (Route, netip.Addr, bool) {
 
 // Routes returns the table's routes, longest prefix first.
 func (t *RouteTable) Routes() []Route { return t.routes }
+
+func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }

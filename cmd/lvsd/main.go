@@ -1,0 +1,315 @@
+// Command lvsd is the director daemon: an IPVS director in userspace that
+// reads frames from AF_PACKET rings on its interfaces and forwards them by
+// DR, NAT or IP-in-IP.
+//
+//	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--metrics ADDR] [--mark RULE]...
+//
+// One lvsd per network namespace. It is administered with lvsadm over the
+// abstract unix socket @lvsd (per namespace). SIGHUP reloads the rules file
+// atomically; SIGTERM and SIGINT remove what lvsd installed (the nftables
+// guard, offload changes) and exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"lvslab/capture"
+	"lvslab/config"
+	"lvslab/ipvs"
+	"lvslab/ipvs/ctl"
+	"lvslab/rewrite"
+)
+
+type options struct {
+	ifaces       []string
+	rules        string
+	keepalived   string
+	socket       string
+	metrics      string
+	maxConns     int
+	marks        []ipvs.MarkRule
+	keepOffloads bool
+	guardTable   string
+	logLevel     slog.Level
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("lvsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var ifaces, level string
+	var marks stringList
+	fs.StringVar(&ifaces, "i", "", "interfaces to forward on, comma separated (required)")
+	fs.StringVar(&o.rules, "R", "", "ipvsadm rules file to load (as `ipvsadm -S` writes it); SIGHUP reloads it")
+	fs.StringVar(&o.keepalived, "f", "", "keepalived.conf (not supported yet)")
+	fs.StringVar(&o.socket, "socket", ctl.DefaultSocket, "control socket name (abstract unless it contains a slash)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9108)")
+	fs.IntVar(&o.maxConns, "max-conns", 0, "connection table limit (0: default)")
+	fs.Var(&marks, "mark", "classifier rule feeding fwmark services, e.g. mark=1,proto=tcp,dst=10.0.0.10,dport=80,src-mac!=02:00:00:00:00:01 (repeatable)")
+	fs.BoolVar(&o.keepOffloads, "keep-offloads", false, "do not turn GRO/LRO off on the interfaces")
+	fs.StringVar(&o.guardTable, "guard-table", "lvsd", "nftables table (family netdev) lvsd owns")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, i := range strings.Split(ifaces, ",") {
+		if i = strings.TrimSpace(i); i != "" {
+			o.ifaces = append(o.ifaces, i)
+		}
+	}
+	if len(o.ifaces) == 0 {
+		return o, errors.New("-i: no interface given")
+	}
+	if o.keepalived != "" {
+		return o, fmt.Errorf("-f %s: keepalived.conf is not supported by this lvsd yet; use -R with an ipvsadm rules file", o.keepalived)
+	}
+	for _, m := range marks {
+		r, err := ipvs.ParseMarkRule(m)
+		if err != nil {
+			return o, fmt.Errorf("--mark: %w", err)
+		}
+		o.marks = append(o.marks, r)
+	}
+	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return o, fmt.Errorf("--log-level: %w", err)
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "lvsd:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	if err := run(o, log); err != nil {
+		fmt.Fprintln(os.Stderr, "lvsd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, log *slog.Logger) error {
+	// Load the rules before touching anything: bad configuration exits
+	// non-zero with file:line and nothing applied.
+	var rules *config.Table
+	if o.rules != "" {
+		t, err := config.LoadRulesFile(o.rules)
+		if err != nil {
+			return err
+		}
+		rules = t
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	eng, err := ipvs.New(ipvs.Config{Logger: log, MaxConns: o.maxConns})
+	if err != nil {
+		return err
+	}
+	// Everything installed from here on is undone in reverse order.
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer nl.Close()
+
+	for _, name := range o.ifaces {
+		ifc, err := openIface(name, nl)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { _ = ifc.Port.Close() })
+		if !o.keepOffloads {
+			ch, err := capture.DisableAggregation(name)
+			if err != nil {
+				log.Warn("could not turn off receive aggregation", "iface", name, "err", err)
+			}
+			if !ch.Empty() {
+				log.Info("turned off receive aggregation, as an LVS director must (restored on exit)", "changes", ch.String())
+				undo = append(undo, func() {
+					if _, err := ch.Restore(); err != nil {
+						log.Warn("restore offloads", "iface", name, "err", err)
+					}
+				})
+			}
+		}
+		eng.AddIface(ifc)
+		log.Info("forwarding on interface", "iface", name, "mac", net.HardwareAddr(ifc.MAC[:]), "mtu", ifc.MTU, "addrs", ifc.Addrs)
+	}
+
+	routes, err := ipvs.LoadRoutes(nl)
+	if err != nil {
+		return err
+	}
+	eng.SetRoutes(routes)
+
+	guard := &ipvs.KernelGuard{Table: o.guardTable, Devices: o.ifaces}
+	_ = guard.Remove(ctx) // a crashed predecessor's table
+	eng.SetGuard(guard)
+	undo = append(undo, func() {
+		if err := guard.Remove(context.Background()); err != nil {
+			log.Warn("remove nftables guard", "err", err)
+		}
+	})
+	if err := eng.SetMarks(o.marks); err != nil {
+		return err
+	}
+	if rules != nil {
+		if err := eng.Replace(*rules); err != nil {
+			return fmt.Errorf("%s: %w", o.rules, err)
+		}
+		log.Info("loaded rules", "file", o.rules, "services", len(rules.Services))
+	}
+
+	ln, err := ctl.Listen(o.socket)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := ctl.Serve(ctx, ln, eng); err != nil && ctx.Err() == nil {
+			log.Error("control socket", "err", err)
+		}
+	}()
+	if o.metrics != "" {
+		srv, err := serveMetrics(o.metrics, eng, log)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { _ = srv.Close() })
+	}
+
+	go refreshRoutes(ctx, eng, nl, log)
+	go reloadOnHUP(ctx, eng, o.rules, log)
+
+	log.Info("lvsd running", "socket", ctl.SocketAddr(o.socket), "interfaces", o.ifaces)
+	err = eng.Run(ctx)
+	log.Info("lvsd stopping")
+	return err
+}
+
+func openIface(name string, nl *netlink.Handle) (*ipvs.Iface, error) {
+	port, err := capture.Open(capture.Config{Interface: name})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	l := port.Link()
+	ifc := &ipvs.Iface{Name: name, Index: l.Index, MAC: rewrite.MAC(l.MAC), MTU: l.MTU, Port: port}
+	link, err := nl.LinkByIndex(l.Index)
+	if err != nil {
+		port.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	addrs, err := nl.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		port.Close()
+		return nil, fmt.Errorf("%s: addresses: %w", name, err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		ifc.Addrs = append(ifc.Addrs, netip.PrefixFrom(ip, ones))
+	}
+	return ifc, nil
+}
+
+// refreshRoutes re-reads the routing table every second: real servers
+// follow route changes without a restart.
+func refreshRoutes(ctx context.Context, eng *ipvs.Engine, nl *netlink.Handle, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r, err := ipvs.LoadRoutes(nl)
+		if err != nil {
+			log.Warn("reading routes", "err", err)
+			continue
+		}
+		eng.SetRoutes(r)
+	}
+}
+
+func reloadOnHUP(ctx context.Context, eng *ipvs.Engine, rules string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if rules == "" {
+			log.Warn("SIGHUP: no rules file (-R) to reload")
+			continue
+		}
+		t, err := config.LoadRulesFile(rules)
+		if err == nil {
+			err = eng.Replace(*t)
+		}
+		if err != nil {
+			log.Error("reload refused; the running configuration is unchanged", "err", err)
+			continue
+		}
+		log.Info("reloaded rules", "file", rules, "services", len(t.Services))
+	}
+}
+
+func serveMetrics(addr string, eng *ipvs.Engine, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		eng.WriteMetrics(w)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return srv, nil
+}

@@ -1,0 +1,124 @@
+// Package e2e holds what the end-to-end tests of the binaries share: building
+// them once per test binary, and the kernel IPVS selftest topology.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"lvslab/internal/nstest"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Bin returns the path of a freshly built lvslab binary (lvsd, lvsadm,
+// lvsrs), building all of them once per test process.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		binDir, buildErr = os.MkdirTemp("", "lvslab-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvsd", "./cmd/lvsadm", "./cmd/lvsrs")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// Selftest is the topology of the kernel's IPVS selftest (ipvs.sh):
+// ns0 the client with a bridge joining the director's client leg and the
+// real server's second leg, ns1 the director, ns2 the real server.
+type Selftest struct {
+	Client, Director, Real *nstest.NS
+}
+
+// VIP and the selftest's addresses.
+const (
+	VIP  = "207.175.44.110"
+	Port = "8080"
+	CIP  = "10.0.0.2"
+	GIP  = "10.0.0.1"
+	DIP  = "172.16.0.1"
+	RIP  = "172.16.0.2"
+	SIP  = "10.0.0.3"
+)
+
+// NewSelftest builds the topology with every link at MTU 1500 and TSO/GSO
+// off on every veth, as a wire would segment; checksum offload stays at its
+// default (so frames arrive CHECKSUM_PARTIAL).
+func NewSelftest(t testing.TB) *Selftest {
+	t.Helper()
+	s := &Selftest{
+		Client:   nstest.New(t, "ns0"),
+		Director: nstest.New(t, "ns1"),
+		Real:     nstest.New(t, "ns2"),
+	}
+	nstest.Veth(t, s.Client, "veth01", s.Director, "veth10", 1500)
+	nstest.Veth(t, s.Client, "veth02", s.Real, "veth20", 1500)
+	nstest.Veth(t, s.Director, "veth12", s.Real, "veth21", 1500)
+	s.Client.Bridge("br0", "veth01", "veth02")
+	s.Client.Addr("br0", CIP+"/24")
+	s.Director.Addr("veth10", GIP+"/24")
+	s.Director.Addr("veth12", DIP+"/24")
+	s.Real.Addr("veth21", RIP+"/24")
+	s.Real.Addr("veth20", SIP+"/24")
+	s.Client.Route(VIP+"/32", GIP, "br0")
+	for _, l := range []struct {
+		ns   *nstest.NS
+		name string
+	}{{s.Client, "veth01"}, {s.Client, "veth02"}, {s.Client, "br0"}, {s.Director, "veth10"}, {s.Director, "veth12"}, {s.Real, "veth21"}, {s.Real, "veth20"}} {
+		l.ns.Offload(l.name, "tso", "off", "gso", "off")
+	}
+	return s
+}
+
+// StartLVSD runs lvsd in ns on the given interfaces and waits until lvsadm
+// reaches it.
+func StartLVSD(t testing.TB, ns *nstest.NS, ifaces string, extra ...string) *nstest.SyncBuffer {
+	t.Helper()
+	args := append([]string{"-i", ifaces}, extra...)
+	_, log := ns.Start(Bin(t, "lvsd"), args...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := ns.Try(Bin(t, "lvsadm"), "-L", "-n"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lvsd did not come up:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lvsd log (%s):\n%s", ns.Name, log.String())
+		}
+	})
+	return log
+}
+
+// LVSADM runs lvsadm in ns with a command line as ipvsadm takes it.
+func LVSADM(t testing.TB, ns *nstest.NS, cmdline string) string {
+	t.Helper()
+	return ns.Run(Bin(t, "lvsadm"), strings.Fields(cmdline)...)
+}

@@ -1,0 +1,361 @@
+// Package ipvs is the director's engine: virtual services and real servers,
+// the packet pipeline (parse, connection lookup, scheduling, state, rewrite,
+// transmit), neighbour resolution, ownership of the VIPs, and the control
+// operations lvsadm drives.
+//
+// Concurrency: one mutex guards everything. Each interface has a receive
+// goroutine that takes the lock once per batch of frames, processes the
+// batch and transmits what it produced before letting go; the timer
+// goroutine and control commands take the same lock.
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"lvslab/capture"
+	"lvslab/config"
+	"lvslab/conntrack"
+	"lvslab/rewrite"
+)
+
+// Config tunes an Engine.
+type Config struct {
+	Logger *slog.Logger
+	// MaxConns caps the connection table (0: conntrack's default).
+	MaxConns int
+	// ConnReuseMode is the sysctl conn_reuse_mode (default 1).
+	ConnReuseMode int
+	// ExpireQuiescentTemplate is the sysctl expire_quiescent_template.
+	ExpireQuiescentTemplate bool
+	// Now is the clock (monotonic nanoseconds); nil uses the process clock.
+	Now func() int64
+	// Batch is how many frames one receive call takes (default 64).
+	Batch int
+}
+
+// Iface is an interface lvsd forwards on.
+type Iface struct {
+	Name  string
+	Index int
+	MAC   rewrite.MAC
+	MTU   int
+	// Addrs are the kernel's IPv4 addresses on the interface: the source of
+	// lvsd's ARP requests and of tunnel headers.
+	Addrs []netip.Prefix
+	Port  capture.Port
+
+	slot int
+}
+
+// srcFor returns our address on ifc for talking to dst: one in dst's
+// subnet if there is one, else the first.
+func (i *Iface) srcFor(dst netip.Addr) netip.Addr {
+	for _, p := range i.Addrs {
+		if p.Contains(dst) {
+			return p.Addr()
+		}
+	}
+	if len(i.Addrs) > 0 {
+		return i.Addrs[0].Addr()
+	}
+	return netip.Addr{}
+}
+
+// Engine is one director.
+type Engine struct {
+	mu  sync.Mutex
+	log *slog.Logger
+	cfg Config
+	now func() int64
+
+	ifaces  []*Iface
+	byIndex map[int]*Iface
+
+	table    config.Table // the configuration as applied, for -S and validation
+	services []*Service   // in the order they were added
+	byKey    map[svcKey]*Service
+	byMark   map[uint32]*Service
+	owned    map[[4]byte]int // VIP -> number of services on it
+	marks    []MarkRule
+
+	conns  *conntrack.Table
+	routes *RouteTable
+	neigh  *neighTable
+
+	ctr   [numReasons]uint64
+	parse [rewrite.NumReasons]uint64
+
+	lastOversizeWarn int64
+	ipID             uint16
+	pendingARP       []arpProbe
+	guard            *KernelGuard
+}
+
+// New creates an engine with no interfaces and no services.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.ConnReuseMode == 0 {
+		cfg.ConnReuseMode = 1
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	now := cfg.Now
+	if now == nil {
+		start := time.Now()
+		now = func() int64 { return int64(time.Since(start)) + int64(time.Hour) }
+	}
+	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("connection table: %w", err)
+	}
+	return &Engine{
+		log: cfg.Logger, cfg: cfg, now: now,
+		byIndex: map[int]*Iface{},
+		byKey:   map[svcKey]*Service{}, byMark: map[uint32]*Service{},
+		owned:   map[[4]byte]int{},
+		conns:   ct,
+		routes:  NewRouteTable(nil),
+		neigh:   newNeighTable(),
+	}, nil
+}
+
+// AddIface registers an interface before Run.
+func (e *Engine) AddIface(ifc *Iface) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ifc.slot = len(e.ifaces)
+	e.ifaces = append(e.ifaces, ifc)
+	e.byIndex[ifc.Index] = ifc
+}
+
+// SetRoutes replaces the routing snapshot and re-resolves every real server.
+func (e *Engine) SetRoutes(t *RouteTable) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.routes = t
+	for _, s := range e.services {
+		for _, d := range s.dests {
+			e.routeDest(d)
+		}
+	}
+}
+
+// routeDest caches where packets to d leave. DR needs the RIP on-link (the
+// kernel's IP_VS_RT_MODE_KNOWN_NH: the L2 next hop is the RIP itself).
+func (e *Engine) routeDest(d *Dest) {
+	d.out, d.nh, d.src = nil, netip.Addr{}, netip.Addr{}
+	r, nh, ok := e.routes.Lookup(d.Addr)
+	if !ok {
+		return
+	}
+	ifc := e.byIndex[r.Ifindex]
+	if ifc == nil {
+		return
+	}
+	if d.cfg.Forward == config.ForwardRoute {
+		nh = d.Addr
+	}
+	d.out, d.nh = ifc, nh
+	d.src = r.Src
+	if !d.src.IsValid() {
+		d.src = ifc.srcFor(nh)
+	}
+}
+
+// Run receives on every interface until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	ifaces := append([]*Iface(nil), e.ifaces...)
+	e.mu.Unlock()
+	if len(ifaces) == 0 {
+		return errors.New("no interfaces")
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ifaces))
+	for _, ifc := range ifaces {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.rxLoop(ctx, ifc); err != nil {
+				errc <- fmt.Errorf("%s: %w", ifc.Name, err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.timerLoop(ctx)
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	for _, ifc := range ifaces {
+		_ = ifc.Port.SetReadDeadline(time.Now())
+	}
+	wg.Wait()
+	return err
+}
+
+func (e *Engine) timerLoop(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastEst int64
+	w := e.newWorker()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		now := e.now()
+		e.conns.Expire(now)
+		e.neighTimers(w, now)
+		if now-lastEst >= int64(2*time.Second) {
+			lastEst = now
+			for _, s := range e.services {
+				s.est.tick(s.stats)
+				for _, d := range s.dests {
+					d.est.tick(d.stats)
+				}
+			}
+		}
+		e.flush(w)
+		e.mu.Unlock()
+	}
+}
+
+// headroom lets IP-in-IP encapsulation and TOA grow a frame in place.
+const (
+	headroom = 32
+	slotSize = 2048 + headroom
+	genSize  = 1024
+)
+
+// worker holds one goroutine's buffers: received frames (rewritten in
+// place), generated replies, and per-interface transmit lists.
+type worker struct {
+	rx    []capture.Frame
+	slots [][]byte
+	gen   [][]byte
+	ngen  int
+	tx    [][]capture.Frame
+	p     rewrite.Packet
+}
+
+func (e *Engine) newWorker() *worker {
+	n := e.cfg.Batch
+	w := &worker{rx: make([]capture.Frame, n), slots: make([][]byte, n), gen: make([][]byte, 2*n)}
+	for i := range w.slots {
+		w.slots[i] = make([]byte, slotSize)
+	}
+	for i := range w.gen {
+		w.gen[i] = make([]byte, genSize)
+	}
+	w.tx = make([][]capture.Frame, len(e.ifaces))
+	for i := range w.tx {
+		w.tx[i] = make([]capture.Frame, 0, 2*n)
+	}
+	return w
+}
+
+// genBuf returns a buffer for a generated frame, or nil when the batch has
+// used them all (the reply is then not sent, and counted as a tx error).
+func (w *worker) genBuf() []byte {
+	if w.ngen == len(w.gen) {
+		return nil
+	}
+	b := w.gen[w.ngen]
+	w.ngen++
+	return b
+}
+
+func (w *worker) queue(ifc *Iface, frame []byte) {
+	w.tx[ifc.slot] = append(w.tx[ifc.slot], capture.Frame{Buf: frame, N: len(frame), Len: len(frame)})
+}
+
+func (e *Engine) rxLoop(ctx context.Context, ifc *Iface) error {
+	w := e.newWorker()
+	for ctx.Err() == nil {
+		for i := range w.rx {
+			w.rx[i] = capture.Frame{Buf: w.slots[i][headroom:]}
+		}
+		n, err := ifc.Port.ReadBatch(w.rx)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		e.mu.Lock()
+		now := e.now()
+		for i := 0; i < n; i++ {
+			e.handle(w, ifc, i, now)
+		}
+		e.flush(w)
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// flush transmits what a batch produced and resets the worker.
+func (e *Engine) flush(w *worker) {
+	for slot, frames := range w.tx {
+		if len(frames) == 0 {
+			continue
+		}
+		ifc := e.ifaces[slot]
+		for sent := 0; sent < len(frames); {
+			n, err := ifc.Port.WriteBatch(frames[sent:])
+			e.ctr[txFrames] += uint64(n)
+			sent += n
+			if err != nil {
+				// The frame at sent was refused (too big, ring full): count
+				// it and carry on with the rest.
+				e.ctr[txErrors]++
+				sent++
+			}
+		}
+		w.tx[slot] = frames[:0]
+	}
+	w.ngen = 0
+}
+
+// Counters returns the engine's event counters by metric name, and the parse
+// errors by reason.
+func (e *Engine) Counters() (events map[string]uint64, parse map[string]uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	events = make(map[string]uint64, numReasons)
+	for i, v := range e.ctr {
+		events[reasonNames[i]] = v
+	}
+	parse = map[string]uint64{}
+	for i, v := range e.parse {
+		if i > 0 && v > 0 {
+			parse[reasonLabel(rewrite.Reason(i))] = v
+		}
+	}
+	st := e.conns.Stats()
+	events["conns"] = uint64(st.Conns)
+	events["templates"] = uint64(st.Templates)
+	events["conns_refused"] = st.Refused
+	events["conns_created"] = st.Created
+	events["conns_expired"] = st.Expired
+	return events, parse
+}

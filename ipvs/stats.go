@@ -1,0 +1,115 @@
+package ipvs
+
+import "lvslab/ipvs/ctl"
+
+// counters are a service's or real server's cumulative statistics.
+type counters struct {
+	conns, inPkts, outPkts, inBytes, outBytes uint64
+}
+
+func (c *counters) in(n int) {
+	c.inPkts++
+	c.inBytes += uint64(n)
+}
+
+func (c *counters) out(n int) {
+	c.outPkts++
+	c.outBytes += uint64(n)
+}
+
+func (c counters) status() ctl.Stats {
+	return ctl.Stats{Conns: c.conns, InPkts: c.inPkts, OutPkts: c.outPkts, InBytes: c.inBytes, OutBytes: c.outBytes}
+}
+
+// estimator is the kernel's rate estimator (ip_vs_est.c): every 2 seconds
+// avg += (rate - avg) / 4, connection and packet rates kept scaled by 2^10,
+// byte rates by 2^5, so ipvsadm --rate reads the same smoothed figures.
+type estimator struct {
+	last                             counters
+	cps, inpps, outpps, inbps, outbs int64
+}
+
+// tick folds in the 2-second interval ending now.
+func (e *estimator) tick(c counters) {
+	// Per-second rates over the 2 s interval, scaled as the kernel scales.
+	rate := func(now, last uint64, shift uint) int64 {
+		return int64(now-last) << shift / 2
+	}
+	step := func(avg *int64, r int64) { *avg += (r - *avg) >> 2 }
+	step(&e.cps, rate(c.conns, e.last.conns, 10))
+	step(&e.inpps, rate(c.inPkts, e.last.inPkts, 10))
+	step(&e.outpps, rate(c.outPkts, e.last.outPkts, 10))
+	step(&e.inbps, rate(c.inBytes, e.last.inBytes, 5))
+	step(&e.outbs, rate(c.outBytes, e.last.outBytes, 5))
+	e.last = c
+}
+
+func (e *estimator) status() ctl.Rate {
+	pos := func(v int64) uint64 {
+		if v < 0 {
+			return 0
+		}
+		return uint64(v)
+	}
+	return ctl.Rate{
+		CPS:    pos(e.cps+0x1FF) >> 10,
+		InPPS:  pos(e.inpps+0x1FF) >> 10,
+		OutPPS: pos(e.outpps+0x1FF) >> 10,
+		InBPS:  pos(e.inbps+0xF) >> 5,
+		OutBPS: pos(e.outbs+0xF) >> 5,
+	}
+}
+
+// Drop and event reasons lvsd counts; each has a metric name.
+type reason uint8
+
+const (
+	rxFrames reason = iota
+	rxIgnored
+	rxOversized
+	rxMalformed
+	rxFragment
+	rxIPOptions
+	rxUnknownProto
+	rxTTLExpired
+	rxNoService
+	rxNotSyn
+	rxNoDest
+	rxTableFull
+	rxDestGone
+	rxNeighFail
+	rxNeighQueueFull
+	rxFragNeeded
+	rxARPReplies
+	rxEchoReplies
+	rxResets
+	rxPortUnreach
+	txFrames
+	txErrors
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	rxFrames:         "rx_frames",
+	rxIgnored:        "rx_not_ours",
+	rxOversized:      "drop_oversized",
+	rxMalformed:      "drop_malformed",
+	rxFragment:       "drop_fragment",
+	rxIPOptions:      "rx_ip_options",
+	rxUnknownProto:   "drop_unknown_protocol",
+	rxTTLExpired:     "drop_ttl_expired",
+	rxNoService:      "drop_no_service",
+	rxNotSyn:         "drop_not_syn",
+	rxNoDest:         "drop_no_destination",
+	rxTableFull:      "drop_conn_table_full",
+	rxDestGone:       "drop_destination_removed",
+	rxNeighFail:      "drop_neighbour_unresolved",
+	rxNeighQueueFull: "drop_neighbour_queue_full",
+	rxFragNeeded:     "drop_frag_needed",
+	rxARPReplies:     "tx_arp_replies",
+	rxEchoReplies:    "tx_echo_replies",
+	rxResets:         "tx_resets",
+	rxPortUnreach:    "tx_icmp_unreachable",
+	txFrames:         "tx_frames",
+	txErrors:         "tx_errors",
+}

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ type options struct {
 	marks        []ipvs.MarkRule
 	keepOffloads bool
 	guardTable   string
+	pcapTX       string
 	logLevel     slog.Level
 }
 
@@ -68,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&marks, "mark", "classifier rule feeding fwmark services, e.g. mark=1,proto=tcp,dst=10.0.0.10,dport=80,src-mac!=02:00:00:00:00:01 (repeatable)")
 	fs.BoolVar(&o.keepOffloads, "keep-offloads", false, "do not turn GRO/LRO off on the interfaces")
 	fs.StringVar(&o.guardTable, "guard-table", "lvsd", "nftables table (family netdev) lvsd owns")
+	fs.StringVar(&o.pcapTX, "pcap-tx", "", "record every frame lvsd transmits into DIR/<iface>.pcap (for tshark)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -151,6 +154,12 @@ func run(o options, log *slog.Logger) error {
 		ifc, err := openIface(name, nl)
 		if err != nil {
 			return err
+		}
+		if o.pcapTX != "" {
+			if err := recordTX(ifc, o.pcapTX); err != nil {
+				_ = ifc.Port.Close()
+				return err
+			}
 		}
 		undo = append(undo, func() { _ = ifc.Port.Close() })
 		if !o.keepOffloads {
@@ -248,6 +257,32 @@ func openIface(name string, nl *netlink.Handle) (*ipvs.Iface, error) {
 	}
 	return ifc, nil
 }
+
+// recordTX wraps the interface's port so every frame it sends is also
+// written to DIR/<iface>.pcap.
+func recordTX(ifc *ipvs.Iface, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--pcap-tx: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, ifc.Name+".pcap"))
+	if err != nil {
+		return fmt.Errorf("--pcap-tx: %w", err)
+	}
+	rec, err := capture.NewRecorder(ifc.Port, f, nil)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("--pcap-tx: %w", err)
+	}
+	ifc.Port = &closeBoth{Recorder: rec, f: f}
+	return nil
+}
+
+type closeBoth struct {
+	*capture.Recorder
+	f *os.File
+}
+
+func (c *closeBoth) Close() error { return errors.Join(c.Recorder.Close(), c.f.Close()) }
 
 // refreshRoutes re-reads the routing table every second: real servers
 // follow route changes without a restart.

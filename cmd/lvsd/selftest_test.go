@@ -45,7 +45,8 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 		d.Sysctl("net.ipv4.conf.all.send_redirects", "0")
 		d.Sysctl("net.ipv4.conf.default.send_redirects", "0")
 	}
-	e2e.StartLVSD(t, d, "veth10,veth12")
+	pcaps := t.TempDir()
+	e2e.StartLVSD(t, d, "veth10,veth12", "--pcap-tx", pcaps)
 	e2e.LVSADM(t, d, "-A -t "+e2e.VIP+":"+e2e.Port+" -s rr")
 	flag := map[string]string{"dr": "-g", "nat": "-m", "tun": "-i"}[mode]
 	e2e.LVSADM(t, d, "-a "+flag+" -t "+e2e.VIP+":"+e2e.Port+" -r "+e2e.RIP+":"+e2e.Port)
@@ -107,6 +108,7 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 	if !strings.Contains(conns, want) {
 		t.Errorf("%s: connection listing lacks %s:\n%s", mode, want, conns)
 	}
+	e2e.CheckPcaps(t, pcaps, mode == "tun")
 	if watchRIP {
 		time.Sleep(300 * time.Millisecond)
 		if leaked := strings.TrimSpace(capture.String()); strings.Contains(leaked, "172.16.0.") {

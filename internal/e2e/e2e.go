@@ -122,3 +122,44 @@ func LVSADM(t testing.TB, ns *nstest.NS, cmdline string) string {
 	t.Helper()
 	return ns.Run(Bin(t, "lvsadm"), strings.Fields(cmdline)...)
 }
+
+// CheckPcaps has tshark read every pcap lvsd wrote with --pcap-tx, with
+// checksum validation on: no frame may carry a bad IPv4, TCP or UDP checksum.
+// With ipip, the files must hold IP-in-IP packets that tshark decodes down
+// to the inner TCP segment.
+func CheckPcaps(t testing.TB, dir string, ipip bool) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+	if len(files) == 0 {
+		t.Fatalf("no pcap files in %s", dir)
+	}
+	total, tunnelled := 0, 0
+	for _, f := range files {
+		total += tsharkCount(t, f, "")
+		if n := tsharkCount(t, f, "ip.checksum.status == 0 || tcp.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0"); n != 0 {
+			t.Errorf("%s: %d frames with a bad checksum", filepath.Base(f), n)
+		}
+		tunnelled += tsharkCount(t, f, "ip.proto == 4 && tcp")
+	}
+	if total == 0 {
+		t.Fatalf("lvsd transmitted nothing")
+	}
+	if ipip && tunnelled == 0 {
+		t.Errorf("no IP-in-IP frame with an inner TCP segment decoded by tshark")
+	}
+	t.Logf("tshark: %d frames transmitted by lvsd, %d IP-in-IP, no bad checksum", total, tunnelled)
+}
+
+func tsharkCount(t testing.TB, file, filter string) int {
+	args := []string{"-n", "-r", file,
+		"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"}
+	if filter != "" {
+		args = append(args, "-Y", filter)
+	}
+	args = append(args, "-T", "fields", "-e", "frame.number")
+	out, err := exec.Command("tshark", args...).Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", strings.Join(args, " "), err)
+	}
+	return len(strings.Fields(string(out)))
+}

@@ -169,5 +169,8 @@ func (s *Service) resched() {
 }
 
 func (s *Service) key() svcKey {
+	if !s.cfg.Addr.Is4() {
+		return svcKey{} // fwmark services are found by mark, not by key
+	}
 	return svcKey{proto: s.cfg.Protocol.IPProto(), addr: s.cfg.Addr.As4(), port: s.cfg.Port}
 }

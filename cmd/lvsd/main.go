@@ -177,7 +177,7 @@ func run(o options, log *slog.Logger) error {
 			}
 		}
 		eng.AddIface(ifc)
-		log.Info("forwarding on interface", "iface", name, "mac", net.HardwareAddr(ifc.MAC[:]), "mtu", ifc.MTU, "addrs", ifc.Addrs)
+		log.Info("forwarding on interface", "iface", name, "mac", net.HardwareAddr(ifc.MAC[:]).String(), "mtu", ifc.MTU, "addrs", ifc.Addrs)
 	}
 
 	routes, err := ipvs.LoadRoutes(nl)

@@ -163,3 +163,9 @@ func tsharkCount(t testing.TB, file, filter string) int {
 	}
 	return len(strings.Fields(string(out)))
 }
+
+// Tshark reads a capture file with extra tshark arguments.
+func Tshark(file string, args ...string) (string, error) {
+	out, err := exec.Command("tshark", append([]string{"-n", "-r", file}, args...)...).Output()
+	return string(out), err
+}

@@ -23,6 +23,7 @@ import (
 	"lvslab/config"
 	"lvslab/conntrack"
 	"lvslab/rewrite"
+	"lvslab/sched"
 )
 
 // Config tunes an Engine.
@@ -253,6 +254,7 @@ type worker struct {
 	ngen  int
 	tx    [][]capture.Frame
 	p     rewrite.Packet
+	flow  sched.Flow
 }
 
 func (e *Engine) newWorker() *worker {

@@ -228,7 +228,10 @@ func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.P
 		e.refuse(w, in, frame, p)
 		return
 	}
-	flow := sched.Flow{Proto: p.Protocol, SrcAddr: p.Src, DstAddr: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Now: now}
+	// The flow lives in the worker: passed to an interface method it would
+	// escape to the heap on every new connection.
+	flow := &w.flow
+	*flow = sched.Flow{Proto: p.Protocol, SrcAddr: p.Src, DstAddr: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Now: now}
 	var (
 		sd   *sched.Dest
 		tmpl conntrack.ConnID
@@ -243,7 +246,7 @@ func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.P
 		if tmpl != 0 {
 			sd = e.conns.Dest(tmpl)
 		} else {
-			sd = svc.sched.Schedule(&flow)
+			sd = svc.sched.Schedule(flow)
 			if sd != nil {
 				tmpl, err = e.conns.NewTemplate(&key, sd, svc.persist.Timeout, now)
 				if err != nil {
@@ -253,7 +256,7 @@ func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.P
 			}
 		}
 	} else {
-		sd = svc.sched.Schedule(&flow)
+		sd = svc.sched.Schedule(flow)
 	}
 	if sd == nil {
 		// ip_vs_leave: "no destination available" is port unreachable,

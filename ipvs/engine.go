@@ -123,10 +123,10 @@ func New(cfg Config) (*Engine, error) {
 		log: cfg.Logger, cfg: cfg, now: now,
 		byIndex: map[int]*Iface{},
 		byKey:   map[svcKey]*Service{}, byMark: map[uint32]*Service{},
-		owned:   map[[4]byte]int{},
-		conns:   ct,
-		routes:  NewRouteTable(nil),
-		neigh:   newNeighTable(),
+		owned:  map[[4]byte]int{},
+		conns:  ct,
+		routes: NewRouteTable(nil),
+		neigh:  newNeighTable(),
 	}, nil
 }
 

@@ -1,7 +1,6 @@
 package ipvs
 
 import (
-
 	"lvslab/conntrack"
 	"lvslab/rewrite"
 )
@@ -71,4 +70,3 @@ func (e *Engine) handleICMPError(w *worker, in *Iface, frame []byte, p *rewrite.
 	}
 	return true
 }
-

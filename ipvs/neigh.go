@@ -20,13 +20,13 @@ const (
 )
 
 type neighEntry struct {
-	mac      rewrite.MAC
-	ifc      *Iface
-	valid    bool  // mac is known
-	learned  int64 // when mac was last confirmed
-	probed   int64 // last request sent
-	probes   int
-	queue    []pending // frames waiting for resolution (copies)
+	mac     rewrite.MAC
+	ifc     *Iface
+	valid   bool  // mac is known
+	learned int64 // when mac was last confirmed
+	probed  int64 // last request sent
+	probes  int
+	queue   []pending // frames waiting for resolution (copies)
 }
 
 // pending is a frame held until its next hop's MAC is known; finish sets the

@@ -52,6 +52,7 @@ func TestSeedNATExample(t *testing.T) {
 	rs2.Addr("eth0", "172.16.0.3/24")
 	for _, rs := range []*nstest.NS{rs1, rs2} {
 		rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", "172.16.0.1")
+		t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
 	}
 	// Each real server answers with its identity, as in the seed's lab.
 	serve := func(ns *nstest.NS, port, id string) {

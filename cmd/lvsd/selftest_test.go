@@ -46,7 +46,7 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 		d.Sysctl("net.ipv4.conf.default.send_redirects", "0")
 	}
 	pcaps := t.TempDir()
-	e2e.StartLVSD(t, d, "veth10,veth12", "--pcap-tx", pcaps)
+	e2e.StartLVSD(t, d, "veth10,veth12", "--pcap-tx", pcaps, "--metrics", "127.0.0.1:9108")
 	e2e.LVSADM(t, d, "-A -t "+e2e.VIP+":"+e2e.Port+" -s rr")
 	flag := map[string]string{"dr": "-g", "nat": "-m", "tun": "-i"}[mode]
 	e2e.LVSADM(t, d, "-a "+flag+" -t "+e2e.VIP+":"+e2e.Port+" -r "+e2e.RIP+":"+e2e.Port)
@@ -61,6 +61,7 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 		t.Cleanup(func() { _, _ = r.Try(e2e.Bin(t, "lvsrs"), "stop") })
 	case "tun":
 		_, log := r.Start(e2e.Bin(t, "lvsrs"), "start", "--mode", "tun", "--vip", e2e.VIP, "--iface", "veth21")
+		t.Cleanup(func() { _, _ = r.Try(e2e.Bin(t, "lvsrs"), "stop") })
 		waitFor(t, "lvsrs tun device", func() bool {
 			out, _ := r.Try("ip", "-4", "addr", "show")
 			return strings.Contains(out, e2e.VIP)
@@ -109,6 +110,15 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 		t.Errorf("%s: connection listing lacks %s:\n%s", mode, want, conns)
 	}
 	e2e.CheckPcaps(t, pcaps, mode == "tun")
+	if mode == "tun" {
+		// Full-size segments do not fit the tunnel at MTU 1500: lvsd must
+		// have told the client the tunnel MTU (1480), which is what let the
+		// transfer through.
+		m := d.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
+		if metric(m, "lvsd_drop_frag_needed") == 0 {
+			t.Errorf("no ICMP fragmentation-needed sent in TUN mode")
+		}
+	}
 	if watchRIP {
 		time.Sleep(300 * time.Millisecond)
 		if leaked := strings.TrimSpace(capture.String()); strings.Contains(leaked, "172.16.0.") {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,15 +122,13 @@ func TestLvsdLeavesNothingBehind(t *testing.T) {
 	if !strings.Contains(log.String(), "turned off receive aggregation") {
 		t.Errorf("lvsd did not say it turned GRO off:\n%s", log.String())
 	}
-	// ip netns exec runs lvsd as its child: signal the whole group's lvsd.
-	if err := exec.Command("pkill", "-TERM", "-f", "^"+e2e.Bin(t, "lvsd")+" -i eth0").Run(); err != nil {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	// ip netns exec execs lvsd, so the process is lvsd itself.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, "lvsd exit", func() bool { return cmd.ProcessState != nil || !alive(cmd.Process.Pid) }, log.String)
+	waitFor(t, "lvsd exit", func() bool { return cmd.Exited() }, log.String)
 	time.Sleep(200 * time.Millisecond)
 	if after := snapshot(); after != before {
 		t.Errorf("lvsd left changes behind.\nbefore:\n%s\nafter:\n%s\nlog:\n%s", before, after, log.String())
 	}
 }
-
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }

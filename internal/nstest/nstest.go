@@ -240,23 +240,51 @@ func (n *NS) Try(name string, args ...string) (string, error) {
 	return buf.String(), err
 }
 
+// Proc is a command started in a namespace.
+type Proc struct {
+	*exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Wait waits for the process to exit and returns its error. Unlike
+// exec.Cmd.Wait it may be called any number of times.
+func (p *Proc) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Exited reports whether the process has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Start starts a long-running command in the namespace; it is killed when
 // the test ends. Output goes to the returned buffer.
-func (n *NS) Start(name string, args ...string) (*exec.Cmd, *SyncBuffer) {
+func (n *NS) Start(name string, args ...string) (*Proc, *SyncBuffer) {
 	n.t.Helper()
 	buf := &SyncBuffer{}
 	cmd := n.Cmd(context.Background(), name, args...)
 	cmd.Stdout, cmd.Stderr = buf, buf
+	// Its own process group, so the cleanup also reaches its children
+	// (tshark's dumpcap would otherwise hold the output pipe open).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("%s: start %s: %v", n.Name, name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
 	n.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
 	})
-	return cmd, buf
+	return p, buf
 }
 
 // Sysctl writes a sysctl (dotted or slashed key) inside the namespace.

@@ -1,0 +1,208 @@
+// Package service holds the lab's built-in servers, run inside nodes as
+// `lvslab service KIND --listen ADDR --identity NAME`:
+//
+//   - http-echo answers every request with its identity (the body is the
+//     identity and a newline; headers X-Lvslab-Backend and X-Lvslab-Peer
+//     say who answered and which client address it saw), so traffic
+//     generators learn which real server served each request;
+//   - tcp-sink reads a connection to its end, then answers
+//     "bytes=N sha256=HEX" and logs the same as a JSON line, so a sender can
+//     check the payload arrived intact (as the kernel's IPVS selftest does
+//     with cmp);
+//   - udp-echo answers each datagram with its identity, a newline and the
+//     datagram.
+//
+// Each prints one line "lvslab service KIND listening on ADDR as NAME" once
+// it listens; the runner waits for it (or for the port).
+package service
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Kinds lists the built-in services.
+func Kinds() []string { return []string{"http-echo", "tcp-sink", "udp-echo"} }
+
+// Config is one service instance.
+type Config struct {
+	Kind     string
+	Listen   string // host:port, host optional
+	Identity string
+	// Out receives the ready line and per-connection records.
+	Out io.Writer
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, c Config) error {
+	if c.Identity == "" {
+		return errors.New("service needs an identity")
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	out := &lockedWriter{w: c.Out}
+	switch c.Kind {
+	case "http-echo":
+		return httpEcho(ctx, c, out)
+	case "tcp-sink":
+		return tcpSink(ctx, c, out)
+	case "udp-echo":
+		return udpEcho(ctx, c, out)
+	}
+	return fmt.Errorf("unknown service %q (one of http-echo, tcp-sink, udp-echo)", c.Kind)
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, args...)
+}
+
+func ready(out *lockedWriter, c Config, addr net.Addr) {
+	out.printf("lvslab service %s listening on %s as %s\n", c.Kind, addr, c.Identity)
+}
+
+func listenTCP(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func httpEcho(ctx context.Context, c Config, out *lockedWriter) error {
+	ln, err := listenTCP(ctx, c.Listen)
+	if err != nil {
+		return err
+	}
+	body := []byte(c.Identity + "\n")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("X-Lvslab-Backend", c.Identity)
+		h.Set("X-Lvslab-Peer", r.RemoteAddr)
+		h.Set("X-Lvslab-Received", strconv.FormatInt(n, 10))
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(body)
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	ready(out, c, ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http-echo: %w", err)
+	}
+	return nil
+}
+
+// SinkRecord is what tcp-sink logs and answers for each connection.
+type SinkRecord struct {
+	Peer   string  `json:"peer"`
+	Local  string  `json:"local"`
+	Bytes  int64   `json:"bytes"`
+	SHA256 string  `json:"sha256"`
+	Secs   float64 `json:"secs"`
+	Err    string  `json:"err,omitempty"`
+}
+
+// SinkAnswer is the line tcp-sink sends back after the sender's EOF.
+func SinkAnswer(bytes int64, sum []byte) string {
+	return fmt.Sprintf("bytes=%d sha256=%s\n", bytes, hex.EncodeToString(sum))
+}
+
+func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
+	ln, err := listenTCP(ctx, c.Listen)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	ready(out, c, ln.Addr())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("tcp-sink: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			start := time.Now()
+			h := sha256.New()
+			n, rerr := io.Copy(h, bufio.NewReaderSize(conn, 64<<10))
+			sum := h.Sum(nil)
+			rec := SinkRecord{Peer: conn.RemoteAddr().String(), Local: conn.LocalAddr().String(),
+				Bytes: n, SHA256: hex.EncodeToString(sum), Secs: time.Since(start).Seconds()}
+			if rerr != nil {
+				rec.Err = rerr.Error()
+			} else {
+				_, _ = io.WriteString(conn, SinkAnswer(n, sum))
+			}
+			b, _ := json.Marshal(rec)
+			out.printf("%s\n", b)
+		}()
+	}
+}
+
+func udpEcho(ctx context.Context, c Config, out *lockedWriter) error {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	go func() {
+		<-ctx.Done()
+		pc.Close()
+	}()
+	ready(out, c, pc.LocalAddr())
+	buf := make([]byte, 65536)
+	prefix := []byte(c.Identity + "\n")
+	reply := make([]byte, 0, len(prefix)+len(buf))
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("udp-echo: %w", err)
+		}
+		reply = append(append(reply[:0], prefix...), buf[:n]...)
+		if len(reply) > 65507 {
+			reply = reply[:65507]
+		}
+		_, _ = pc.WriteTo(reply, from)
+	}
+}

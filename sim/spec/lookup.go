@@ -1,0 +1,122 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Names of the processes the role defaults start.
+const (
+	ProcLVSD  = "lvsd"
+	ProcLVSRS = "lvsrs"
+)
+
+// Node returns the node called name, or nil.
+func (s *Spec) Node(name string) *Node {
+	for i := range s.Nodes {
+		if s.Nodes[i].Name == name {
+			return &s.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Segment returns the segment called name, or nil.
+func (s *Spec) Segment(name string) *Segment {
+	for i := range s.Segments {
+		if s.Segments[i].Name == name {
+			return &s.Segments[i]
+		}
+	}
+	return nil
+}
+
+// Interface returns the node's interface called name, or nil.
+func (n *Node) Interface(name string) *Interface {
+	for i := range n.Interfaces {
+		if n.Interfaces[i].Name == name {
+			return &n.Interfaces[i]
+		}
+	}
+	return nil
+}
+
+// RoleDefaultsOn reports whether role defaults apply to n.
+func (s *Spec) RoleDefaultsOn(n *Node) bool {
+	if n.RoleDefaults != nil {
+		return *n.RoleDefaults
+	}
+	if s.Defaults != nil && s.Defaults.RoleDefaults != nil {
+		return *s.Defaults.RoleDefaults
+	}
+	return true
+}
+
+// RunsLVSD reports whether the node gets an lvsd process.
+func (s *Spec) RunsLVSD(n *Node) bool {
+	if n.Director != nil {
+		return n.Director.Run == nil || *n.Director.Run
+	}
+	return n.Role == RoleDirector && s.RoleDefaultsOn(n)
+}
+
+// RunsLVSRS reports whether the node gets an lvsrs setup process.
+func RunsLVSRS(n *Node) bool {
+	return n.RealServer != nil && (n.RealServer.Run == nil || *n.RealServer.Run)
+}
+
+// ServiceName is the process name of a built-in service.
+func (sv Service) ServiceName() string {
+	if sv.Name != "" {
+		return sv.Name
+	}
+	return string(sv.Kind)
+}
+
+// ProcessNames lists every process the node will have: lvsrs, services,
+// lvsd, then the explicit ones (the order they start in).
+func (s *Spec) ProcessNames(n *Node) []string {
+	var names []string
+	if RunsLVSRS(n) {
+		names = append(names, ProcLVSRS)
+	}
+	for _, sv := range n.Services {
+		names = append(names, sv.ServiceName())
+	}
+	if s.RunsLVSD(n) {
+		names = append(names, ProcLVSD)
+	}
+	for _, p := range n.Processes {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// SplitProcessRef splits "node/process".
+func SplitProcessRef(ref string) (node, proc string, ok bool) {
+	node, proc, ok = strings.Cut(ref, "/")
+	return node, proc, ok && node != "" && proc != ""
+}
+
+// SplitIfaceRef splits "node:interface".
+func SplitIfaceRef(ref string) (node, iface string, ok bool) {
+	node, iface, ok = strings.Cut(ref, ":")
+	return node, iface, ok && node != "" && iface != ""
+}
+
+// MACOf is the hardware address of "node:interface" in a resolved spec.
+func (s *Spec) MACOf(ref string) (MAC, error) {
+	node, iface, ok := SplitIfaceRef(ref)
+	if !ok {
+		return "", fmt.Errorf("%q is not node:interface", ref)
+	}
+	n := s.Node(node)
+	if n == nil {
+		return "", fmt.Errorf("unknown node %q", node)
+	}
+	ifc := n.Interface(iface)
+	if ifc == nil {
+		return "", fmt.Errorf("node %s has no interface %q", node, iface)
+	}
+	return ifc.MAC, nil
+}

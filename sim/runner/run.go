@@ -138,9 +138,10 @@ type Options struct {
 	OutDir string
 	// Duration overrides the scenario's (0: keep it).
 	Duration time.Duration
-	Stages   []Stage
-	Judges   []Judge
-	Logger   *slog.Logger
+	Stages    []Stage
+	Judges    []Judge
+	Reporters []Reporter
+	Logger    *slog.Logger
 }
 
 // Run is a run in progress, as judges see it.
@@ -266,6 +267,11 @@ func Execute(ctx context.Context, s *spec.Spec, opts Options) *Result {
 		res.Processes = append(res.Processes, p.Status())
 	}
 	res.Verdict = verdict(res)
+	for _, rp := range opts.Reporters {
+		if err := rp.Report(ctx, run, res); err != nil {
+			log.Error("report", "err", err)
+		}
+	}
 	return res
 }
 

@@ -137,7 +137,7 @@ type Options struct {
 	// OutDir is the report directory (default out/<scenario>-<time>).
 	OutDir string
 	// Duration overrides the scenario's (0: keep it).
-	Duration time.Duration
+	Duration  time.Duration
 	Stages    []Stage
 	Judges    []Judge
 	Reporters []Reporter

@@ -335,8 +335,12 @@ func (e *Engine) serviceReply(c config.Command) ctl.Reply {
 func (s *Service) status() ctl.ServiceStatus {
 	st := ctl.ServiceStatus{Service: s.cfg, Stats: s.stats.status(), Rate: s.est.status()}
 	for _, d := range s.dests {
+		cfg := d.cfg
+		if d.local {
+			cfg.Forward = config.ForwardLocal // what ipvsadm -L shows; -S still saves -g
+		}
 		st.Dests = append(st.Dests, ctl.DestStatus{
-			Dest:        d.cfg,
+			Dest:        cfg,
 			ActiveConns: d.ActiveConns, InactConns: d.InactConns, PersistConns: d.PersistConns,
 			Stats: d.stats.status(), Rate: d.est.status(),
 		})

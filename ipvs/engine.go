@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -39,6 +40,20 @@ type Config struct {
 	Now func() int64
 	// Batch is how many frames one receive call takes (default 64).
 	Batch int
+	// NoARP stops lvsd answering ARP and ping for its VIPs: a director that
+	// holds the rules while another one owns the addresses (a keepalived
+	// backup).
+	NoARP bool
+	// OpenLocal opens the device through which packets for LOCALNODE real
+	// servers (one of the director's own addresses) reach the director's
+	// own kernel. Called once, the first time such a packet is forwarded.
+	OpenLocal func() (LocalPort, error)
+}
+
+// LocalPort hands frames to the director's own kernel stack (a TAP device).
+type LocalPort interface {
+	io.Writer
+	MAC() rewrite.MAC
 }
 
 // Iface is an interface lvsd forwards on.
@@ -97,6 +112,11 @@ type Engine struct {
 	ipID             uint16
 	pendingARP       []arpProbe
 	guard            *KernelGuard
+	lastFullWarn     int64
+
+	localAddrs map[[4]byte]bool
+	local      LocalPort
+	localErr   error
 }
 
 // New creates an engine with no interfaces and no services.
@@ -151,10 +171,33 @@ func (e *Engine) SetRoutes(t *RouteTable) {
 	}
 }
 
+// SetLocalAddrs tells the engine the namespace's own addresses: a real
+// server at one of them is LOCALNODE (ipvsadm shows "Local").
+func (e *Engine) SetLocalAddrs(addrs []netip.Addr) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := make(map[[4]byte]bool, len(addrs))
+	for _, a := range addrs {
+		if a.Is4() {
+			m[a.As4()] = true
+		}
+	}
+	e.localAddrs = m
+	for _, s := range e.services {
+		for _, d := range s.dests {
+			e.routeDest(d)
+		}
+	}
+}
+
 // routeDest caches where packets to d leave. DR needs the RIP on-link (the
 // kernel's IP_VS_RT_MODE_KNOWN_NH: the L2 next hop is the RIP itself).
 func (e *Engine) routeDest(d *Dest) {
 	d.out, d.nh, d.src = nil, netip.Addr{}, netip.Addr{}
+	d.local = d.Addr.Is4() && e.localAddrs[d.Addr.As4()] && d.cfg.Forward != config.ForwardMasq
+	if d.local {
+		return
+	}
 	r, nh, ok := e.routes.Lookup(d.Addr)
 	if !ok {
 		return

@@ -116,7 +116,7 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 			e.releaseQueue(w, n)
 		}
 	}
-	if a.Op() != rewrite.ARPRequest || !e.isOwned(a.TargetIP()) {
+	if e.cfg.NoARP || a.Op() != rewrite.ARPRequest || !e.isOwned(a.TargetIP()) {
 		return
 	}
 	out := w.genBuf()
@@ -172,7 +172,7 @@ func (e *Engine) handleConn(w *worker, in *Iface, i int, frame []byte, p *rewrit
 func (e *Engine) handleOwned(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, now int64) {
 	switch p.Protocol {
 	case rewrite.ProtoICMP:
-		if p.ICMPType == rewrite.ICMPEchoRequest {
+		if p.ICMPType == rewrite.ICMPEchoRequest && !e.cfg.NoARP {
 			if err := rewrite.EchoReply(frame, p, defaultTTL); err == nil {
 				e.ctr[rxEchoReplies]++
 				w.queue(in, frame)
@@ -284,6 +284,11 @@ func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.P
 	id, err := e.conns.NewConn(&params, now)
 	if err != nil {
 		e.ctr[rxTableFull]++
+		if now-e.lastFullWarn > int64(10*time.Second) {
+			e.lastFullWarn = now
+			e.log.Warn("connection table full: new connections are refused (raise --max-conns)",
+				"conns", e.conns.Len(), "refused", e.conns.Stats().Refused)
+		}
 		return
 	}
 	d.stats.conns++
@@ -354,6 +359,11 @@ func complete(frame []byte, p *rewrite.Packet) {
 
 // forwardIn sends a client→server packet on toward the real server.
 func (e *Engine) forwardIn(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, c *conntrack.Conn, d *Dest, now int64) {
+	if d.local {
+		complete(frame, p)
+		e.deliverLocal(frame)
+		return
+	}
 	if d.out == nil {
 		e.ctr[rxNeighFail]++
 		return
@@ -382,6 +392,33 @@ func (e *Engine) forwardIn(w *worker, in *Iface, i int, frame []byte, p *rewrite
 	case conntrack.FwdTunnel:
 		e.tunnel(w, in, i, frame, p, d, now)
 	}
+}
+
+// deliverLocal hands a packet for a LOCALNODE real server to our own kernel
+// (ip_vs_null_xmit): unchanged but for the destination MAC, which becomes
+// the local device's so the stack takes it as its own.
+func (e *Engine) deliverLocal(frame []byte) {
+	if e.local == nil && e.localErr == nil {
+		if e.cfg.OpenLocal == nil {
+			e.localErr = errors.New("no local delivery device")
+		} else {
+			e.local, e.localErr = e.cfg.OpenLocal()
+		}
+		if e.localErr != nil {
+			e.log.Error("LOCALNODE real server: cannot reach the local stack", "err", e.localErr)
+		}
+	}
+	if e.local == nil {
+		e.ctr[rxNeighFail]++
+		return
+	}
+	mac := e.local.MAC()
+	copy(frame[0:6], mac[:])
+	if _, err := e.local.Write(frame); err != nil {
+		e.ctr[txErrors]++
+		return
+	}
+	e.ctr[txLocal]++
 }
 
 // tunnel encapsulates in IP-in-IP in place, using the slot's headroom.

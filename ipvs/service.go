@@ -36,6 +36,9 @@ type Dest struct {
 	out *Iface
 	nh  netip.Addr // next hop: the RIP, or a gateway for NAT/TUN
 	src netip.Addr // our address toward the RIP (outer source of TUN)
+	// local: the RIP is one of our own addresses (IP_VS_CONN_F_LOCALNODE):
+	// packets go to our own kernel, whatever the forwarding method said.
+	local bool
 }
 
 // destOf is container_of: every *sched.Dest the engine hands to the

@@ -86,6 +86,7 @@ const (
 	rxPortUnreach
 	txFrames
 	txErrors
+	txLocal
 	numReasons
 )
 
@@ -112,4 +113,5 @@ var reasonNames = [numReasons]string{
 	rxPortUnreach:    "tx_icmp_unreachable",
 	txFrames:         "tx_frames",
 	txErrors:         "tx_errors",
+	txLocal:          "tx_local_delivered",
 }

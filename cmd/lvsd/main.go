@@ -47,6 +47,8 @@ type options struct {
 	keepOffloads bool
 	guardTable   string
 	pcapTX       string
+	noARP        bool
+	localDev     string
 	logLevel     slog.Level
 }
 
@@ -71,6 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keepOffloads, "keep-offloads", false, "do not turn GRO/LRO off on the interfaces")
 	fs.StringVar(&o.guardTable, "guard-table", "lvsd", "nftables table (family netdev) lvsd owns")
 	fs.StringVar(&o.pcapTX, "pcap-tx", "", "record every frame lvsd transmits into DIR/<iface>.pcap (for tshark)")
+	fs.BoolVar(&o.noARP, "no-arp", false, "do not answer ARP or ping for the VIPs (another director owns them, as a keepalived backup)")
+	fs.StringVar(&o.localDev, "local-dev", "lvsd-local", "TAP device created when a real server is one of this node's own addresses (LOCALNODE)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -132,7 +136,28 @@ func run(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	eng, err := ipvs.New(ipvs.Config{Logger: log, MaxConns: o.maxConns})
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer nl.Close()
+	var local ipvs.LocalPort
+	defer func() {
+		if local != nil {
+			_ = local.(*localDev).f.Close()
+		}
+	}()
+	eng, err := ipvs.New(ipvs.Config{
+		Logger: log, MaxConns: o.maxConns, NoARP: o.noARP,
+		OpenLocal: func() (ipvs.LocalPort, error) {
+			var err error
+			local, err = openLocal(o.localDev, nl)
+			if err == nil {
+				log.Info("LOCALNODE real server: delivering to this node's own stack", "device", o.localDev)
+			}
+			return local, err
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -143,12 +168,6 @@ func run(o options, log *slog.Logger) error {
 			undo[i]()
 		}
 	}()
-
-	nl, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
-	}
-	defer nl.Close()
 
 	for _, name := range o.ifaces {
 		ifc, err := openIface(name, nl)
@@ -180,11 +199,9 @@ func run(o options, log *slog.Logger) error {
 		log.Info("forwarding on interface", "iface", name, "mac", net.HardwareAddr(ifc.MAC[:]).String(), "mtu", ifc.MTU, "addrs", ifc.Addrs)
 	}
 
-	routes, err := ipvs.LoadRoutes(nl)
-	if err != nil {
+	if err := loadNetState(eng, nl); err != nil {
 		return err
 	}
-	eng.SetRoutes(routes)
 
 	guard := &ipvs.KernelGuard{Table: o.guardTable, Devices: o.ifaces}
 	_ = guard.Remove(ctx) // a crashed predecessor's table
@@ -258,6 +275,21 @@ func openIface(name string, nl *netlink.Handle) (*ipvs.Iface, error) {
 	return ifc, nil
 }
 
+// loadNetState gives the engine the namespace's routes and own addresses.
+func loadNetState(eng *ipvs.Engine, nl *netlink.Handle) error {
+	routes, err := ipvs.LoadRoutes(nl)
+	if err != nil {
+		return err
+	}
+	addrs, err := localAddrs(nl)
+	if err != nil {
+		return err
+	}
+	eng.SetRoutes(routes)
+	eng.SetLocalAddrs(addrs)
+	return nil
+}
+
 // recordTX wraps the interface's port so every frame it sends is also
 // written to DIR/<iface>.pcap.
 func recordTX(ifc *ipvs.Iface, dir string) error {
@@ -284,7 +316,7 @@ type closeBoth struct {
 
 func (c *closeBoth) Close() error { return errors.Join(c.Recorder.Close(), c.f.Close()) }
 
-// refreshRoutes re-reads the routing table every second: real servers
+// refreshRoutes re-reads routes and addresses every second: real servers
 // follow route changes without a restart.
 func refreshRoutes(ctx context.Context, eng *ipvs.Engine, nl *netlink.Handle, log *slog.Logger) {
 	t := time.NewTicker(time.Second)
@@ -295,12 +327,9 @@ func refreshRoutes(ctx context.Context, eng *ipvs.Engine, nl *netlink.Handle, lo
 			return
 		case <-t.C:
 		}
-		r, err := ipvs.LoadRoutes(nl)
-		if err != nil {
-			log.Warn("reading routes", "err", err)
-			continue
+		if err := loadNetState(eng, nl); err != nil {
+			log.Warn("reading routes and addresses", "err", err)
 		}
-		eng.SetRoutes(r)
 	}
 }
 

@@ -333,11 +333,22 @@ func (w *worker) queue(ifc *Iface, frame []byte) {
 
 func (e *Engine) rxLoop(ctx context.Context, ifc *Iface) error {
 	w := e.newWorker()
+	// Frames are rewritten where the ring holds them when the port lends
+	// them; only a frame that must grow (IP-in-IP) is copied into a slot.
+	zc, lend := ifc.Port.(capture.ZeroCopyReader)
 	for ctx.Err() == nil {
-		for i := range w.rx {
-			w.rx[i] = capture.Frame{Buf: w.slots[i][headroom:]}
+		var (
+			n   int
+			err error
+		)
+		if lend {
+			n, err = zc.ReadBatchZeroCopy(w.rx)
+		} else {
+			for i := range w.rx {
+				w.rx[i] = capture.Frame{Buf: w.slots[i][headroom:]}
+			}
+			n, err = ifc.Port.ReadBatch(w.rx)
 		}
-		n, err := ifc.Port.ReadBatch(w.rx)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue

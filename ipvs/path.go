@@ -447,6 +447,15 @@ func (e *Engine) tunnel(w *worker, in *Iface, i int, frame []byte, p *rewrite.Pa
 	}
 	t := e.ipipFor(d, mac)
 	slot := w.slots[i]
+	if len(frame) > len(slot)-headroom {
+		e.ctr[rxOversized]++
+		return
+	}
+	if &frame[0] != &slot[headroom] {
+		// Lent from the ring, which has no headroom: move it into the slot
+		// (the Packet's offsets are relative to the frame, so they hold).
+		frame = slot[headroom : headroom+copy(slot[headroom:], frame)]
+	}
 	// frame starts at slot[headroom:]; out = slot[headroom-20:] makes the
 	// inner packet land where it already is.
 	out := slot[headroom-rewrite.IPIPOverhead:]

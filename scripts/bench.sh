@@ -20,6 +20,8 @@ echo "== schedulers (sched/)"
 run ./sched 'BenchmarkSchedule'
 echo "== frame I/O (capture/)"
 run ./capture 'BenchmarkMemPort'
+echo "== lab: building a 50-node topology (sim/topo; target under 1 s)"
+run ./sim/topo 'BenchmarkBuild50Nodes'
 if [ -x scripts/bench-e2e.sh ]; then
 	echo "== end to end in namespaces"
 	scripts/bench-e2e.sh

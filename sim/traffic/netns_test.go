@@ -1,0 +1,330 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lvslab/sim/runner"
+	"lvslab/sim/spec"
+	"lvslab/sim/topo"
+)
+
+// requireLab skips unless namespace tests can run here, and builds the
+// lvslab binary the lab runs its built-in services with.
+func requireLab(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("netns integration test skipped in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (processes start with ip netns exec; the test blackholes a port with nft)", tool)
+		}
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go toolchain to build lvslab for the lab's services")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command(goBin, "build", "-o", dir+"/", "lvslab/cmd/lvslab").CombinedOutput()
+	require.NoError(t, err, "go build lvslab: %s", out)
+	return dir
+}
+
+// scriptStage is the test's own small timeline: it carries out the
+// process.kill, process.start and exec entries of the spec at their at:
+// times and reports them as events, as the real timeline stage does.
+type scriptStage struct {
+	spec   *spec.Spec
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+
+	mu     sync.Mutex
+	events []runner.Event
+}
+
+func (s *scriptStage) Name() string { return "script" }
+
+func (s *scriptStage) Claims(sp *spec.Spec) []string {
+	var out []string
+	for _, e := range sp.Timeline {
+		out = append(out, "timeline "+e.Name)
+	}
+	return out
+}
+
+func (s *scriptStage) Start(ctx context.Context, lab *topo.Lab, t0 time.Time) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	tl := slices.Clone(s.spec.Timeline)
+	slices.SortStableFunc(tl, func(a, b spec.Event) int { return int(a.At.D() - b.At.D()) })
+	go func() {
+		defer close(s.done)
+		for _, e := range tl {
+			select {
+			case <-time.After(time.Until(t0.Add(e.At.D()))):
+			case <-ctx.Done():
+				return
+			}
+			if err := s.do(ctx, lab, e); err != nil {
+				s.err = fmt.Errorf("%s: %w", e.Name, err)
+				return
+			}
+			s.mu.Lock()
+			s.events = append(s.events, runner.Event{Name: e.Name, At: time.Since(t0), Kind: string(e.Fault)})
+			s.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+func (s *scriptStage) do(ctx context.Context, lab *topo.Lab, e spec.Event) error {
+	switch e.Fault {
+	case spec.FaultProcessKill, spec.FaultProcessStart:
+		node, name, _ := spec.SplitProcessRef(e.Target)
+		p := lab.Process(node, name)
+		if p == nil {
+			return fmt.Errorf("no process %s", e.Target)
+		}
+		if e.Fault == spec.FaultProcessStart {
+			return p.Start(ctx)
+		}
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		<-p.Done()
+		return nil
+	case spec.FaultExec:
+		cmd, err := lab.Command(ctx, e.Target, "/bin/sh", "-c", e.Shell)
+		if err != nil {
+			return err
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	return fmt.Errorf("fault %s is not scripted in this test", e.Fault)
+}
+
+func (s *scriptStage) Events() []runner.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events)
+}
+
+func (s *scriptStage) Stop(context.Context) error {
+	s.cancel()
+	<-s.done
+	return s.err
+}
+
+// TestTrafficInALab runs every generator kind against real services in
+// namespaces, through runner.Execute with this package's judge, then
+// checks the records themselves.
+func TestTrafficInALab(t *testing.T) {
+	binDir := requireLab(t)
+	name := fmt.Sprintf("t%d-traffic", os.Getpid())
+	s, err := spec.LoadWith("testdata/lab.yaml", spec.Options{Name: name})
+	require.NoError(t, err)
+
+	st := New(s, Options{})
+	script := &scriptStage{spec: s}
+	stateDir := t.TempDir()
+	res := runner.Execute(context.Background(), s, runner.Options{
+		Topo:   topo.Options{StateDir: stateDir, BinDir: binDir, Self: filepath.Join(binDir, "lvslab")},
+		OutDir: t.TempDir(),
+		Stages: []runner.Stage{st, script},
+		Judges: []runner.Judge{NewJudge()},
+	})
+	require.NoError(t, res.Err())
+	require.NoError(t, script.err, "the scripted timeline")
+	assert.Empty(t, res.NotExecuted, "the stage claims every traffic entry")
+	for _, e := range res.Expectations {
+		assert.Equal(t, runner.StatusPass, e.Status, "%s: %s", e.Name, e.Detail)
+		t.Logf("%s: %s", e.Name, e.Detail)
+	}
+	assert.Equal(t, runner.VerdictPass, res.Verdict)
+	left, err := topo.Leftovers(topo.Options{StateDir: stateDir}, name)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the lab is gone")
+
+	client := netip.MustParseAddr("10.9.0.10")
+
+	t.Run("http paced, one backend, one connection each", func(t *testing.T) {
+		reqs := st.Requests("web1")
+		// 20/s for 3s: 60 ticks; a loaded machine may lose a few.
+		assert.InDelta(t, 58, len(reqs), 4, "requests at 20/s for 3s")
+		ports := map[uint16]bool{}
+		var gaps []time.Duration
+		for i, r := range reqs {
+			assert.Empty(t, r.Err)
+			assert.Equal(t, "web1", r.Backend)
+			assert.Equal(t, client, r.Local.Addr())
+			assert.Equal(t, netip.MustParseAddrPort("10.9.0.1:80"), r.Remote)
+			assert.Equal(t, int64(len("web1\n")), r.Bytes)
+			assert.Equal(t, i+1, r.Seq)
+			ports[r.Local.Port()] = true
+			if i > 0 {
+				gaps = append(gaps, r.At-reqs[i-1].At)
+			}
+		}
+		assert.Len(t, ports, len(reqs), "a new connection per request")
+		slices.Sort(gaps)
+		require.NotEmpty(t, gaps)
+		assert.InDelta(t, 50*ms, gaps[len(gaps)/2], float64(5*ms), "median spacing at 20/s")
+	})
+
+	t.Run("http keep-alive from the source address", func(t *testing.T) {
+		reqs := st.Requests("web2")
+		require.NotEmpty(t, reqs)
+		ports := map[netip.AddrPort]bool{}
+		for _, r := range reqs {
+			assert.Empty(t, r.Err)
+			assert.Equal(t, "web2", r.Backend)
+			assert.Equal(t, netip.MustParseAddr("10.9.0.11"), r.Local.Addr(), "source: binds")
+			ports[r.Local] = true
+		}
+		assert.Len(t, ports, 1, "new_connection: false reuses one connection")
+	})
+
+	t.Run("stream chunks acknowledged and digests verified", func(t *testing.T) {
+		reqs := st.Requests("stream")
+		require.NotEmpty(t, reqs)
+		var chunks, verified int
+		var bytes int64
+		conns := map[netip.AddrPort]bool{}
+		for _, r := range reqs {
+			assert.Empty(t, r.Err)
+			assert.False(t, r.Broken)
+			conns[r.Local] = true
+			if r.Bytes == 0 {
+				verified++
+				continue
+			}
+			chunks++
+			bytes += r.Bytes
+			assert.Equal(t, int64(8<<10), r.Bytes)
+			assert.Less(t, r.Latency, 500*ms)
+		}
+		assert.Equal(t, 2, verified, "one digest check per stream")
+		assert.Len(t, conns, 2, "two long-lived connections")
+		assert.InDelta(t, 2*58, chunks, 8, "20 chunks/s on each of 2 streams")
+		assert.Equal(t, int64(chunks)*8<<10, bytes)
+	})
+
+	t.Run("a killed sink breaks the stream once, then it reconnects", func(t *testing.T) {
+		reqs := st.Requests("breaking")
+		var broken []runner.Request
+		var refused int
+		// The longest stretch between successful chunks, found directly.
+		var prevOK, outage, outageFrom time.Duration
+		for _, r := range reqs {
+			if r.Broken {
+				broken = append(broken, r)
+			}
+			if strings.Contains(r.Err, "connection refused") {
+				refused++
+			}
+			if r.Err == "" {
+				if r.At-prevOK > outage {
+					outage, outageFrom = r.At-prevOK, prevOK
+				}
+				prevOK = r.At
+			}
+		}
+		require.Len(t, broken, 1, "%+v", broken)
+		assert.Regexp(t, `closed by peer|reset by peer|broken pipe|unacknowledged`, broken[0].Err)
+		assert.Greater(t, refused, 5, "reconnects are refused while the sink is down")
+		assert.InDelta(t, time.Second, outageFrom, float64(100*ms), "the outage starts at the kill")
+		assert.Greater(t, outage, 900*ms)
+		assert.Less(t, outage, 1800*ms, "the outage ends soon after the restart at 2s")
+		last := reqs[len(reqs)-1]
+		assert.Zero(t, last.Bytes, "the last record is the digest check")
+		assert.Empty(t, last.Err, "the new connection's data arrived intact")
+	})
+
+	t.Run("a blackholed sink stalls the stream past its timeout", func(t *testing.T) {
+		reqs := st.Requests("stalling")
+		var broken []runner.Request
+		timeouts := 0
+		for _, r := range reqs {
+			if r.Broken {
+				broken = append(broken, r)
+			}
+			if r.Err == "connect: timeout after 300ms" {
+				timeouts++
+			}
+		}
+		require.Len(t, broken, 1, "%+v", broken)
+		assert.Contains(t, broken[0].Err, "stalled: 4096 bytes unacknowledged after 300ms")
+		assert.GreaterOrEqual(t, broken[0].Latency, 300*ms)
+		assert.Positive(t, timeouts, "reconnects time out while the port is blackholed")
+		last := reqs[len(reqs)-1]
+		assert.Zero(t, last.Bytes)
+		assert.Empty(t, last.Err, "the reconnected stream verified")
+	})
+
+	t.Run("refused connects", func(t *testing.T) {
+		reqs := st.Requests("closed")
+		assert.InDelta(t, 29, len(reqs), 3)
+		for _, r := range reqs {
+			assert.Equal(t, "connect: connection refused", r.Err)
+		}
+	})
+
+	t.Run("udp echo names its backend", func(t *testing.T) {
+		reqs := st.Requests("echo")
+		require.NotEmpty(t, reqs)
+		ports := map[uint16]bool{}
+		for _, r := range reqs {
+			assert.Empty(t, r.Err)
+			assert.Equal(t, "web1", r.Backend)
+			assert.Equal(t, int64(len("web1\n")+DefaultUDPPayload), r.Bytes)
+			ports[r.Local.Port()] = true
+		}
+		assert.Len(t, ports, len(reqs), "a fresh source port per datagram")
+	})
+
+	t.Run("icmp echo", func(t *testing.T) {
+		reqs := st.Requests("ping")
+		assert.InDelta(t, 29, len(reqs), 3)
+		for _, r := range reqs {
+			assert.Empty(t, r.Err)
+			assert.Equal(t, netip.MustParseAddr("10.9.0.2"), r.Remote.Addr())
+		}
+	})
+
+	t.Run("count stops early", func(t *testing.T) {
+		reqs := st.Requests("count")
+		assert.Len(t, reqs, 5)
+		assert.Less(t, reqs[4].At, 200*ms, "5 at 50/s take 80ms")
+	})
+
+	t.Run("series", func(t *testing.T) {
+		ser := Series(st.Requests("breaking"), 250*ms, 3*time.Second)
+		require.Equal(t, 12, ser.Len(), "3s in 250ms buckets; the digest check comes at the stop offset, inside")
+		assert.Equal(t, []string{""}, ser.Backends)
+		assert.Positive(t, ser.Total(1), "chunks before the kill")
+		assert.Zero(t, ser.Total(6), "nothing acknowledged at 1.5s")
+		assert.Positive(t, ser.Errors[6], "refused reconnects at 1.5s")
+		assert.Equal(t, 1, ser.Broken[4]+ser.Broken[5])
+	})
+}

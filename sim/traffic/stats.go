@@ -1,0 +1,163 @@
+package traffic
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"lvslab/sim/runner"
+)
+
+// Forever is the open end of a window.
+const Forever = time.Duration(math.MaxInt64)
+
+// Window is a span of a run relative to T0, [From, To). A request belongs
+// to the window its start (runner.Request.At) falls in.
+type Window struct {
+	From, To time.Duration
+	// Label says which window it is, for details: "in [1s, 9s)",
+	// "in [10.003s, 13.003s) after rs2-frozen", "over the whole run".
+	Label string
+}
+
+// WholeRun is every record, including those that end a stream after the
+// run's nominal end.
+func WholeRun() Window { return Window{From: 0, To: Forever, Label: "over the whole run"} }
+
+// Contains reports whether at lies in the window.
+func (w Window) Contains(at time.Duration) bool { return at >= w.From && at < w.To }
+
+// Stats summarise the records that started in a window.
+type Stats struct {
+	Requests  int
+	Errors    int
+	Broken    int
+	Bytes     int64 // bytes of successful requests
+	Successes int
+	// Backends counts successful requests per answering backend ("":
+	// successes whose backend the generator cannot tell).
+	Backends map[string]int
+	// ErrorBackends counts failed requests per backend that answered
+	// anyway (an HTTP error status names one).
+	ErrorBackends map[string]int
+	// ErrorKinds counts failed requests per error text.
+	ErrorKinds map[string]int
+	// Latencies of successful requests, ascending.
+	Latencies []time.Duration
+}
+
+// Summarize counts the records of reqs that started in w.
+func Summarize(reqs []runner.Request, w Window) Stats {
+	s := Stats{Backends: map[string]int{}, ErrorBackends: map[string]int{}, ErrorKinds: map[string]int{}}
+	for _, r := range reqs {
+		if !w.Contains(r.At) {
+			continue
+		}
+		s.Requests++
+		if r.Broken {
+			s.Broken++
+		}
+		if r.Err != "" {
+			s.Errors++
+			s.ErrorKinds[r.Err]++
+			if r.Backend != "" {
+				s.ErrorBackends[r.Backend]++
+			}
+			continue
+		}
+		s.Successes++
+		s.Bytes += r.Bytes
+		s.Backends[r.Backend]++
+		s.Latencies = append(s.Latencies, r.Latency)
+	}
+	slices.Sort(s.Latencies)
+	return s
+}
+
+// Percentile is the nearest-rank percentile (0 < p <= 100) of the
+// successful requests' latencies; false when there are none.
+func (s Stats) Percentile(p float64) (time.Duration, bool) {
+	n := len(s.Latencies)
+	if n == 0 {
+		return 0, false
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	return s.Latencies[min(max(rank, 1), n)-1], true
+}
+
+// ErrorSummary lists the commonest errors: "12× connect: connection
+// refused, 3× connect: timeout after 1s".
+func (s Stats) ErrorSummary(limit int) string {
+	type kc struct {
+		k string
+		c int
+	}
+	var ks []kc
+	for k, c := range s.ErrorKinds {
+		ks = append(ks, kc{k, c})
+	}
+	slices.SortFunc(ks, func(a, b kc) int {
+		if a.c != b.c {
+			return b.c - a.c
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	var parts []string
+	for i, x := range ks {
+		if i == limit {
+			parts = append(parts, fmt.Sprintf("%d more kinds", len(ks)-limit))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d× %s", x.c, x.k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Gap is the longest stretch without a successful request.
+type Gap struct {
+	Len      time.Duration
+	From, To time.Duration // since T0
+	// Successes is how many requests succeeded (completed) in the span.
+	Successes int
+}
+
+// MaxGap is the longest interval within [from, to] in which no request
+// succeeded. A request succeeds when it completes (At+Latency): that is
+// when service was observed, and for a stream chunk when the peer
+// acknowledged it, so chunks written before a stall and acknowledged
+// after it do not hide the stall. The edges count: a span without one
+// success is a gap as long as the span.
+func MaxGap(reqs []runner.Request, from, to time.Duration) Gap {
+	if to <= from {
+		return Gap{From: from, To: from}
+	}
+	var ok []time.Duration
+	for _, r := range reqs {
+		if done := r.At + r.Latency; r.Err == "" && done >= from && done <= to {
+			ok = append(ok, done)
+		}
+	}
+	slices.Sort(ok)
+	g := Gap{Len: -1, Successes: len(ok)}
+	prev := from
+	for _, at := range append(ok, to) {
+		if d := at - prev; d > g.Len {
+			g.Len, g.From, g.To = d, prev, at
+		}
+		prev = at
+	}
+	return g
+}
+
+// sortedKeys lists a count map's keys in name order.
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp.Compare)
+	return keys
+}

@@ -220,9 +220,9 @@ func (e *env) runOne(ctx context.Context, file string, lopts spec.Options, dur t
 		dir = filepath.Join(out, s.Name)
 	}
 	fmt.Fprintf(e.stdout, "== %s (%s)\n", s.Name, file)
-	res := runner.Execute(ctx, s, runner.Options{
-		Topo: e.topoOptions(), OutDir: dir, Duration: dur, Logger: e.log,
-	})
+	opts := e.runOptions(s)
+	opts.OutDir, opts.Duration = dir, dur
+	res := runner.Execute(ctx, s, opts)
 	e.printResult(res)
 	return res.Verdict.ExitCode()
 }

@@ -56,7 +56,7 @@ commands:
   clean [--force] [NAME...]   remove the named labs, or every lab and leftover lvsl-
                               namespace; --force also labs owned by a running lvslab
   schema                      print the JSON Schema of scenario files
-  service KIND --listen ADDR --identity NAME
+` + explainUsage + `  service KIND --listen ADDR --identity NAME
                               a built-in service (http-echo, tcp-sink, udp-echo); the lab
                               starts these in nodes
 
@@ -146,6 +146,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitPass
 	case "service":
 		return e.cmdService(ctx, cargs)
+	case "explain":
+		return cmdExplain(cargs, e.stdout, e.stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass

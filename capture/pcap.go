@@ -208,6 +208,23 @@ func (r *Recorder) ReadBatch(frames []Frame) (int, error) {
 	return n, err
 }
 
+// ReadBatchZeroCopy lends frames from the inner port's ring when it can,
+// so wrapping a port in a Recorder does not change how it is read (a
+// copying read would cut super-frames to the caller's buffer size).
+func (r *Recorder) ReadBatchZeroCopy(frames []Frame) (int, error) {
+	zc, ok := r.Port.(ZeroCopyReader)
+	if !ok {
+		return r.ReadBatch(frames)
+	}
+	n, err := zc.ReadBatchZeroCopy(frames)
+	if r.readsW != nil && n > 0 {
+		if _, werr := r.readsW.write(frames[:n], time.Time{}); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
+
 // WriteBatch implements Port.
 func (r *Recorder) WriteBatch(frames []Frame) (int, error) {
 	n, err := r.Port.WriteBatch(frames)

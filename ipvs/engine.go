@@ -298,6 +298,19 @@ type worker struct {
 	tx    [][]capture.Frame
 	p     rewrite.Packet
 	flow  sched.Flow
+	// GSO super-frames: the super-frame's Packet and segment buffers.
+	gp   rewrite.Packet
+	segs [][]byte
+	nseg int
+}
+
+// nextSeg hands SegmentTCP the next segment buffer (nil when used up).
+func (w *worker) nextSeg() []byte {
+	if w.nseg == len(w.segs) {
+		return nil
+	}
+	w.nseg++
+	return w.segs[w.nseg-1]
 }
 
 func (e *Engine) newWorker() *worker {
@@ -308,6 +321,11 @@ func (e *Engine) newWorker() *worker {
 	}
 	for i := range w.gen {
 		w.gen[i] = make([]byte, genSize)
+	}
+	// A 64 KiB super-frame is 45 segments at MTU 1500.
+	w.segs = make([][]byte, 64)
+	for i := range w.segs {
+		w.segs[i] = make([]byte, slotSize)
 	}
 	w.tx = make([][]capture.Frame, len(e.ifaces))
 	for i := range w.tx {
@@ -390,6 +408,7 @@ func (e *Engine) flush(w *worker) {
 		w.tx[slot] = frames[:0]
 	}
 	w.ngen = 0
+	w.nseg = 0
 }
 
 // Counters returns the engine's event counters by metric name, and the parse

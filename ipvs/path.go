@@ -23,11 +23,52 @@ func (e *Engine) handle(w *worker, in *Iface, i int, now int64) {
 		e.ctr[rxIgnored]++
 		return
 	}
-	if f.Truncated() || f.Oversized {
-		e.oversized(in, f, now)
+	if f.Truncated() {
+		e.oversized(in, f.Len, now)
 		return
 	}
-	frame := f.Data()
+	if f.Oversized {
+		e.segment(w, in, f.Data(), f.Len, now)
+		return
+	}
+	e.handleFrame(w, in, f.Data(), w.slots[i], f.CsumNotReady, now)
+}
+
+// segment cuts a TCP segmentation-offload super-frame (veth delivers them
+// whole when the sender has TSO on) into MTU-sized segments, as the wire
+// would have, and handles each. Anything else too long is dropped and
+// counted.
+func (e *Engine) segment(w *worker, in *Iface, frame []byte, wireLen int, now int64) {
+	gp := &w.gp
+	if rewrite.Parse(frame, gp) != nil || gp.Protocol != rewrite.ProtoTCP {
+		e.oversized(in, wireLen, now)
+		return
+	}
+	// Cut for the path the segments will take: a tunnel adds a header, and
+	// segments cut for the link would each bounce with "fragmentation
+	// needed" (the sender's smaller MSS is not visible in a super-frame).
+	mtu := in.MTU
+	tup := conntrack.Tuple{Proto: gp.Protocol, Src: gp.Src.As4(), SrcPort: gp.SrcPort, Dst: gp.Dst.As4(), DstPort: gp.DstPort}
+	if id, dir := e.conns.Lookup(tup); id != 0 && dir == conntrack.DirIn {
+		if d := destOf(e.conns.Dest(id)); d.cfg.Forward == config.ForwardTunnel && d.out != nil {
+			mtu = min(mtu, d.out.MTU-rewrite.IPIPOverhead)
+		}
+	}
+	// Segment buffers are recycled per super-frame: send what is queued.
+	e.flush(w)
+	_, err := rewrite.SegmentTCP(frame, gp, mtu, headroom, w.nextSeg, func(seg []byte) {
+		e.ctr[rxSegments]++
+		e.handleFrame(w, in, seg, w.segs[w.nseg-1], false, now)
+	})
+	if err != nil {
+		e.oversized(in, wireLen, now)
+	}
+	e.flush(w)
+}
+
+// handleFrame processes one frame; slot is a buffer whose [headroom:] the
+// frame may be moved to when it must grow.
+func (e *Engine) handleFrame(w *worker, in *Iface, frame, slot []byte, partial bool, now int64) {
 	p := &w.p
 	if err := rewrite.Parse(frame, p); err != nil {
 		e.parseError(w, in, frame, p, err, now)
@@ -37,13 +78,13 @@ func (e *Engine) handle(w *worker, in *Iface, i int, now int64) {
 		e.handleARP(w, in, frame, p, now)
 		return
 	}
-	p.Partial = f.CsumNotReady
+	p.Partial = partial
 	if p.L4-p.L3 > rewrite.IPv4MinHeaderLen && e.isOwned(p.Dst) {
 		e.ctr[rxIPOptions]++ // forwarded like any packet, as IPVS does
 	}
 	switch p.Protocol {
 	case rewrite.ProtoTCP, rewrite.ProtoUDP:
-		if e.handleConn(w, in, i, frame, p, now) {
+		if e.handleConn(w, in, slot, frame, p, now) {
 			return
 		}
 	case rewrite.ProtoICMP:
@@ -55,7 +96,7 @@ func (e *Engine) handle(w *worker, in *Iface, i int, now int64) {
 		e.ctr[rxIgnored]++ // the kernel's business
 		return
 	}
-	e.handleOwned(w, in, i, frame, p, now)
+	e.handleOwned(w, in, slot, frame, p, now)
 }
 
 func (e *Engine) isOwned(a netip.Addr) bool {
@@ -94,12 +135,12 @@ func (e *Engine) parseError(w *worker, in *Iface, frame []byte, p *rewrite.Packe
 	e.ctr[rxMalformed]++
 }
 
-func (e *Engine) oversized(in *Iface, f *capture.Frame, now int64) {
+func (e *Engine) oversized(in *Iface, wireLen int, now int64) {
 	e.ctr[rxOversized]++
 	if now-e.lastOversizeWarn > int64(10*time.Second) {
 		e.lastOversizeWarn = now
-		e.log.Warn("dropping oversized frames (GSO/GRO aggregates): turn segmentation offload off on the sending side, e.g. ethtool -K <peer> tso off gso off, and gro/lro off here",
-			"iface", in.Name, "len", f.Len, "mtu", in.MTU, "count", e.ctr[rxOversized])
+		e.log.Warn("dropping oversized frames (non-TCP or truncated GSO/GRO aggregates): turn offloads off, e.g. ethtool -K <peer> tso off gso off, and gro/lro off here",
+			"iface", in.Name, "len", wireLen, "mtu", in.MTU, "count", e.ctr[rxOversized])
 	}
 }
 
@@ -136,7 +177,7 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 // handleConn forwards a TCP/UDP packet of a known connection. It returns
 // false when there is none (or a SYN reuses a closing one), so the caller
 // treats the packet as new.
-func (e *Engine) handleConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, now int64) bool {
+func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) bool {
 	tup := conntrack.Tuple{Proto: p.Protocol, Src: p.Src.As4(), SrcPort: p.SrcPort, Dst: p.Dst.As4(), DstPort: p.DstPort}
 	id, dir := e.conns.Lookup(tup)
 	if id == 0 {
@@ -159,7 +200,7 @@ func (e *Engine) handleConn(w *worker, in *Iface, i int, frame []byte, p *rewrit
 	if dir == conntrack.DirIn {
 		d.stats.in(size)
 		d.svc.stats.in(size)
-		e.forwardIn(w, in, i, frame, p, c, d, now)
+		e.forwardIn(w, in, slot, frame, p, c, d, now)
 		return true
 	}
 	d.stats.out(size)
@@ -169,7 +210,7 @@ func (e *Engine) handleConn(w *worker, in *Iface, i int, frame []byte, p *rewrit
 }
 
 // handleOwned deals with a packet to a VIP that belongs to no connection.
-func (e *Engine) handleOwned(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, now int64) {
+func (e *Engine) handleOwned(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) {
 	switch p.Protocol {
 	case rewrite.ProtoICMP:
 		if p.ICMPType == rewrite.ICMPEchoRequest && !e.cfg.NoARP {
@@ -180,7 +221,7 @@ func (e *Engine) handleOwned(w *worker, in *Iface, i int, frame []byte, p *rewri
 		}
 		return
 	case rewrite.ProtoTCP, rewrite.ProtoUDP:
-		e.newConn(w, in, i, frame, p, now)
+		e.newConn(w, in, slot, frame, p, now)
 	}
 }
 
@@ -207,7 +248,7 @@ func (e *Engine) lookupService(frame []byte, p *rewrite.Packet) *Service {
 
 // newConn schedules a new connection (ip_vs_schedule / ip_vs_sched_persist)
 // and forwards its first packet.
-func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, now int64) {
+func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) {
 	svc := e.lookupService(frame, p)
 	if svc == nil {
 		// Other ports of a VIP are refused, as the director's own stack
@@ -297,7 +338,7 @@ func (e *Engine) newConn(w *worker, in *Iface, i int, frame []byte, p *rewrite.P
 	e.conns.Step(id, conntrack.DirIn, p.TCPFlags, size, now)
 	d.stats.in(size)
 	svc.stats.in(size)
-	e.forwardIn(w, in, i, frame, p, e.conns.Conn(id), d, now)
+	e.forwardIn(w, in, slot, frame, p, e.conns.Conn(id), d, now)
 	if params.OnePacket {
 		e.conns.Release(id, now)
 	}
@@ -358,7 +399,7 @@ func complete(frame []byte, p *rewrite.Packet) {
 }
 
 // forwardIn sends a client→server packet on toward the real server.
-func (e *Engine) forwardIn(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, c *conntrack.Conn, d *Dest, now int64) {
+func (e *Engine) forwardIn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, c *conntrack.Conn, d *Dest, now int64) {
 	if d.local {
 		complete(frame, p)
 		e.deliverLocal(frame)
@@ -390,7 +431,7 @@ func (e *Engine) forwardIn(w *worker, in *Iface, i int, frame []byte, p *rewrite
 			return rewrite.SetMACs(frame, mac, d.out.MAC)
 		})
 	case conntrack.FwdTunnel:
-		e.tunnel(w, in, i, frame, p, d, now)
+		e.tunnel(w, in, slot, frame, p, d, now)
 	}
 }
 
@@ -422,7 +463,7 @@ func (e *Engine) deliverLocal(frame []byte) {
 }
 
 // tunnel encapsulates in IP-in-IP in place, using the slot's headroom.
-func (e *Engine) tunnel(w *worker, in *Iface, i int, frame []byte, p *rewrite.Packet, d *Dest, now int64) {
+func (e *Engine) tunnel(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, d *Dest, now int64) {
 	if e.ttlExpired(w, in, frame, p) {
 		return
 	}
@@ -446,7 +487,6 @@ func (e *Engine) tunnel(w *worker, in *Iface, i int, frame []byte, p *rewrite.Pa
 		return
 	}
 	t := e.ipipFor(d, mac)
-	slot := w.slots[i]
 	if len(frame) > len(slot)-headroom {
 		e.ctr[rxOversized]++
 		return

@@ -67,6 +67,7 @@ const (
 	rxFrames reason = iota
 	rxIgnored
 	rxOversized
+	rxSegments
 	rxMalformed
 	rxFragment
 	rxIPOptions
@@ -94,6 +95,7 @@ var reasonNames = [numReasons]string{
 	rxFrames:         "rx_frames",
 	rxIgnored:        "rx_not_ours",
 	rxOversized:      "drop_oversized",
+	rxSegments:       "rx_gso_segments",
 	rxMalformed:      "drop_malformed",
 	rxFragment:       "drop_fragment",
 	rxIPOptions:      "rx_ip_options",

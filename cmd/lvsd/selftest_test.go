@@ -21,7 +21,17 @@ import (
 func TestKernelSelftest(t *testing.T) {
 	nstest.Require(t)
 	for _, mode := range []string{"dr", "nat", "tun"} {
-		t.Run(mode, func(t *testing.T) { runSelftest(t, mode, false) })
+		t.Run(mode, func(t *testing.T) { runSelftest(t, mode, false, false) })
+	}
+}
+
+// TestSelftestWithTSO runs the same transfers with veth's default offloads:
+// the senders' TCP stacks hand over 64 KiB super-frames, which lvsd cuts
+// into MTU-sized segments as the wire would.
+func TestSelftestWithTSO(t *testing.T) {
+	nstest.Require(t)
+	for _, mode := range []string{"dr", "nat", "tun"} {
+		t.Run(mode, func(t *testing.T) { runSelftest(t, mode, false, true) })
 	}
 }
 
@@ -31,11 +41,14 @@ func TestKernelSelftest(t *testing.T) {
 // from a real-server address and the transfer still passes.
 func TestNATWithIPForward(t *testing.T) {
 	nstest.Require(t)
-	runSelftest(t, "nat", true)
+	runSelftest(t, "nat", true, false)
 }
 
-func runSelftest(t *testing.T, mode string, watchRIP bool) {
+func runSelftest(t *testing.T, mode string, watchRIP, tso bool) {
 	s := e2e.NewSelftest(t)
+	if tso {
+		s = e2e.NewSelftestTSO(t)
+	}
 	d, r := s.Director, s.Real
 	switch mode {
 	case "dr", "nat":
@@ -47,6 +60,12 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 	}
 	pcaps := t.TempDir()
 	e2e.StartLVSD(t, d, "veth10,veth12", "--pcap-tx", pcaps, "--metrics", "127.0.0.1:9108")
+	t.Cleanup(func() {
+		if t.Failed() {
+			m, _ := d.Try("curl", "-s", "http://127.0.0.1:9108/metrics")
+			t.Logf("lvsd metrics:\n%s", m)
+		}
+	})
 	e2e.LVSADM(t, d, "-A -t "+e2e.VIP+":"+e2e.Port+" -s rr")
 	flag := map[string]string{"dr": "-g", "nat": "-m", "tun": "-i"}[mode]
 	e2e.LVSADM(t, d, "-a "+flag+" -t "+e2e.VIP+":"+e2e.Port+" -r "+e2e.RIP+":"+e2e.Port)
@@ -110,7 +129,13 @@ func runSelftest(t *testing.T, mode string, watchRIP bool) {
 		t.Errorf("%s: connection listing lacks %s:\n%s", mode, want, conns)
 	}
 	e2e.CheckPcaps(t, pcaps, mode == "tun")
-	if mode == "tun" {
+	if tso {
+		m := d.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
+		if metric(m, "lvsd_rx_gso_segments") == 0 {
+			t.Errorf("no super-frame was segmented with TSO on")
+		}
+	}
+	if mode == "tun" && !tso {
 		// Full-size segments do not fit the tunnel at MTU 1500: lvsd must
 		// have told the client the tunnel MTU (1480), which is what let the
 		// transfer through.

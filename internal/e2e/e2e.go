@@ -69,6 +69,18 @@ const (
 // default (so frames arrive CHECKSUM_PARTIAL).
 func NewSelftest(t testing.TB) *Selftest {
 	t.Helper()
+	return newSelftest(t, false)
+}
+
+// NewSelftestTSO is the same topology with every offload at veth's
+// defaults: senders hand lvsd TSO super-frames of up to 64 KiB.
+func NewSelftestTSO(t testing.TB) *Selftest {
+	t.Helper()
+	return newSelftest(t, true)
+}
+
+func newSelftest(t testing.TB, keepTSO bool) *Selftest {
+	t.Helper()
 	s := &Selftest{
 		Client:   nstest.New(t, "ns0"),
 		Director: nstest.New(t, "ns1"),
@@ -88,7 +100,9 @@ func NewSelftest(t testing.TB) *Selftest {
 		ns   *nstest.NS
 		name string
 	}{{s.Client, "veth01"}, {s.Client, "veth02"}, {s.Client, "br0"}, {s.Director, "veth10"}, {s.Director, "veth12"}, {s.Real, "veth21"}, {s.Real, "veth20"}} {
-		l.ns.Offload(l.name, "tso", "off", "gso", "off")
+		if !keepTSO {
+			l.ns.Offload(l.name, "tso", "off", "gso", "off")
+		}
 	}
 	return s
 }

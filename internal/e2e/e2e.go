@@ -33,7 +33,7 @@ func Bin(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvsd", "./cmd/lvsadm", "./cmd/lvsrs")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvsd", "./cmd/lvsadm", "./cmd/lvsrs", "./cmd/lvslab")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -125,7 +125,9 @@ func (r *Reporter) Write(ctx context.Context, d *Data) error {
 		if d.Spec != nil {
 			title = d.Spec.Name
 		}
-		svg := TimelineSVG(title, d.Ran, d.Traffic, d.Events)
+		// Observations (neighbour and address changes) can be hundreds: the
+		// picture marks only the scenario's own events.
+		svg := TimelineSVG(title, d.Ran, d.Traffic, timelineEvents(d.Events))
 		path := filepath.Join(d.Dir, TimelineFile)
 		if err := os.WriteFile(path, svg, 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("report: %w", err))
@@ -189,4 +191,15 @@ func (r *Reporter) renderPNG(ctx context.Context, svg, png string) {
 		}
 		r.opts.Logger.Debug("no timeline.png", "renderer", argv[0], "err", err, "output", string(bytes.TrimSpace(out)))
 	}
+}
+
+// timelineEvents leaves out the observers' events.
+func timelineEvents(all []runner.Event) []runner.Event {
+	var out []runner.Event
+	for _, e := range all {
+		if e.Kind != "observer" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -90,8 +90,21 @@ func Summary(d *Data, walk *Walk, walkErr error) string {
 		b.WriteString("No events were recorded.\n\n")
 	} else {
 		b.WriteString("| at | event | kind | detail |\n|---:|---|---|---|\n")
+		// Every timeline event, but only the first observations: the rest
+		// are in events.jsonl.
+		const maxObserved = 20
+		observed, hidden := 0, 0
 		for _, e := range d.Events {
+			if e.Kind == "observer" {
+				if observed++; observed > maxObserved {
+					hidden++
+					continue
+				}
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", e.At.Round(time.Millisecond), cell(e.Name), cell(e.Kind), cell(e.Detail))
+		}
+		if hidden > 0 {
+			fmt.Fprintf(&b, "\n%d more observations (neighbour, address and link changes) are in events.jsonl.\n", hidden)
 		}
 		b.WriteString("\n")
 	}

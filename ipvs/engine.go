@@ -32,10 +32,15 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxConns caps the connection table (0: conntrack's default).
 	MaxConns int
-	// ConnReuseMode is the sysctl conn_reuse_mode (default 1).
+	// ConnReuseMode is the sysctl conn_reuse_mode; 0 means the default 1,
+	// a negative value means 0 (never reuse).
 	ConnReuseMode int
 	// ExpireQuiescentTemplate is the sysctl expire_quiescent_template.
 	ExpireQuiescentTemplate bool
+	// ExpireNodestConn is the sysctl expire_nodest_conn: a packet for a
+	// connection whose real server was removed expires the connection and
+	// is scheduled anew, instead of being dropped.
+	ExpireNodestConn bool
 	// Now is the clock (monotonic nanoseconds); nil uses the process clock.
 	Now func() int64
 	// Batch is how many frames one receive call takes (default 64).

@@ -184,12 +184,16 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 		return false
 	}
 	if dir == conntrack.DirIn && p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN != 0 &&
-		p.TCPFlags&rewrite.TCPFlagACK == 0 && e.conns.ReuseOnSYN(id, e.cfg.ConnReuseMode) {
+		p.TCPFlags&rewrite.TCPFlagACK == 0 && e.conns.ReuseOnSYN(id, max(e.cfg.ConnReuseMode, 0)) {
 		e.conns.ExpireNow(id, now)
 		return false
 	}
 	sd := e.conns.Dest(id)
 	if !sd.Available() {
+		if e.cfg.ExpireNodestConn && dir == conntrack.DirIn {
+			e.conns.ExpireNow(id, now)
+			return false
+		}
 		e.ctr[rxDestGone]++
 		return true
 	}

@@ -48,6 +48,8 @@ type options struct {
 	guardTable   string
 	pcapTX       string
 	noARP        bool
+	expireNodest bool
+	reuseMode    int
 	localDev     string
 	logLevel     slog.Level
 }
@@ -73,6 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keepOffloads, "keep-offloads", false, "do not turn GRO/LRO off on the interfaces")
 	fs.StringVar(&o.guardTable, "guard-table", "lvsd", "nftables table (family netdev) lvsd owns")
 	fs.StringVar(&o.pcapTX, "pcap-tx", "", "record every frame lvsd transmits into DIR/<iface>.pcap (for tshark)")
+	fs.BoolVar(&o.expireNodest, "expire-nodest-conn", false, "sysctl expire_nodest_conn: packets of connections to a removed real server are rescheduled instead of dropped")
+	fs.IntVar(&o.reuseMode, "conn-reuse-mode", 1, "sysctl conn_reuse_mode: 1 reschedules a SYN that hits a TIME_WAIT/CLOSE entry; 3 also FIN_WAIT of DR/TUN")
 	fs.BoolVar(&o.noARP, "no-arp", false, "do not answer ARP or ping for the VIPs (another director owns them, as a keepalived backup)")
 	fs.StringVar(&o.localDev, "local-dev", "lvsd-local", "TAP device created when a real server is one of this node's own addresses (LOCALNODE)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -149,6 +153,7 @@ func run(o options, log *slog.Logger) error {
 	}()
 	eng, err := ipvs.New(ipvs.Config{
 		Logger: log, MaxConns: o.maxConns, NoARP: o.noARP,
+		ExpireNodestConn: o.expireNodest, ConnReuseMode: reuseMode(o.reuseMode),
 		OpenLocal: func() (ipvs.LocalPort, error) {
 			var err error
 			local, err = openLocal(o.localDev, nl)
@@ -273,6 +278,14 @@ func openIface(name string, nl *netlink.Handle) (*ipvs.Iface, error) {
 		ifc.Addrs = append(ifc.Addrs, netip.PrefixFrom(ip, ones))
 	}
 	return ifc, nil
+}
+
+// reuseMode maps the sysctl value to the engine's (0 there means default).
+func reuseMode(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // loadNetState gives the engine the namespace's routes and own addresses.

@@ -386,6 +386,11 @@ func evalShares(run *runner.Run, e *spec.Expectation) (runner.Outcome, bool) {
 			sh.Traffic, w.Label, st.Errors, optional(": ", st.ErrorSummary(3)), wantText)}, true
 	}
 	held := true
+	if sh.Even && len(names) < 2 {
+		// One backend answering everything is the opposite of a spread,
+		// not a trivially even one.
+		held = false
+	}
 	var got, off []string
 	for _, b := range names {
 		n := st.Backends[b]
@@ -397,6 +402,9 @@ func evalShares(run *runner.Run, e *spec.Expectation) (runner.Outcome, bool) {
 		}
 	}
 	detail := fmt.Sprintf("%s %s; %s", strings.Join(got, ", "), w.Label, wantText)
+	if sh.Even && len(names) < 2 {
+		off = append(off, "only one backend answered at all")
+	}
 	if len(off) > 0 {
 		detail += "; " + strings.Join(off, ", ")
 	}

@@ -249,3 +249,20 @@ func TestActiveSpanClipsToTrafficAndRun(t *testing.T) {
 	_, to = activeSpan(run, late, WholeRun())
 	assert.Equal(t, 12*time.Second, to)
 }
+
+// An even split needs at least two backends: one backend answering
+// everything must not pass as "even".
+func TestEvenNeedsTwoBackends(t *testing.T) {
+	var reqs []runner.Request
+	for i := range 20 {
+		reqs = append(reqs, runner.Request{Seq: i + 1, At: time.Duration(i) * 100 * time.Millisecond, Backend: "rs1"})
+	}
+	t0 := time.Now()
+	run := &runner.Run{T0: t0, End: t0.Add(2 * time.Second),
+		Stage: map[string]runner.Stage{"traffic": &recordStage{name: "traffic", recs: map[string][]runner.Request{"web": reqs}}}}
+	e := &spec.Expectation{Name: "even", Shares: &spec.Shares{Traffic: "web", Even: true, Tolerance: 5}}
+	o, handled := NewJudge().Evaluate(context.Background(), run, e)
+	if !handled || o.Held {
+		t.Fatalf("one backend judged even: handled %v held %v (%s)", handled, o.Held, o.Detail)
+	}
+}

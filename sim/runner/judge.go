@@ -54,27 +54,36 @@ func (stateJudge) Evaluate(ctx context.Context, run *Run, e *spec.Expectation) (
 	if st == nil || len(e.During) > 0 || e.After != "" {
 		return Outcome{}, false
 	}
-	switch {
-	case st.Addr != nil:
-		return checkAddr(run, st.Addr), true
-	case st.Neighbor != nil:
-		return checkNeighbor(run, st.Neighbor), true
-	case st.Route != nil:
-		return checkRoute(run, st.Route), true
-	case st.Command != nil:
-		return checkCommand(ctx, run, st.Command), true
+	if st.Addr == nil && st.Neighbor == nil && st.Route == nil && st.Command == nil {
+		return Outcome{}, false
 	}
-	return Outcome{}, false
+	return CheckState(ctx, run.Lab, st), true
 }
 
-func checkCommand(ctx context.Context, run *Run, c *spec.CommandCheck) Outcome {
+// CheckState evaluates a state check against the live lab, now: the judge
+// at the end of a run, and the fault timeline's when: triggers during it.
+func CheckState(ctx context.Context, lab *topo.Lab, st *spec.StateCheck) Outcome {
+	switch {
+	case st.Addr != nil:
+		return checkAddr(lab, st.Addr)
+	case st.Neighbor != nil:
+		return checkNeighbor(lab, st.Neighbor)
+	case st.Route != nil:
+		return checkRoute(lab, st.Route)
+	case st.Command != nil:
+		return checkCommand(ctx, lab, st.Command)
+	}
+	return Outcome{Detail: "empty state check"}
+}
+
+func checkCommand(ctx context.Context, lab *topo.Lab, c *spec.CommandCheck) Outcome {
 	argv := c.Cmd
 	if c.Shell != "" {
 		argv = []string{"/bin/sh", "-c", c.Shell}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd, err := run.Lab.Command(cctx, c.Node, argv...)
+	cmd, err := lab.Command(cctx, c.Node, argv...)
 	if err != nil {
 		return Outcome{Detail: err.Error()}
 	}
@@ -105,16 +114,16 @@ func checkCommand(ctx context.Context, run *Run, c *spec.CommandCheck) Outcome {
 	return Outcome{Held: held, Detail: detail}
 }
 
-func nodeOf(run *Run, name string) (*topo.Node, error) {
-	n := run.Lab.Node(name)
+func nodeOf(lab *topo.Lab, name string) (*topo.Node, error) {
+	n := lab.Node(name)
 	if n == nil {
 		return nil, fmt.Errorf("no node %s", name)
 	}
 	return n, nil
 }
 
-func checkAddr(run *Run, c *spec.AddrCheck) Outcome {
-	n, err := nodeOf(run, c.Node)
+func checkAddr(lab *topo.Lab, c *spec.AddrCheck) Outcome {
+	n, err := nodeOf(lab, c.Node)
 	if err != nil {
 		return Outcome{Detail: err.Error()}
 	}
@@ -152,8 +161,8 @@ func checkAddr(run *Run, c *spec.AddrCheck) Outcome {
 	return Outcome{Held: !found(c.Lacks), Detail: detail}
 }
 
-func checkNeighbor(run *Run, c *spec.NeighCheck) Outcome {
-	n, err := nodeOf(run, c.Node)
+func checkNeighbor(lab *topo.Lab, c *spec.NeighCheck) Outcome {
+	n, err := nodeOf(lab, c.Node)
 	if err != nil {
 		return Outcome{Detail: err.Error()}
 	}
@@ -190,7 +199,7 @@ func checkNeighbor(run *Run, c *spec.NeighCheck) Outcome {
 		want = append(want, string(c.MAC))
 	}
 	for _, ref := range c.MACOf {
-		if m, err := run.Spec.MACOf(ref); err == nil {
+		if m, err := lab.Spec.MACOf(ref); err == nil {
 			want = append(want, string(m))
 		}
 	}
@@ -198,8 +207,8 @@ func checkNeighbor(run *Run, c *spec.NeighCheck) Outcome {
 		Detail: fmt.Sprintf("%s has %s at %s (expected %s)", c.Node, c.IP, got, strings.Join(want, " or "))}
 }
 
-func checkRoute(run *Run, c *spec.RouteCheck) Outcome {
-	n, err := nodeOf(run, c.Node)
+func checkRoute(lab *topo.Lab, c *spec.RouteCheck) Outcome {
+	n, err := nodeOf(lab, c.Node)
 	if err != nil {
 		return Outcome{Detail: err.Error()}
 	}

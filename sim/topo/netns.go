@@ -260,3 +260,14 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
 }
+
+// DoIn runs fn on a throw-away OS thread switched into the namespace pinned
+// at path (a segment's hidden namespace, say), as Node.Do does for nodes.
+func DoIn(path string, fn func() error) error {
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	defer h.Close()
+	return (&netNS{name: path, handle: h}).do(fn)
+}

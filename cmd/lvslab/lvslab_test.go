@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
 )
@@ -360,15 +361,14 @@ func TestRunVerdicts(t *testing.T) {
 	assert.NoError(t, err, "node logs are in the report directory")
 
 	incomplete := filepath.Join(dir, "incomplete.yaml")
-	// This kernel has no netem and lvslab no userspace wire yet: a delay
-	// cannot be carried out, and the run says so rather than pass.
-	require.NoError(t, os.WriteFile(incomplete, append(base, []byte(`timeline:
-  - {name: slow, at: 0s, fault: delay, target: "web1:eth0", delay: 50ms}
-`)...), 0o644))
-	code, stdout = s.run("run", "--duration", "200ms", "--name", labName("inc"), "--out", filepath.Join(dir, "inc"), incomplete)
-	assert.Equal(t, exitInvalid, code, stdout)
-	assert.Contains(t, stdout, "not executed: timeline slow")
-	assert.Contains(t, stdout, "verdict: incomplete (exit 2)")
+	// A scenario that needs a kernel feature this machine lacks, with no
+	// userspace fallback, is refused with the reason (exit 2), never run.
+	if ok, _ := runner.DetectFeatures("").Has("ip_vs"); !ok {
+		require.NoError(t, os.WriteFile(incomplete, append([]byte("requires: [ip_vs]\n"), base...), 0o644))
+		code, stdout = s.run("run", "--duration", "200ms", "--name", labName("inc"), "--out", filepath.Join(dir, "inc"), incomplete)
+		assert.Equal(t, exitInvalid, code, stdout)
+		assert.Contains(t, stdout, "the kernel lacks ip_vs")
+	}
 
 	// nat-000 needs lvsd, lvsadm and lvsrs; the test's bin directory has
 	// only lvslab.

@@ -23,15 +23,29 @@ type labActor struct {
 	lab      *topo.Lab
 	netnsDir string
 	log      *slog.Logger
+	netem    bool  // delay by netem; without it, by the userspace wire
+	seed     int64 // the scenario's seed, for the wire's jitter
 
 	mu    sync.Mutex
 	segs  map[string]*segmentNS // by segment name, opened on first use
 	roots map[rootKey]string    // root qdiscs we installed -> event name
+
+	// The userspace delay wires in place and the filter chains on bridge
+	// ports' ingress hooks, which a wire on the port mirrors (wire.go).
+	wireMu  sync.Mutex
+	wires   map[rootKey]wireOwner      // by bridge port
+	ingress map[rootKey][]ingressChain // by bridge port
+	// nftMu orders the runs of nft that rewrite a wire's mirror table.
+	nftMu sync.Mutex
+	// wireFault, set by tests only, makes building a wire fail at the
+	// step it names, to show the rollback.
+	wireFault func(step string) error
 }
 
-func newLabActor(lab *topo.Lab, opts Options, log *slog.Logger) *labActor {
-	return &labActor{lab: lab, netnsDir: opts.NetnsDir, log: log,
-		segs: map[string]*segmentNS{}, roots: map[rootKey]string{}}
+func newLabActor(lab *topo.Lab, opts Options, netem bool, seed int64, log *slog.Logger) *labActor {
+	return &labActor{lab: lab, netnsDir: opts.NetnsDir, log: log, netem: netem, seed: seed,
+		segs: map[string]*segmentNS{}, roots: map[rootKey]string{},
+		wires: map[rootKey]wireOwner{}, ingress: map[rootKey][]ingressChain{}}
 }
 
 func (a *labActor) close() {
@@ -54,8 +68,10 @@ func (a *labActor) apply(ctx context.Context, e *spec.Event) (undoFunc, string, 
 		return a.linkUp(e)
 	case spec.FaultBlackhole, spec.FaultLoss, spec.FaultPartition:
 		return a.filter(ctx, e)
-	case spec.FaultRate, spec.FaultDelay:
+	case spec.FaultRate:
 		return a.qdisc(e)
+	case spec.FaultDelay:
+		return a.delay(ctx, e)
 	case spec.FaultSysctl:
 		return a.sysctl(e)
 	case spec.FaultARPFlush:

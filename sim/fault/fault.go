@@ -17,9 +17,15 @@
 //   - rate is a tbf qdisc: egress on the node's interface, ingress on the
 //     port (the port's egress is the node's ingress), so no ifb is needed.
 //     A sender using PACKET_QDISC_BYPASS skips the egress tbf.
-//   - delay uses netem the same way, and only where the kernel has netem:
-//     without it, delay entries are not claimed (Claims), so the runner
-//     reports them as not executed rather than pretending.
+//   - delay uses netem the same way where the kernel has it. Without
+//     netem, a userspace delay wire takes the port's place on the bridge
+//     (wire.go): a veth pair whose bridge end replaces the port, and
+//     lvslab copying frames between the port and the pair's other end
+//     through AF_PACKET, holding those of the delayed direction(s) for
+//     delay ± jitter (uniform, seeded from the scenario seed, order kept).
+//     The port keeps its name and alias, so the other faults still act on
+//     it; blackhole and loss of what the node sends are mirrored onto the
+//     pair, since the wire's packet tap reads before the port's ingress.
 //
 // Directions are seen from the node: egress is what it sends, ingress what
 // it receives. A partition drops, at each side's ports, frames from the
@@ -38,8 +44,8 @@
 // NAME and NAME.end only ever mean that it really happened.
 //
 // Everything the stage changed and has not undone is reverted by Stop,
-// newest first: nftables tables, qdiscs, port states, sysctls, neighbour
-// entries, stopped processes.
+// newest first: nftables tables, qdiscs, delay wires, port states,
+// sysctls, neighbour entries, stopped processes.
 package fault
 
 import (
@@ -78,7 +84,8 @@ type Options struct {
 	// PollInterval is how often log and netlink state triggers are checked
 	// (default 100ms); command state checks run at most every 500ms.
 	PollInterval time.Duration
-	// Netem says whether the kernel has netem (default: detected).
+	// Netem says whether the kernel has netem (default: detected); false
+	// delays by the userspace wire even where netem exists.
 	Netem *bool
 }
 
@@ -127,7 +134,7 @@ func HasNetem() bool {
 func (st *Stage) Name() string { return StageName }
 
 // Claims lists "timeline NAME" for every entry this stage can carry out
-// here: all of them, except delay entries on a kernel without netem.
+// here: all of them (delay by netem, or without it by the userspace wire).
 func (st *Stage) Claims(s *spec.Spec) []string {
 	var out []string
 	for i := range s.Timeline {
@@ -139,9 +146,11 @@ func (st *Stage) Claims(s *spec.Spec) []string {
 }
 
 // supported says why an entry cannot be carried out here (nil: it can).
+// Every fault kind can be, today; the hook stays for kinds that will need
+// a kernel feature with no userspace stand-in.
 func (st *Stage) supported(e *spec.Event) error {
-	if e.Fault == spec.FaultDelay && !st.netem {
-		return errors.New("delay needs the netem qdisc, which this kernel lacks (no userspace delay wire in this lvslab)")
+	if e.Fault == "" {
+		return errors.New("no fault kind")
 	}
 	return nil
 }
@@ -170,7 +179,7 @@ func (st *Stage) Start(ctx context.Context, lab *topo.Lab, t0 time.Time) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	st.act = newLabActor(lab, st.opts, st.log)
+	st.act = newLabActor(lab, st.opts, st.netem, st.spec.Seed, st.log)
 	w := newLabWatcher(lab, st.opts.PollInterval)
 	if err := w.arm(st.spec.Timeline); err != nil {
 		return err

@@ -51,9 +51,15 @@ type testLab struct {
 
 func buildLab(t *testing.T) *testLab {
 	t.Helper()
+	return buildLabNamed(t, "flt")
+}
+
+// buildLabNamed builds lan3.yaml as lab t<pid>-<suffix>.
+func buildLabNamed(t *testing.T, suffix string) *testLab {
+	t.Helper()
 	b, err := os.ReadFile("testdata/lan3.yaml")
 	require.NoError(t, err)
-	base := strings.ReplaceAll(string(b), "@NAME@", fmt.Sprintf("t%d-flt", os.Getpid()))
+	base := strings.ReplaceAll(string(b), "@NAME@", fmt.Sprintf("t%d-%s", os.Getpid(), suffix))
 	s, err := spec.Parse([]byte(base), "lan3.yaml", spec.Options{})
 	require.NoError(t, err)
 	ctx := context.Background()

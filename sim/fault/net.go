@@ -225,6 +225,9 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 		bySeg[p.seg] = append(bySeg[p.seg], c)
 	}
 	var where []string
+	// Chains on a port's ingress hook: a delay wire on the port mirrors
+	// them (wire.go), since its packet tap reads before that hook.
+	ingress := map[rootKey][]string{}
 	switch e.Fault {
 	case spec.FaultBlackhole, spec.FaultLoss:
 		refs, err := a.interfaces(e.Target)
@@ -242,6 +245,10 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 			}
 			for _, hook := range portHooks(e.Direction) {
 				add(p, chainSpec{Device: p.name(), Hook: hook, Rules: []string{rule}})
+				if hook == "ingress" {
+					key := rootKey{p.seg.name, p.link.Attrs().Index}
+					ingress[key] = append(ingress[key], rule)
+				}
 			}
 			where = append(where, fmt.Sprintf("%s (bridge port %s)", r, p.name()))
 		}
@@ -281,6 +288,9 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 	var installed []*segmentNS
 	undo := func(ctx context.Context) error {
 		var errs []error
+		if len(ingress) > 0 {
+			errs = append(errs, a.noteIngressChains(ctx, table, ingress, false))
+		}
 		for _, s := range installed {
 			if err := runNft(ctx, s, "delete table netdev "+table+"\n"); err != nil {
 				errs = append(errs, fmt.Errorf("segment %s: %w", s.segment, err))
@@ -294,6 +304,11 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 			return nil, "", errors.Join(err, undo(context.WithoutCancel(ctx)))
 		}
 		installed = append(installed, s)
+	}
+	if len(ingress) > 0 {
+		if err := a.noteIngressChains(ctx, table, ingress, true); err != nil {
+			return nil, "", errors.Join(err, undo(context.WithoutCancel(ctx)))
+		}
 	}
 	what := string(e.Fault)
 	switch e.Fault {

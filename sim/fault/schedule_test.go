@@ -346,13 +346,14 @@ func TestTbfParameters(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestClaimsWithoutNetem(t *testing.T) {
+// Delay is claimed with netem or without (the userspace wire).
+func TestClaimsWithAndWithoutNetem(t *testing.T) {
 	no, yes := false, true
 	s := &spec.Spec{Timeline: []spec.Event{
 		{Name: "slow", Fault: spec.FaultDelay},
 		{Name: "cut", Fault: spec.FaultLinkDown},
 	}}
-	assert.Equal(t, []string{"timeline cut"}, New(s, Options{Netem: &no}).Claims(s))
+	assert.Equal(t, []string{"timeline slow", "timeline cut"}, New(s, Options{Netem: &no}).Claims(s))
 	assert.Equal(t, []string{"timeline slow", "timeline cut"}, New(s, Options{Netem: &yes}).Claims(s))
 }
 

@@ -7,15 +7,14 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"lvslab/capture"
 	"lvslab/sim/spec"
+	"lvslab/sim/topo"
 )
 
 // The userspace delay wire: delay on a kernel without netem.
@@ -69,31 +68,8 @@ func wireNames(port string, index int) (br, fw string) {
 	return fmt.Sprintf("dw%d.br", index), fmt.Sprintf("dw%d.fw", index)
 }
 
-// do runs fn on a thread inside the segment namespace. The goroutine
-// locks its thread and exits without unlocking, so the thread ends with
-// it and never runs anything else, whatever namespace it is left in.
-func (s *segmentNS) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(s.h); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", s.name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			ferr = errors.Join(ferr, fmt.Errorf("leave namespace %s: %w", s.name, err))
-		}
-		errc <- ferr
-	}()
-	return <-errc
-}
+// do runs fn on a throw-away thread inside the segment namespace.
+func (s *segmentNS) do(fn func() error) error { return topo.DoIn(s.path, fn) }
 
 // delay adds latency: netem where the kernel has it, else the userspace
 // wire.

@@ -35,7 +35,7 @@ unit:
 
 ## test: everything — lint, unit, golden, property, netns integration (as root).
 test: deps lint build
-	$(GO) test -count=1 -timeout 12m ./...
+	$(GO) test -count=1 -p 1 -timeout 14m ./...
 
 ## fuzz: every fuzz target for FUZZTIME each.
 fuzz:

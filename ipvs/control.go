@@ -34,6 +34,15 @@ func (e *Engine) SetMarks(rules []MarkRule) error {
 		e.marks = old
 		return err
 	}
+	// A rule's single destination address is a VIP of an fwmark service:
+	// lvsd answers ARP for it as for any VIP. The kernel still sees what
+	// the rules do not match (the other director's frames, in seed 003).
+	e.markAddrs = map[[4]byte]bool{}
+	for _, r := range e.marks {
+		if r.Dst.IsValid() && r.Dst.IsSingleIP() {
+			e.markAddrs[r.Dst.Addr().As4()] = true
+		}
+	}
 	return nil
 }
 

@@ -105,6 +105,9 @@ type Engine struct {
 	byMark   map[uint32]*Service
 	owned    map[[4]byte]int // VIP -> number of services on it
 	marks    []MarkRule
+	// markAddrs are the single addresses the mark rules claim: lvsd
+	// answers ARP for them.
+	markAddrs map[[4]byte]bool
 
 	conns  *conntrack.Table
 	routes *RouteTable

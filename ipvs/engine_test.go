@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"testing"
@@ -246,4 +247,55 @@ func FuzzEngine(f *testing.F) {
 		te.handle(w, ifc, 0, te.clock)
 		te.flush(w)
 	})
+}
+
+func arpRequest(tb testing.TB, target string) []byte {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(clientMAC[:]), DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, EthernetType: layers.EthernetTypeARP}
+	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: layers.ARPRequest, SourceHwAddress: clientMAC[:], SourceProtAddress: net.ParseIP("10.0.0.2").To4(),
+		DstHwAddress: make([]byte, 6), DstProtAddress: net.ParseIP(target).To4()}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, arp); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestEngineARP: lvsd answers ARP for its VIPs and for the address an
+// fwmark classifier rule claims, not for others, and not at all with NoARP.
+func TestEngineARP(t *testing.T) {
+	te := newTestEngine(t, "-g")
+	rule, err := ParseMarkRule("mark=3,proto=tcp,dst=10.0.0.50,dport=80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := te.SetMarks([]MarkRule{rule}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		target string
+		answer bool
+	}{{"10.0.0.100", true}, {"10.0.0.50", true}, {"10.0.0.99", false}} {
+		te.extPort.last = nil
+		te.feed(te.ext, arpRequest(t, c.target))
+		got := len(te.extPort.last) == 1
+		if got != c.answer {
+			t.Errorf("ARP for %s answered %v, want %v", c.target, got, c.answer)
+			continue
+		}
+		if got {
+			pkt := gopacket.NewPacket(te.extPort.last[0].Data(), layers.LayerTypeEthernet, gopacket.Default)
+			a, _ := pkt.Layer(layers.LayerTypeARP).(*layers.ARP)
+			if a == nil || a.Operation != layers.ARPReply || net.IP(a.SourceProtAddress).String() != c.target ||
+				!bytes.Equal(a.SourceHwAddress, extMAC[:]) {
+				t.Errorf("ARP for %s: bad reply %v", c.target, pkt)
+			}
+		}
+	}
+	te.cfg.NoARP = true
+	te.extPort.last = nil
+	te.feed(te.ext, arpRequest(t, "10.0.0.100"))
+	if len(te.extPort.last) != 0 {
+		t.Error("NoARP still answers")
+	}
 }

@@ -103,6 +103,12 @@ func (e *Engine) isOwned(a netip.Addr) bool {
 	return a.Is4() && e.owned[a.As4()] > 0
 }
 
+// answersARP says whether lvsd announces a: the VIPs of its services and the
+// addresses its fwmark classifier rules claim.
+func (e *Engine) answersARP(a netip.Addr) bool {
+	return e.isOwned(a) || (a.Is4() && e.markAddrs[a.As4()])
+}
+
 // parseError counts a frame Parse refused. Fragments and unknown protocols
 // to a VIP are ours to refuse (the kernel never sees them); everything else
 // not addressed to a VIP is left to the kernel.
@@ -152,12 +158,12 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 		// Learn only addresses we resolve or already know, as the kernel
 		// updates existing entries; a request aimed at us also creates one.
 		target := a.TargetIP()
-		create := a.Op() == rewrite.ARPReply || e.isOwned(target)
+		create := a.Op() == rewrite.ARPReply || e.answersARP(target)
 		if n := e.neigh.learn(sender, a.SenderMAC(), in, now, create); n != nil && len(n.queue) > 0 {
 			e.releaseQueue(w, n)
 		}
 	}
-	if e.cfg.NoARP || a.Op() != rewrite.ARPRequest || !e.isOwned(a.TargetIP()) {
+	if e.cfg.NoARP || a.Op() != rewrite.ARPRequest || !e.answersARP(a.TargetIP()) {
 		return
 	}
 	out := w.genBuf()

@@ -380,3 +380,35 @@ func TestRunVerdicts(t *testing.T) {
 		assert.Empty(t, s.leftovers(l))
 	}
 }
+
+// TestWindowedState: state expectations with windows are sampled live — an
+// address added by the timeline at 300 ms must appear within 1 s of that
+// event, must not be there before it, and one that never appears fails.
+func TestWindowedState(t *testing.T) {
+	s := newSession(t)
+	dir := t.TempDir()
+	base, err := os.ReadFile(filepath.Join(testdata, "lan3.yaml"))
+	require.NoError(t, err)
+	f := filepath.Join(dir, "window.yaml")
+	require.NoError(t, os.WriteFile(f, append(base, []byte(`  - name: appears-after-add
+    after: add-addr
+    within: 1s
+    state: {addr: {node: web1, dev: eth0, has: 10.0.0.51}}
+  - name: absent-before
+    during: [0s, 250ms]
+    state: {addr: {node: web1, dev: eth0, lacks: 10.0.0.51}}
+  - name: never-appears
+    xfail: nobody adds 10.0.0.52, so this shows a failing window
+    after: add-addr
+    within: 500ms
+    state: {addr: {node: web1, dev: eth0, has: 10.0.0.52}}
+timeline:
+  - {name: add-addr, at: 300ms, fault: exec, target: web1, cmd: [ip, addr, add, 10.0.0.51/24, dev, eth0]}
+`)...), 0o644))
+	code, out := s.run("run", "--duration", "1500ms", "--name", labName("win"), "--out", filepath.Join(dir, "out"), f)
+	assert.Equal(t, exitPass, code, out)
+	assert.Contains(t, out, "PASS          appears-after-add: true")
+	assert.Contains(t, out, "PASS          absent-before: held in")
+	assert.Contains(t, out, "XFAIL         never-appears: never true")
+	assert.Empty(t, s.leftovers(labName("win")))
+}

@@ -17,6 +17,8 @@ import (
 // start first, also see the faults being undone and the last replies.
 func (e *env) runOptions(s *spec.Spec) runner.Options {
 	tr := traffic.New(s, traffic.Options{Logger: e.log})
+	tl := fault.New(s, fault.Options{Logger: e.log})
+	sw := runner.NewStateWatch(s, tl)
 	return runner.Options{
 		Topo:   e.topoOptions(),
 		Logger: e.log,
@@ -26,9 +28,10 @@ func (e *env) runOptions(s *spec.Spec) runner.Options {
 			observe.NewStats(s, observe.StatsOptions{Logger: e.log}),
 			newProgress(e.stderr, s, tr),
 			tr,
-			fault.New(s, fault.Options{Logger: e.log}),
+			tl,
+			sw,
 		},
-		Judges:    []runner.Judge{traffic.NewJudge(), segcap.Judge{}},
+		Judges:    []runner.Judge{traffic.NewJudge(), segcap.Judge{}, sw},
 		Reporters: []runner.Reporter{report.New(report.Options{Logger: e.log})},
 	}
 }

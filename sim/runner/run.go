@@ -323,7 +323,7 @@ func judge(ctx context.Context, run *Run, judges []Judge, e *spec.Expectation) E
 		}
 		return r
 	}
-	r.Detail = "no judge for this kind of expectation in this lvslab (traffic, timeline and capture judging come with later layers)"
+	r.Detail = "no judge for this kind of expectation in this lvslab"
 	return r
 }
 

@@ -69,31 +69,11 @@ func translate(frame []byte, p *Packet, src, dst netip.AddrPort) error {
 	udpNoSum := p.Protocol == ProtoUDP && sum == 0 && !p.Partial
 
 	if src.IsValid() {
-		a := src.Addr().As4()
-		old, new := binary.BigEndian.Uint32(ip[12:16]), binary.BigEndian.Uint32(a[:])
-		oldPort := binary.BigEndian.Uint16(l4[0:2])
-		copy(ip[12:16], a[:])
-		binary.BigEndian.PutUint16(l4[0:2], src.Port())
-		if p.Partial {
-			sum = UpdatePartial32(sum, old, new)
-		} else if !udpNoSum {
-			sum = UpdateChecksum32(sum, old, new)
-			sum = UpdateChecksum16(sum, oldPort, src.Port())
-		}
+		sum = setEndpoint(ip[12:16], l4[0:2], src, sum, p.Partial, udpNoSum)
 		p.Src, p.SrcPort = src.Addr(), src.Port()
 	}
 	if dst.IsValid() {
-		a := dst.Addr().As4()
-		old, new := binary.BigEndian.Uint32(ip[16:20]), binary.BigEndian.Uint32(a[:])
-		oldPort := binary.BigEndian.Uint16(l4[2:4])
-		copy(ip[16:20], a[:])
-		binary.BigEndian.PutUint16(l4[2:4], dst.Port())
-		if p.Partial {
-			sum = UpdatePartial32(sum, old, new)
-		} else if !udpNoSum {
-			sum = UpdateChecksum32(sum, old, new)
-			sum = UpdateChecksum16(sum, oldPort, dst.Port())
-		}
+		sum = setEndpoint(ip[16:20], l4[2:4], dst, sum, p.Partial, udpNoSum)
 		p.Dst, p.DstPort = dst.Addr(), dst.Port()
 	}
 	if udpNoSum {
@@ -185,4 +165,23 @@ func CompletePartial(frame []byte, p *Packet) error {
 	binary.BigEndian.PutUint16(frame[sumOff:], UDPWireChecksum(sum))
 	p.Partial = false
 	return nil
+}
+
+// setEndpoint writes ap's address into addr (4 bytes of the IPv4 header)
+// and its port into port (2 bytes of the L4 header), and returns the L4
+// checksum updated for both: under CHECKSUM_PARTIAL only the address counts
+// (the pseudo-header), and an absent UDP checksum is left to be filled.
+func setEndpoint(addr, port []byte, ap netip.AddrPort, sum uint16, partial, noSum bool) uint16 {
+	a := ap.Addr().As4()
+	oldAddr, newAddr := binary.BigEndian.Uint32(addr), binary.BigEndian.Uint32(a[:])
+	oldPort := binary.BigEndian.Uint16(port)
+	copy(addr, a[:])
+	binary.BigEndian.PutUint16(port, ap.Port())
+	switch {
+	case partial:
+		return UpdatePartial32(sum, oldAddr, newAddr)
+	case noSum:
+		return sum
+	}
+	return UpdateChecksum16(UpdateChecksum32(sum, oldAddr, newAddr), oldPort, ap.Port())
 }

@@ -3,7 +3,7 @@
 # they are missing and we are root. Without root it only reports.
 set -euo pipefail
 need=()
-for pair in socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2 hping3:hping3 curl:curl ping:iputils-ping; do
+for pair in socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2 hping3:hping3 curl:curl ping:iputils-ping sysctl:procps; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -13,11 +13,12 @@ import (
 )
 
 // explainUsage is the line for the usage text.
-const explainUsage = `  explain RUN_DIR [--traffic T] [--request N] [--markdown]
+const explainUsage = `  explain RUN_DIR|SCENARIO [--traffic T] [--request N] [--markdown]
                               hop by hop, one request of a finished run as its segment
                               captures show it: MACs, addresses, TTL, TCP flags at every
                               hop, and how the director forwarded it (default: the
-                              scenario's report.walk, else request 1 of the first traffic)
+                              scenario's report.walk, else request 1 of the first traffic);
+                              a SCENARIO is run first
 `
 
 // cmdExplain prints the hop-by-hop walk of one request from a run's report

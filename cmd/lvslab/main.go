@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "service":
 		return e.cmdService(ctx, cargs)
 	case "explain":
-		return cmdExplain(cargs, e.stdout, e.stderr)
+		return e.cmdExplainAny(ctx, cargs)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitPass

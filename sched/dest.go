@@ -91,13 +91,21 @@ func (d *Dest) BindConn() {
 }
 
 // BindTemplate accounts a new persistence template.
-func (d *Dest) BindTemplate() { d.PersistConns++ }
+//
+// ip_vs_bind_dest runs the upper-threshold test for templates too; templates
+// do not count in the total, so only the connections can push it over.
+func (d *Dest) BindTemplate() {
+	d.PersistConns++
+	d.checkUpper()
+}
 
-// UnbindTemplate releases a persistence template.
+// UnbindTemplate releases a persistence template; ip_vs_unbind_dest applies
+// the overload-clearing rule for it as for a connection.
 func (d *Dest) UnbindTemplate() {
 	if d.PersistConns > 0 {
 		d.PersistConns--
 	}
+	d.checkLower()
 }
 
 // ConnActivated moves a connection from inactive to active.
@@ -126,6 +134,12 @@ func (d *Dest) UnbindConn(active bool) {
 	} else if d.InactConns > 0 {
 		d.InactConns--
 	}
+	d.checkLower()
+}
+
+// checkLower clears the overload flag by the kernel's rule: below the lower
+// threshold, or below 3/4 of the upper one when no lower one is set.
+func (d *Dest) checkLower() {
 	total := d.TotalConns()
 	switch {
 	case d.LThreshold != 0:

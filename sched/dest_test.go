@@ -2,6 +2,7 @@ package sched
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 )
 
@@ -187,5 +188,32 @@ func TestLastWeight(t *testing.T) {
 	}
 	if z := NewDest(ip4(10, 20, 0, 2), 80, 0); z.LastWeight != 0 {
 		t.Fatalf("added with weight 0: last %d, want 0", z.LastWeight)
+	}
+}
+
+// Templates run the kernel's threshold tests on bind and unbind without
+// counting in the total.
+func TestTemplateBindRunsThresholds(t *testing.T) {
+	d := NewDest(netip.MustParseAddr("10.0.0.1"), 80, 1)
+	d.SetThresholds(2, 0)
+	d.BindTemplate()
+	if d.Overloaded() {
+		t.Fatal("a template alone overloaded the destination")
+	}
+	d.BindConn()
+	d.BindConn()
+	if !d.Overloaded() {
+		t.Fatal("two connections did not reach the upper threshold 2")
+	}
+	d.BindTemplate()
+	if !d.Overloaded() || d.PersistConns != 2 {
+		t.Fatalf("template bind changed the overload state: %+v", d)
+	}
+	// Lower threshold raised above the total: the next unbind of any kind
+	// clears the flag.
+	d.LThreshold = 3
+	d.UnbindTemplate()
+	if d.Overloaded() {
+		t.Fatalf("template unbind with total 2 below the lower threshold 3 kept OVERLOAD: %+v", d)
 	}
 }

@@ -768,54 +768,41 @@ func (s *argState) netmask() error {
 
 // checkLegality is ipvsadm's generic_opt_check.
 func (s *argState) checkLegality() error {
-	row := legality[s.cmd.Op-1]
-	cmdName := s.cmd.Op.String()
-	last := -1
-	for j := range numCols {
-		given := s.has(j)
-		switch row[j] {
-		case '+':
-			if !given {
-				return argErrorf("You need to supply the '%s' option for the '%s' command", colNames[j], cmdName)
-			}
-		case 'x':
-			if given {
-				return argErrorf("Illegal '%s' option with the '%s' command", colNames[j], cmdName)
-			}
-		case '1':
-			if given {
-				if last >= 0 {
-					return argErrorf("The option '%s' conflicts with the '%s' option in the '%s' command",
-						colNames[j], colNames[last], cmdName)
-				}
-				last = j
-			}
-		}
+	cols := make([]int, numCols)
+	for j := range cols {
+		cols[j] = j
 	}
-	return nil
+	return s.checkOptions(legality[s.cmd.Op-1], cols, "command", s.cmd.Op.String())
 }
 
 // checkTunnel is ipvsadm's tunnel_opt_check.
 func (s *argState) checkTunnel() error {
 	tt := s.cmd.Dest.TunType
-	row := tunLegality[tt]
+	return s.checkOptions(tunLegality[tt], tunCols[:], "tunnel type", tt.String())
+}
+
+// checkOptions applies one row of an ipvsadm legality table to the options
+// at cols: '+' must be given, 'x' must not, '1' marks options of which at
+// most one may be given. kind and name ("command", "add-service") word the
+// messages as ipvsadm does.
+func (s *argState) checkOptions(row string, cols []int, kind, name string) error {
 	last := -1
-	for j, col := range tunCols {
+	for j, col := range cols {
 		given := s.has(col)
 		switch row[j] {
 		case '+':
 			if !given {
-				return argErrorf("You need to supply the '%s' option for the '%s' tunnel type", colNames[col], tt)
+				return argErrorf("You need to supply the '%s' option for the '%s' %s", colNames[col], name, kind)
 			}
 		case 'x':
 			if given {
-				return argErrorf("Illegal '%s' option with the '%s' tunnel type", colNames[col], tt)
+				return argErrorf("Illegal '%s' option with the '%s' %s", colNames[col], name, kind)
 			}
 		case '1':
 			if given {
 				if last >= 0 {
-					return argErrorf("The option '%s' conflicts with the '%s' option in the '%s' tunnel type",
-						colNames[col], colNames[last], tt)
+					return argErrorf("The option '%s' conflicts with the '%s' option in the '%s' %s",
+						colNames[col], colNames[last], name, kind)
 				}
 				last = col
 			}

@@ -172,11 +172,7 @@ func (e *Engine) SetRoutes(t *RouteTable) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.routes = t
-	for _, s := range e.services {
-		for _, d := range s.dests {
-			e.routeDest(d)
-		}
-	}
+	e.rerouteAll()
 }
 
 // SetLocalAddrs tells the engine the namespace's own addresses: a real
@@ -184,13 +180,30 @@ func (e *Engine) SetRoutes(t *RouteTable) {
 func (e *Engine) SetLocalAddrs(addrs []netip.Addr) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.localAddrs = addrSet(addrs)
+	e.rerouteAll()
+}
+
+// SetNetState replaces routes and own addresses together, re-resolving the
+// real servers once: what lvsd does every second.
+func (e *Engine) SetNetState(t *RouteTable, addrs []netip.Addr) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.routes, e.localAddrs = t, addrSet(addrs)
+	e.rerouteAll()
+}
+
+func addrSet(addrs []netip.Addr) map[[4]byte]bool {
 	m := make(map[[4]byte]bool, len(addrs))
 	for _, a := range addrs {
 		if a.Is4() {
 			m[a.As4()] = true
 		}
 	}
-	e.localAddrs = m
+	return m
+}
+
+func (e *Engine) rerouteAll() {
 	for _, s := range e.services {
 		for _, d := range s.dests {
 			e.routeDest(d)

@@ -298,8 +298,7 @@ func loadNetState(eng *ipvs.Engine, nl *netlink.Handle) error {
 	if err != nil {
 		return err
 	}
-	eng.SetRoutes(routes)
-	eng.SetLocalAddrs(addrs)
+	eng.SetNetState(routes, addrs)
 	return nil
 }
 

@@ -1,10 +1,15 @@
 # lvslab — see README.md. Every target installs what it needs.
 GO        ?= go
 BIN       := bin
-STATICCHECK_VERSION := 2026.2.2
+# Tools are pinned by module version (what the module proxy serves, not a
+# release name) and installed into .tools/<module>@<version>/bin, so a fresh
+# clone builds its own and never trusts whatever binary is on PATH.
+STATICCHECK_MOD     := honnef.co/go/tools
+STATICCHECK_VERSION := v0.8.2
+TOOLS_DIR   := $(CURDIR)/.tools
+STATICCHECK := $(TOOLS_DIR)/$(STATICCHECK_MOD)@$(STATICCHECK_VERSION)/bin/staticcheck
 FUZZTIME  ?= 20s
 export GOFLAGS := -buildvcs=false
-GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 
 .PHONY: all build test unit run bench fuzz lint deps tools clean
 
@@ -14,10 +19,9 @@ all: build
 deps:
 	@scripts/deps.sh
 
-## tools: staticcheck from the Go module proxy, pinned.
+## tools: staticcheck from the Go module proxy, pinned by module version.
 tools:
-	@test -x $(GOBIN_DIR)/staticcheck && $(GOBIN_DIR)/staticcheck -version | grep -q '$(STATICCHECK_VERSION)' || \
-		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@scripts/tool.sh $(STATICCHECK_MOD)/cmd/staticcheck $(STATICCHECK_MOD) $(STATICCHECK_VERSION) $(STATICCHECK)
 
 build:
 	@mkdir -p $(BIN)
@@ -27,7 +31,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GOBIN_DIR)/staticcheck ./...
+	$(STATICCHECK) ./...
 
 ## unit: the tests that need neither root nor namespaces.
 unit:

@@ -28,6 +28,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"lvslab/internal/testenv"
 )
 
 // Prefix starts the name of every namespace this package creates.
@@ -39,26 +41,13 @@ var staleOnce sync.Once
 // them in their own words.
 
 // Available says why namespace tests cannot run here, or "" if they can.
-func Available() string {
-	if os.Geteuid() != 0 {
-		return "needs root for network namespaces"
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return "needs iproute2's ip"
-	}
-	return ""
-}
+func Available() string { return testenv.NetnsUnavailable() }
 
-// Require skips t unless namespace tests can run, and removes namespaces a
-// crashed earlier run left behind.
+// Require skips t unless namespace tests can run (fails it under CI, see
+// testenv), and removes namespaces a crashed earlier run left behind.
 func Require(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if why := Available(); why != "" {
-		t.Skip(why)
-	}
+	testenv.Netns(t)
 	staleOnce.Do(CleanStale)
 }
 

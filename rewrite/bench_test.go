@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"lvslab/rewrite"
 )
 
@@ -29,6 +32,29 @@ func BenchmarkParse(b *testing.B) {
 	var p rewrite.Packet
 	for b.Loop() {
 		if err := rewrite.Parse(f, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseGopacket decodes the same frame with gopacket's fastest
+// path (DecodingLayerParser over preallocated layers, no copy), the
+// decoder of github.com/google/gopacket and its maintained fork: the
+// reference for why lvsd parses with its own views and keeps gopacket in
+// the tests.
+func BenchmarkParseGopacket(b *testing.B) {
+	f, _ := benchFrame(b, clientSYN().frame(b))
+	var (
+		eth     layers.Ethernet
+		ip4     layers.IPv4
+		tcp     layers.TCP
+		payload gopacket.Payload
+	)
+	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &tcp, &payload)
+	parser.IgnoreUnsupported = true
+	decoded := make([]gopacket.LayerType, 0, 4)
+	for b.Loop() {
+		if err := parser.DecodeLayers(f, &decoded); err != nil {
 			b.Fatal(err)
 		}
 	}

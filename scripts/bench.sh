@@ -11,15 +11,15 @@ run() {
 	go test -run '^$' -bench "$2" -benchmem -benchtime "$benchtime" "$1" | grep -E '^(Benchmark|FAIL)' || true
 }
 echo "== per-packet rewrites (rewrite/)"
-run ./rewrite 'Benchmark(Parse|DR|NATIn|NATOut|TUNEncap|FULLNATIn|FULLNATOut|TOAInsert|ClampMSS|ChecksumFull|ChecksumIncremental)$'
+run ./rewrite 'Benchmark(Parse|ParseGopacket|DR|NATIn|NATOut|TUNEncap|FULLNATIn|FULLNATOut|TOAInsert|ClampMSS|ChecksumFull|ChecksumIncremental)$'
 echo "== engine pipeline: established-flow lookup + rewrite, new-connection scheduling (ipvs/)"
 run ./ipvs 'BenchmarkEngine'
 echo "== connection table (conntrack/)"
 run ./conntrack 'Benchmark(LookupEstablished|StateStep|InsertExpire|BytesPerConn)'
 echo "== schedulers (sched/)"
 run ./sched 'BenchmarkSchedule'
-echo "== frame I/O (capture/)"
-run ./capture 'BenchmarkMemPort'
+echo "== frame I/O (capture/): ring + batch vs. one syscall per frame (mdlayher/packet's pattern)"
+run ./capture 'Benchmark(MemPort|VethRXTX)'
 echo "== lab: building a 50-node topology (sim/topo; target under 1 s)"
 run ./sim/topo 'BenchmarkBuild50Nodes'
 if [ -x scripts/bench-e2e.sh ]; then

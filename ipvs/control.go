@@ -205,6 +205,7 @@ func (e *Engine) deleteService(s *Service) {
 	if s == nil {
 		return
 	}
+	e.retire(s)
 	e.unindex(s, s.key())
 	for len(s.dests) > 0 {
 		s.delDest(0)
@@ -218,9 +219,11 @@ func (e *Engine) zero(c config.Command) error {
 		if s == nil {
 			return config.ErrNoService
 		}
+		e.retire(s)
 		zeroService(s)
 		return nil
 	}
+	e.gone = counters{}
 	for _, s := range e.services {
 		zeroService(s)
 	}

@@ -115,6 +115,9 @@ type Engine struct {
 
 	ctr   [numReasons]uint64
 	parse [rewrite.NumReasons]uint64
+	// gone holds the counters of deleted (and singly zeroed) services, so
+	// the totals of node_ipvs_*_total count since start (see retire).
+	gone counters
 
 	lastOversizeWarn int64
 	ipID             uint16

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,8 @@ import (
 type KernelGuard struct {
 	Table   string   // nftables table name (family netdev)
 	Devices []string // interfaces lvsd reads from
+
+	applied, failed atomic.Uint64 // Apply results, for the metrics
 }
 
 // GuardRule is what the guard drops for the kernel.
@@ -107,10 +110,15 @@ func (g *KernelGuard) Script(r GuardRule) string {
 // Apply installs r, replacing whatever the guard installed before.
 func (g *KernelGuard) Apply(ctx context.Context, r GuardRule) error {
 	if err := nft(ctx, g.Script(r)); err != nil {
+		g.failed.Add(1)
 		return fmt.Errorf("install nftables guard %s on %s: %w", g.Table, strings.Join(g.Devices, ","), err)
 	}
+	g.applied.Add(1)
 	return nil
 }
+
+// updates returns how many Apply calls succeeded and failed.
+func (g *KernelGuard) updates() (ok, failed uint64) { return g.applied.Load(), g.failed.Load() }
 
 // Remove deletes the guard's table; a missing table is not an error.
 func (g *KernelGuard) Remove(ctx context.Context) error {

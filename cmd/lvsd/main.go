@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -230,13 +229,14 @@ func run(o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	requests := newRequestCounter()
 	go func() {
-		if err := ctl.Serve(ctx, ln, eng); err != nil && ctx.Err() == nil {
+		if err := ctl.Serve(ctx, ln, countRequests(eng, requests)); err != nil && ctx.Err() == nil {
 			log.Error("control socket", "err", err)
 		}
 	}()
 	if o.metrics != "" {
-		srv, err := serveMetrics(o.metrics, eng, log)
+		srv, err := serveMetrics(o.metrics, newRegistry(eng, requests), log)
 		if err != nil {
 			return err
 		}
@@ -369,23 +369,4 @@ func reloadOnHUP(ctx context.Context, eng *ipvs.Engine, rules string, log *slog.
 		}
 		log.Info("reloaded rules", "file", rules, "services", len(t.Services))
 	}
-}
-
-func serveMetrics(addr string, eng *ipvs.Engine, log *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		eng.WriteMetrics(w)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	return srv, nil
 }

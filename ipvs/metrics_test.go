@@ -72,7 +72,7 @@ func metricsEngine(t *testing.T) *testEngine {
 	te.feed(te.ext, tcpFrame(t, clientMAC, extMAC, "10.0.0.2", "10.0.0.101", 41000, 443, false, true, 10))
 	// Drops of two classes.
 	te.feed(te.ext, tcpFrame(t, clientMAC, extMAC, "10.0.0.2", "10.0.0.100", 42000, 80, false, true, 0)) // not a SYN
-	te.feed(te.ext, udpFrame(t, clientMAC, extMAC, "10.0.0.2", "10.0.0.100", 5000, 54, 1))            // no service
+	te.feed(te.ext, udpFrame(t, clientMAC, extMAC, "10.0.0.2", "10.0.0.100", 5000, 54, 1))               // no service
 	return te
 }
 

@@ -9,10 +9,11 @@ strict=0
 case "${CI:-}${LVSLAB_REQUIRE_NETNS:-}" in *1* | *true* | *yes*) strict=1 ;; esac
 
 # command:package pairs; a command starting with / is a file test.
+# promtool (Debian ships it in prometheus) lints lvsd's /metrics as users do.
 pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
-	stress-ng:stress-ng
+	stress-ng:stress-ng promtool:prometheus
 )
 need=()
 for pair in "${pairs[@]}"; do

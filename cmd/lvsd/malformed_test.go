@@ -106,10 +106,10 @@ func TestMalformedFrames(t *testing.T) {
 		`lvsd_parse_errors_total{reason="bad_ipv4_header_length"}`,
 		`lvsd_parse_errors_total{reason="bad_ipv4_header_checksum"}`,
 		`lvsd_parse_errors_total{reason="arp_is_not_ethernet_ipv4"}`,
-		"lvsd_drop_fragment",
-		"lvsd_drop_ttl_expired",
-		"lvsd_drop_unknown_protocol",
-		"lvsd_rx_ip_options",
+		`lvsd_drops_total{reason="fragment"}`,
+		`lvsd_drops_total{reason="ttl_expired"}`,
+		`lvsd_drops_total{reason="unknown_protocol"}`,
+		"lvsd_rx_ip_options_total",
 	} {
 		if v := metric(metrics, want); v < 3 {
 			t.Errorf("%s = %d, want at least 3 (one per frame sent)", want, v)
@@ -133,13 +133,13 @@ func fixIPChecksum(h []byte) {
 }
 
 // metric returns the value of the first sample whose name (and labels)
-// start with name.
+// start with name. Prometheus writes large values as floats (1.048576e+06).
 func metric(text, name string) int {
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\S* (\d+)$`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\S* (\S+)$`)
 	m := re.FindStringSubmatch(text)
 	if m == nil {
 		return 0
 	}
-	v, _ := strconv.Atoi(m[1])
-	return v
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return int(v)
 }

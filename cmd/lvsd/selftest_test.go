@@ -131,7 +131,7 @@ func runSelftest(t *testing.T, mode string, watchRIP, tso bool) {
 	e2e.CheckPcaps(t, pcaps, mode == "tun")
 	if tso {
 		m := d.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
-		if metric(m, "lvsd_rx_gso_segments") == 0 {
+		if metric(m, "lvsd_rx_gso_segments_total") == 0 {
 			t.Errorf("no super-frame was segmented with TSO on")
 		}
 	}
@@ -140,7 +140,7 @@ func runSelftest(t *testing.T, mode string, watchRIP, tso bool) {
 		// have told the client the tunnel MTU (1480), which is what let the
 		// transfer through.
 		m := d.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
-		if metric(m, "lvsd_drop_frag_needed") == 0 {
+		if metric(m, `lvsd_drops_total{reason="frag_needed"}`) == 0 {
 			t.Errorf("no ICMP fragmentation-needed sent in TUN mode")
 		}
 	}

@@ -11,6 +11,12 @@ const (
 	ProcLVSRS = "lvsrs"
 )
 
+// MetricsAddr is where a director's lvsd serves Prometheus metrics unless
+// its flags name another --metrics address: loopback inside the director's
+// namespace, so every director of a lab has the same one and it is reached
+// with lvslab exec (lvslab exec dir -- curl -s http://127.0.0.1:9108/metrics).
+const MetricsAddr = "127.0.0.1:9108"
+
 // Node returns the node called name, or nil.
 func (s *Spec) Node(name string) *Node {
 	for i := range s.Nodes {

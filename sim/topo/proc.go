@@ -254,6 +254,11 @@ func (l *Lab) plan() ([]*Process, error) {
 				}
 			}
 			p.argv = append(p.argv, d.Flags...)
+			// Every lvsd of a lab is scrapeable at the same address; a
+			// binary of the scenario's own may not know the flag.
+			if d.Binary == "" && !hasMetricsFlag(d.Flags) {
+				p.argv = append(p.argv, "--metrics", spec.MetricsAddr)
+			}
 			p.ready = &spec.Ready{Unix: sock, Timeout: spec.Duration(10 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 			procs = append(procs, p)
 		}
@@ -752,3 +757,15 @@ func (p *Process) stop(ctx context.Context) {
 var serviceListening = regexp.MustCompile(`(?m)^lvslab service .* listening on `)
 
 func unixSignalName(s syscall.Signal) string { return unix.SignalName(s) }
+
+// hasMetricsFlag reports whether lvsd flags already choose a metrics
+// address (Go's flag package takes -metrics and --metrics, with = or not).
+func hasMetricsFlag(flags []string) bool {
+	for _, f := range flags {
+		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if strings.HasPrefix(f, "-") && name == "metrics" {
+			return true
+		}
+	}
+	return false
+}

@@ -256,7 +256,7 @@ func (l *Lab) plan() ([]*Process, error) {
 			p.argv = append(p.argv, d.Flags...)
 			// Every lvsd of a lab is scrapeable at the same address; a
 			// binary of the scenario's own may not know the flag.
-			if d.Binary == "" && !hasMetricsFlag(d.Flags) {
+			if (d.Binary == "" || d.Binary == spec.ProcLVSD) && !hasMetricsFlag(d.Flags) {
 				p.argv = append(p.argv, "--metrics", spec.MetricsAddr)
 			}
 			p.ready = &spec.Ready{Unix: sock, Timeout: spec.Duration(10 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}

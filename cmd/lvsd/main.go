@@ -8,6 +8,12 @@
 // abstract unix socket @lvsd (per namespace). SIGHUP reloads the rules file
 // atomically; SIGTERM and SIGINT remove what lvsd installed (the nftables
 // guard, offload changes) and exit.
+//
+// --metrics ADDR serves Prometheus metrics at /metrics (text format, or
+// OpenMetrics when asked): node_exporter's node_ipvs_* families with its
+// labels and meanings, lvsd's own lvsd_* families (drops by class, the
+// connection table, the neighbour cache, the nftables guard, interfaces,
+// the control socket), and the Go runtime's. See ipvs/metrics.go.
 package main
 
 import (

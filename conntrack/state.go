@@ -80,6 +80,24 @@ var defaultTCPTimeouts = [numTCPStates]uint32{
 	sSA: 120_000,
 }
 
+// dosTCPTimeouts is the TCP part of vs_timeout_table_dos, the timeouts
+// secure_tcp switched to in the 2.4 kernels (net/ipv4/ipvs/ip_vs_conn.c);
+// later kernels switch only the state table. SYN_RECV lives 10 s instead
+// of 60 s.
+var dosTCPTimeouts = [numTCPStates]uint32{
+	sNO: 2_000, // IP_VS_S_NONE had 15 min there; the modern 2 s is shorter
+	sES: 480_000,
+	sSS: 60_000,
+	sSR: 10_000,
+	sFW: 60_000,
+	sTW: 60_000,
+	sCL: 10_000,
+	sCW: 60_000,
+	sLA: 30_000,
+	sLI: 120_000,
+	sSA: 100_000,
+}
+
 const (
 	defaultUDPTimeout = 300_000 // udp_timeouts[IP_VS_UDP_S_NORMAL]
 	newConnTimeout    = 3_000   // ip_vs_conn_new: cp->timeout = 3*HZ

@@ -80,9 +80,14 @@ type Table struct {
 	h   hasher
 	w   wheel
 
-	tcp         *tcpTable
+	tcp *tcpTable
+	// tcpTimeouts are the ones in force: tcpBase (the normal table, as
+	// --set leaves it) or, with secure_tcp on, its shorter DOS variant.
 	tcpTimeouts [numTCPStates]uint32
+	tcpBase     [numTCPStates]uint32
 	udpTimeout  uint32
+
+	def defense
 
 	// Destinations by handle, so that Conn holds no pointer.
 	dests    []destRef
@@ -116,11 +121,14 @@ func New(cfg Config) (*Table, error) {
 		h:           newHasher(seed),
 		tcp:         &tcpStates,
 		tcpTimeouts: defaultTCPTimeouts,
+		tcpBase:     defaultTCPTimeouts,
 		udpTimeout:  defaultUDPTimeout,
 		dests:       make([]destRef, 1, 8),
 		destIdx:     make(map[*sched.Dest]uint32),
 		release:     cfg.ReleaseLocal,
 	}
+	t.def.cfg = DefaultDefense()
+	t.def.rng = seed ^ 0x5bd1e995 // the drop_entry walk's random source
 	hint := min(cfg.SizeHint, limit)
 	t.idx.init(2 * hint)
 	t.chunks = make([]*[chunkSize]Conn, 0, (hint+chunkSize-1)/chunkSize)
@@ -554,11 +562,12 @@ func (t *Table) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
 		}
 	}
 	if tcp != 0 {
-		t.tcpTimeouts[StateEstablished] = msOf(tcp)
+		t.tcpBase[StateEstablished] = msOf(tcp)
 	}
 	if tcpfin != 0 {
-		t.tcpTimeouts[StateFinWait] = msOf(tcpfin)
+		t.tcpBase[StateFinWait] = msOf(tcpfin)
 	}
+	t.applyTimeouts()
 	if udp != 0 {
 		t.udpTimeout = msOf(udp)
 	}
@@ -568,16 +577,31 @@ func (t *Table) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
 // Timeouts reads back what SetTimeouts sets (ipvsadm -L --timeout).
 func (t *Table) Timeouts() (tcp, tcpfin, udp time.Duration) {
 	ms := func(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
-	return ms(t.tcpTimeouts[StateEstablished]), ms(t.tcpTimeouts[StateFinWait]), ms(t.udpTimeout)
+	return ms(t.tcpBase[StateEstablished]), ms(t.tcpBase[StateFinWait]), ms(t.udpTimeout)
 }
 
-// SetSecureTCP selects tcp_states_dos (secure_tcp on) or tcp_states.
+// applyTimeouts recomputes the TCP timeouts in force: with secure_tcp on,
+// each state's is the shorter of the normal one and the DOS table's.
+func (t *Table) applyTimeouts() {
+	t.tcpTimeouts = t.tcpBase
+	if t.SecureTCP() {
+		for i, v := range dosTCPTimeouts {
+			t.tcpTimeouts[i] = min(t.tcpTimeouts[i], v)
+		}
+	}
+}
+
+// SetSecureTCP selects tcp_states_dos and the DOS timeouts (secure_tcp on)
+// or tcp_states and the normal timeouts. Connections pick the timeout up
+// with their next packet, as with --set. With a SecureTCP defence mode other
+// than 0, the next defence evaluation may switch it again.
 func (t *Table) SetSecureTCP(on bool) {
 	if on {
 		t.tcp = &tcpStatesDOS
 	} else {
 		t.tcp = &tcpStates
 	}
+	t.applyTimeouts()
 }
 
 // SecureTCP reports whether tcp_states_dos is in use.

@@ -53,6 +53,10 @@ type Config struct {
 	// servers (one of the director's own addresses) reach the director's
 	// own kernel. Called once, the first time such a packet is forwarded.
 	OpenLocal func() (LocalPort, error)
+	// Defense are the flood defences (drop_entry, drop_packet, secure_tcp,
+	// amemthresh, am_droprate); the zero value means the kernel's
+	// defaults, every defence off.
+	Defense conntrack.Defense
 }
 
 // LocalPort hands frames to the director's own kernel stack (a TAP device).
@@ -124,6 +128,8 @@ type Engine struct {
 	pendingARP       []arpProbe
 	guard            *KernelGuard
 	lastFullWarn     int64
+	lastDefense      int64
+	defense          conntrack.DefenseReport
 
 	localAddrs map[[4]byte]bool
 	local      LocalPort
@@ -149,6 +155,12 @@ func New(cfg Config) (*Engine, error) {
 	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns})
 	if err != nil {
 		return nil, fmt.Errorf("connection table: %w", err)
+	}
+	if cfg.Defense == (conntrack.Defense{}) {
+		cfg.Defense = conntrack.DefaultDefense()
+	}
+	if err := ct.SetDefense(cfg.Defense); err != nil {
+		return nil, fmt.Errorf("flood defences: %w", err)
 	}
 	return &Engine{
 		log: cfg.Logger, cfg: cfg, now: now,
@@ -290,6 +302,7 @@ func (e *Engine) timerLoop(ctx context.Context) {
 		e.mu.Lock()
 		now := e.now()
 		e.conns.Expire(now)
+		e.defenseTick(now)
 		e.neighTimers(w, now)
 		if now-lastEst >= int64(2*time.Second) {
 			lastEst = now

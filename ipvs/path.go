@@ -279,6 +279,12 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		e.refuse(w, in, frame, p)
 		return
 	}
+	if e.conns.DropPacket() {
+		// drop_packet (tcp_conn_schedule's ip_vs_todrop): under pressure,
+		// 1 in rate new connections is dropped before scheduling.
+		e.ctr[defPacketDropped]++
+		return
+	}
 	// The flow lives in the worker: passed to an interface method it would
 	// escape to the heap on every new connection.
 	flow := &w.flow
@@ -299,6 +305,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		} else {
 			sd = svc.sched.Schedule(flow)
 			if sd != nil {
+				e.makeRoom(now)
 				tmpl, err = e.conns.NewTemplate(&key, sd, svc.persist.Timeout, now)
 				if err != nil {
 					e.ctr[rxTableFull]++
@@ -332,6 +339,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		params.DestPort = p.DstPort
 	}
 	params.OnePacket = svc.cfg.OnePacket && p.Protocol == rewrite.ProtoUDP
+	e.makeRoom(now)
 	id, err := e.conns.NewConn(&params, now)
 	if err != nil {
 		e.ctr[rxTableFull]++

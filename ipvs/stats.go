@@ -88,6 +88,10 @@ const (
 	txFrames
 	txErrors
 	txLocal
+	defPacketDropped
+	defEntriesDropped
+	defEntriesReclaimed
+	defSecureTCPOn
 	numReasons
 )
 
@@ -116,4 +120,11 @@ var reasonNames = [numReasons]string{
 	txFrames:         "tx_frames",
 	txErrors:         "tx_errors",
 	txLocal:          "tx_local_delivered",
+	// The flood defences (conntrack/defense.go): new connections dropped by
+	// drop_packet, entries dropped by drop_entry's walk and taken over by
+	// a new connection in a full table, secure_tcp switched on.
+	defPacketDropped:    "drop_defense_drop_packet",
+	defEntriesDropped:   "defense_drop_entry_dropped",
+	defEntriesReclaimed: "defense_drop_entry_reclaimed",
+	defSecureTCPOn:      "defense_secure_tcp_activations",
 }

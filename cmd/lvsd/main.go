@@ -3,6 +3,13 @@
 // DR, NAT or IP-in-IP.
 //
 //	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--metrics ADDR] [--mark RULE]...
+//	     [--max-conns N] [--drop-entry M] [--drop-packet M] [--secure-tcp M] [--amemthresh N]
+//
+// The flood defences are the kernel's sysctls of the same names, with the
+// kernel's defaults (off): a mode is 0 never, 1 automatic (on while fewer
+// than --amemthresh connection slots of --max-conns are free), 2 automatic
+// and on now, 3 always. Against a SYN flood, --drop-entry 1 is the one that
+// keeps the table open to legitimate clients.
 //
 // One lvsd per network namespace. It is administered with lvsadm over the
 // abstract unix socket @lvsd (per namespace). SIGHUP reloads the rules file
@@ -36,6 +43,7 @@ import (
 
 	"lvslab/capture"
 	"lvslab/config"
+	"lvslab/conntrack"
 	"lvslab/ipvs"
 	"lvslab/ipvs/ctl"
 	"lvslab/rewrite"
@@ -57,6 +65,7 @@ type options struct {
 	reuseMode    int
 	localDev     string
 	logLevel     slog.Level
+	defense      conntrack.Defense
 }
 
 type stringList []string
@@ -84,6 +93,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.reuseMode, "conn-reuse-mode", 1, "sysctl conn_reuse_mode: 1 reschedules a SYN that hits a TIME_WAIT/CLOSE entry; 3 also FIN_WAIT of DR/TUN")
 	fs.BoolVar(&o.noARP, "no-arp", false, "do not answer ARP or ping for the VIPs (another director owns them, as a keepalived backup)")
 	fs.StringVar(&o.localDev, "local-dev", "lvsd-local", "TAP device created when a real server is one of this node's own addresses (LOCALNODE)")
+	o.defense = conntrack.DefaultDefense()
+	fs.IntVar(&o.defense.DropEntry, "drop-entry", 0, "sysctl drop_entry: 0 never, 1 automatic, 2 automatic and on now, 3 always; drops SYN_RECV entries (1/32 of the table a second) and lets a new connection take one's place in a full table")
+	fs.IntVar(&o.defense.DropPacket, "drop-packet", 0, "sysctl drop_packet (modes as --drop-entry): drops 1 in amemthresh/(amemthresh-free) new connections, all of them when the table is full")
+	fs.IntVar(&o.defense.SecureTCP, "secure-tcp", 0, "sysctl secure_tcp (modes as --drop-entry): tcp_states_dos and short timeouts (SYN_RECV 10 s)")
+	fs.IntVar(&o.defense.AmemThresh, "amemthresh", conntrack.DefaultAmemThresh, "sysctl amemthresh, in connection slots: the automatic defences act while fewer than this many of --max-conns are free")
+	fs.IntVar(&o.defense.AmDropRate, "am-droprate", conntrack.DefaultAmDropRate, "sysctl am_droprate: --drop-packet 3 drops 1 in this many new connections")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -108,6 +123,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("--mark: %w", err)
 		}
 		o.marks = append(o.marks, r)
+	}
+	for _, m := range []struct {
+		flag string
+		v    int
+	}{{"--drop-entry", o.defense.DropEntry}, {"--drop-packet", o.defense.DropPacket}, {"--secure-tcp", o.defense.SecureTCP}} {
+		if m.v < 0 || m.v > 3 {
+			return o, fmt.Errorf("%s %d: a mode is 0, 1, 2 or 3", m.flag, m.v)
+		}
+	}
+	if err := o.defense.Validate(); err != nil {
+		return o, fmt.Errorf("--amemthresh/--am-droprate: %w", err)
 	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("--log-level: %w", err)
@@ -159,6 +185,7 @@ func run(o options, log *slog.Logger) error {
 	eng, err := ipvs.New(ipvs.Config{
 		Logger: log, MaxConns: o.maxConns, NoARP: o.noARP,
 		ExpireNodestConn: o.expireNodest, ConnReuseMode: reuseMode(o.reuseMode),
+		Defense: o.defense,
 		OpenLocal: func() (ipvs.LocalPort, error) {
 			var err error
 			local, err = openLocal(o.localDev, nl)

@@ -118,6 +118,7 @@ const (
 	idTunNoCsum
 	idTunCsum
 	idTunRemCsum
+	idDefense
 )
 
 // Columns of the legality table, in ipvsadm's OPTC_* order.
@@ -156,6 +157,7 @@ const (
 	colTunNoCsum
 	colTunCsum
 	colTunRemCsum
+	colDefense // lvsd's own: -L --defense
 	numCols
 	colNone = -1
 )
@@ -168,26 +170,28 @@ var colNames = [numCols]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
+	"defense",
 }
 
 // legality is ipvsadm's commands_v_options, one row per Op (OpAddService
 // first), one column per col*: '+' compulsory, 'x' illegal, '1' at most one
 // of the '1' options, ' ' optional.
 var legality = [...]string{
-	OpAddService - 1:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	OpEditService - 1:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	OpDeleteService - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpClear - 1:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpList - 1:          " 11xxxxxxxxx11       xxxxxxx xxxxx",
-	OpAddDest - 1:       "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	OpDeleteDest - 1:    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpEditDest - 1:      "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	OpSetTimeouts - 1:   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpStartDaemon - 1:   "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-	OpStopDaemon - 1:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-	OpRestore - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpSave - 1:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpZero - 1:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpAddService - 1:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	OpEditService - 1:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	OpDeleteService - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpClear - 1:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpList - 1:          " 11xxxxxxxxx11       xxxxxxx xxxxx1",
+	OpAddDest - 1:       "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	OpDeleteDest - 1:    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpEditDest - 1:      "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	OpSetTimeouts - 1:   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpStartDaemon - 1:   "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
+	OpStopDaemon - 1:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
+	OpRestore - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpSave - 1:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpZero - 1:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpSetDefense - 1:    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // tunLegality is ipvsadm's tunnel_types_v_options: per TunType, the columns
@@ -221,6 +225,8 @@ var optDefs = []optDef{
 	{"edit-server", 'e', argNone, idCommand, colNone, OpEditDest},
 	{"delete-server", 'd', argNone, idCommand, colNone, OpDeleteDest},
 	{"set", 0, argNone, idCommand, colNone, OpSetTimeouts},
+	{"set-defense", 0, argNone, idCommand, colNone, OpSetDefense},
+	{"defense", 0, argNone, idDefense, colDefense, 0},
 	{"help", 'h', argNone, idCommand, colNone, OpHelp},
 	{"version", 'v', argNone, idCommand, colNone, OpVersion},
 	{"restore", 'R', argNone, idCommand, colNone, OpRestore},
@@ -559,6 +565,8 @@ func (s *argState) option(tok token) error {
 		list.Timeout = true
 	case idDaemon:
 		list.Daemon = true
+	case idDefense:
+		list.Defense = true
 	case idStats:
 		list.Stats = true
 	case idRate:
@@ -650,6 +658,14 @@ func (s *argState) finish() error {
 		c.Timeouts = Timeouts{TCP: t[0], TCPFin: t[1], UDP: t[2]}
 		rest = rest[3:]
 	}
+	if c.Op == OpSetDefense {
+		d, err := parseDefense(rest)
+		if err != nil {
+			return err
+		}
+		c.Defense = d
+		rest = nil
+	}
 	if len(rest) > 0 {
 		return argErrorf("unexpected argument %s", rest[0])
 	}
@@ -714,8 +730,8 @@ func (s *argState) finish() error {
 		}
 	case OpList:
 		l := c.List
-		if (l.Connections || l.Timeout || l.Daemon) && (l.Stats || l.Rate || l.Thresholds) ||
-			(l.Timeout || l.Daemon) && l.PersistentConn {
+		if (l.Connections || l.Timeout || l.Daemon || l.Defense) && (l.Stats || l.Rate || l.Thresholds) ||
+			(l.Timeout || l.Daemon || l.Defense) && l.PersistentConn {
 			return argErrorf("options conflicts in the list command")
 		}
 	}

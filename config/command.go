@@ -19,6 +19,7 @@ const (
 	OpRestore                     // -R: the caller reads rules from stdin
 	OpSave                        // -S
 	OpZero                        // -Z
+	OpSetDefense                  // --set-defense name=value... (lvsd's flood defence sysctls)
 	OpVersion                     // -v
 	OpHelp                        // -h
 )
@@ -40,6 +41,7 @@ var opText = [...]string{
 	OpRestore:       "restore",
 	OpSave:          "save",
 	OpZero:          "zero",
+	OpSetDefense:    "set-defense",
 	OpVersion:       "version",
 	OpHelp:          "help",
 }
@@ -62,7 +64,7 @@ func (o Op) Mutates() bool {
 	switch o {
 	case OpAddService, OpEditService, OpDeleteService, OpClear,
 		OpAddDest, OpDeleteDest, OpEditDest, OpSetTimeouts,
-		OpStartDaemon, OpStopDaemon, OpRestore, OpZero:
+		OpStartDaemon, OpStopDaemon, OpRestore, OpZero, OpSetDefense:
 		return true
 	}
 	return false
@@ -84,6 +86,8 @@ type Command struct {
 	Dest Dest `json:"dest,omitzero"`
 	// Timeouts are the values of --set; zero keeps a timeout unchanged.
 	Timeouts Timeouts `json:"timeouts,omitzero"`
+	// Defense are the settings --set-defense changes; the others stay.
+	Defense DefenseChange `json:"defense,omitzero"`
 	// List holds the listing modifiers of -L (and -n of -S).
 	List ListOptions `json:"list,omitzero"`
 }
@@ -94,6 +98,7 @@ type ListOptions struct {
 	Connections    bool `json:"connections,omitempty"`     // -c
 	Timeout        bool `json:"timeout,omitempty"`         // --timeout
 	Daemon         bool `json:"daemon,omitempty"`          // --daemon
+	Defense        bool `json:"defense,omitempty"`         // --defense (lvsd's flood defences)
 	Stats          bool `json:"stats,omitempty"`           // --stats
 	Rate           bool `json:"rate,omitempty"`            // --rate
 	Thresholds     bool `json:"thresholds,omitempty"`      // --thresholds

@@ -3,7 +3,9 @@
 // timeouts, expiry on a hierarchical timer wheel, persistence templates, a
 // connection limit, and the per-destination active/inactive counts that the
 // schedulers read (ip_vs_conn.c, ip_vs_proto_tcp.c, ip_vs_proto_udp.c and the
-// persistence half of ip_vs_core.c, reference/ipvs.md §2 and §4).
+// persistence half of ip_vs_core.c, reference/ipvs.md §2 and §4), and the
+// kernel's flood defences drop_entry, drop_packet and secure_tcp, with the
+// pressure threshold defined on the table's free slots (defense.go).
 //
 // Layout. Connection records live in a slab of fixed-size chunks addressed by
 // a ConnID (a uint32), so a record never moves and the slab holds no Go

@@ -97,6 +97,9 @@ func (e *Engine) apply(c config.Command) error {
 		return errors.New("the connection sync daemon is not supported by lvsd")
 	case config.OpZero:
 		return e.zero(c)
+	case config.OpSetDefense:
+		// Run-time state like the sysctls, not part of the saved table.
+		return e.conns.SetDefense(fromConfigDefense(c.Defense.Apply(toConfigDefense(e.conns.Defense()))))
 	}
 	next := cloneTable(e.table)
 	if err := next.Apply(c); err != nil {
@@ -317,6 +320,9 @@ func (e *Engine) Handle(_ context.Context, _ ctl.Peer, req ctl.Request) ctl.Repl
 			return ctl.Reply{Timeouts: ctl.Timeouts{TCP: tcp, TCPFin: fin, UDP: udp}}
 		case c.List.Daemon:
 			return ctl.Reply{}
+		case c.List.Defense:
+			d := toConfigDefense(e.conns.Defense())
+			return ctl.Reply{Defense: &d}
 		}
 		return e.serviceReply(c)
 	case config.OpSave:

@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"lvslab/config"
 	"lvslab/conntrack"
 )
 
@@ -58,4 +59,12 @@ func (e *Engine) makeRoom(now int64) {
 	if e.conns.Full() && e.conns.Reclaim(now) {
 		e.ctr[defEntriesReclaimed]++
 	}
+}
+
+func toConfigDefense(d conntrack.Defense) config.Defense {
+	return config.Defense{DropEntry: d.DropEntry, DropPacket: d.DropPacket, SecureTCP: d.SecureTCP, AmemThresh: d.AmemThresh, AmDropRate: d.AmDropRate}
+}
+
+func fromConfigDefense(d config.Defense) conntrack.Defense {
+	return conntrack.Defense{DropEntry: d.DropEntry, DropPacket: d.DropPacket, SecureTCP: d.SecureTCP, AmemThresh: d.AmemThresh, AmDropRate: d.AmDropRate}
 }

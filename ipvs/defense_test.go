@@ -1,10 +1,13 @@
 package ipvs
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"lvslab/config"
 	"lvslab/conntrack"
+	"lvslab/ipvs/ctl"
 )
 
 // floodEngine is the NAT test engine with a 5000-entry table and the given
@@ -130,5 +133,26 @@ func TestEngineDefenseNoAllocs(t *testing.T) {
 		te.feed(te.ext, syn)
 	}); n != 0 {
 		t.Errorf("%.1f allocations per flood SYN with drop_entry and drop_packet on", n)
+	}
+}
+
+// lvsadm --set-defense changes only the named settings; -L --defense reads
+// them back as the sysctls would.
+func TestEngineSetDefenseCommand(t *testing.T) {
+	te := newTestEngine(t, "-m")
+	c, err := config.ParseArgs([]string{"--set-defense", "drop_entry=3", "amemthresh=10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := te.Handle(context.Background(), ctl.Peer{}, ctl.Request{Command: c}); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	l, _ := config.ParseArgs([]string{"-L", "--defense"})
+	r := te.Handle(context.Background(), ctl.Peer{}, ctl.Request{Command: l})
+	if r.Defense == nil || *r.Defense != (config.Defense{DropEntry: 3, AmemThresh: 10, AmDropRate: 10}) {
+		t.Errorf("-L --defense: %+v", r.Defense)
+	}
+	if len(te.Table().Services) != 1 {
+		t.Error("--set-defense changed the service table")
 	}
 }

@@ -239,6 +239,15 @@ func connProto(s string) config.Protocol {
 	return 0
 }
 
+// formatDefense is lvsadm -L --defense, in the shape of -L --timeout.
+func formatDefense(d *config.Defense) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("Defense (%s): %d %d %d %d %d\n", strings.Join(config.DefenseNames[:], " "),
+		d.DropEntry, d.DropPacket, d.SecureTCP, d.AmemThresh, d.AmDropRate)
+}
+
 // formatTimeouts is "ipvsadm -L --timeout".
 func formatTimeouts(t ctl.Timeouts) string {
 	return fmt.Sprintf("Timeout (tcp tcpfin udp): %d %d %d\n",

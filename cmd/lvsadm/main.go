@@ -123,6 +123,8 @@ func output(cmd config.Command, r ctl.Reply, names *config.Names) string {
 			return formatTimeouts(r.Timeouts)
 		case o.Daemon:
 			return formatDaemons(r.Daemons)
+		case o.Defense:
+			return formatDefense(r.Defense)
 		}
 		return formatListAll(r, o, names)
 	}

@@ -28,6 +28,7 @@ func usage() string {
   %[1]s -L|l [virtual-service] [options]
   %[1]s -Z [virtual-service]
   %[1]s --set tcp tcpfin udp
+  %[1]s --set-defense name=value...
   %[1]s -h
 
 Commands (long or short form):
@@ -43,6 +44,9 @@ Commands (long or short form):
   --list            -L|-l     list the table
   --zero            -Z        zero the counters of one or all services
   --set tcp tcpfin udp        set the three timeouts in seconds (0 keeps one)
+  --set-defense name=value... lvsd's flood defences: drop_entry, drop_packet,
+                              secure_tcp (0 off, 1-2 automatic, 3 on),
+                              amemthresh (free slots), am_droprate
   --help            -h        this message
   --version         -v        the version
 
@@ -74,6 +78,7 @@ Options:
   --connection   -c                   list connections
   --timeout                           list the timeouts
   --daemon                            list sync daemons
+  --defense                           list lvsd's flood defence settings
   --stats                             list counters
   --rate                              list rates
   --exact        -X                   numbers in full

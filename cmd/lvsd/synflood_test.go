@@ -20,33 +20,44 @@ import (
 // expire. With the defences on, lvsd keeps serving them during the flood and
 // right after it; its counters say which defence acted.
 //
-// make test floods for 3 s with --drop-entry 1 --secure-tcp 1. The
+// make test floods for 3 s with --drop-entry 1 and secure_tcp 1 set at run
+// time (lvsadm --set-defense secure_tcp=1, checked with -L --defense). The
 // acceptance measurement is LVSLAB_SYNFLOOD_FULL=1: a 10 s flood for each
 // defence setting, figures in the log (only the settings meant to pass are
-// judged).
+// judged). LVSLAB_SYNFLOOD_FLAGS replaces the judged setting's lvsd flags
+// ("none": no flag, the defences off as on main before them), to show the
+// defect.
 func TestSYNFloodDefences(t *testing.T) {
 	nstest.Require(t)
 	testenv.Tools(t, "hping3", "curl", "socat")
 	type setting struct {
-		name  string
-		flags []string
-		judge bool
+		name    string
+		flags   []string
+		judge   bool
+		runtime string // lvsadm --set-defense arguments, then -L --defense must read want
+		want    string
 	}
-	settings := []setting{{"drop_entry+secure_tcp", []string{"--drop-entry", "1", "--secure-tcp", "1"}, true}}
+	settings := []setting{{"drop_entry+secure_tcp", []string{"--drop-entry", "1"}, true,
+		"secure_tcp=1", "Defense (drop_entry drop_packet secure_tcp amemthresh am_droprate): 1 0 1 1024 10\n"}}
+	if v, ok := os.LookupEnv("LVSLAB_SYNFLOOD_FLAGS"); ok {
+		settings[0].flags = strings.Fields(strings.ReplaceAll(v, "none", ""))
+		settings[0].name = "flags " + v
+		settings[0].runtime = ""
+	}
 	seconds := 3
 	if v := os.Getenv("LVSLAB_SYNFLOOD_FULL"); v != "" && v != "0" {
 		seconds = 10
 		settings = []setting{
-			{"off", nil, false},
-			{"drop_entry", []string{"--drop-entry", "1"}, true},
+			{"off", nil, false, "", ""},
+			{"drop_entry", []string{"--drop-entry", "1"}, true, "", ""},
 			settings[0],
-			{"drop_entry+drop_packet", []string{"--drop-entry", "1", "--drop-packet", "1"}, false},
-			{"secure_tcp", []string{"--secure-tcp", "1"}, false},
+			{"drop_entry+drop_packet", []string{"--drop-entry", "1", "--drop-packet", "1"}, false, "", ""},
+			{"secure_tcp", []string{"--secure-tcp", "1"}, false, "", ""},
 		}
 	}
 	for _, s := range settings {
 		t.Run(s.name, func(t *testing.T) {
-			r := synFlood(t, s.flags, seconds)
+			r := synFlood(t, s.flags, seconds, s.runtime, s.want)
 			t.Logf("%s, %d s flood: during %d/%d requests completed (%.1f%%), after %d/%d, first success %v after the end; lvsd: %s",
 				s.name, seconds, r.duringOK, r.during, pct(r.duringOK, r.during), r.afterOK, r.after, r.firstAfter.Round(time.Millisecond), r.counters)
 			if !s.judge {
@@ -79,7 +90,7 @@ type floodResult struct {
 	counters                         string
 }
 
-func synFlood(t *testing.T, defence []string, seconds int) floodResult {
+func synFlood(t *testing.T, defence []string, seconds int, runtime, want string) floodResult {
 	cli := nstest.New(t, "fcli")
 	atk := nstest.New(t, "fatk")
 	dir := nstest.New(t, "fdir")
@@ -107,6 +118,12 @@ func synFlood(t *testing.T, defence []string, seconds int) floodResult {
 	e2e.StartLVSD(t, dir, "ext,atk,int", args...)
 	e2e.LVSADM(t, dir, "-A -t 203.0.113.5:80 -s rr")
 	e2e.LVSADM(t, dir, "-a -t 203.0.113.5:80 -r 172.16.0.2:80 -m")
+	if runtime != "" {
+		e2e.LVSADM(t, dir, "--set-defense "+runtime)
+		if got := e2e.LVSADM(t, dir, "-L --defense"); got != want {
+			t.Fatalf("after lvsadm --set-defense %s, -L --defense reads %q, want %q", runtime, got, want)
+		}
+	}
 	metrics := func() string { return dir.Run("curl", "-s", "http://127.0.0.1:9108/metrics") }
 
 	var r floodResult

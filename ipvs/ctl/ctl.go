@@ -40,7 +40,8 @@ type Request struct {
 //
 //   - list (-L): Services and ConnTabSize; exactly one service when
 //     Command.HasService (or Error "No such service"); Conns instead with
-//     List.Connections, Timeouts with List.Timeout, Daemons with List.Daemon.
+//     List.Connections, Timeouts with List.Timeout, Daemons with List.Daemon,
+//     Defense with List.Defense.
 //     Services and their Dests may come in any order: lvsadm sorts them
 //     unless --nosort, which shows them as given (lvsd should give the
 //     engine's own order, newest real server first, as the kernel does).
@@ -57,6 +58,8 @@ type Reply struct {
 	Conns       []ConnStatus    `json:"conns,omitempty"`
 	Timeouts    Timeouts        `json:"timeouts,omitzero"`
 	Daemons     []DaemonStatus  `json:"daemons,omitempty"`
+	// Defense answers -L --defense: lvsd's flood defence settings.
+	Defense *config.Defense `json:"defense,omitempty"`
 }
 
 // Stats are cumulative counters.

@@ -220,8 +220,11 @@ const reclaimProbe = 256
 // controlling others): the first one found by a clock hand that sweeps the
 // slab. The slot it frees is the one the new connection takes, right behind
 // the hand, so a handshake in progress is the last entry the hand comes back
-// to, after every other one. It reports whether an entry was dropped.
-func (t *Table) Reclaim(now int64) bool {
+// to, after every other one. A victim's unassured template goes with it, as
+// with any forced expiry; keep is a template the caller is about to link a
+// new connection to, so its children are passed over. It reports whether an
+// entry was dropped.
+func (t *Table) Reclaim(now int64, keep ConnID) bool {
 	if !t.Full() || !t.dropEntryActive() || t.hw == 0 {
 		return false
 	}
@@ -233,7 +236,7 @@ func (t *Table) Reclaim(now int64) bool {
 		}
 		id := ConnID(d.hand)
 		c := t.conn(id)
-		if c.flags&(flagLive|FlagTemplate) != flagLive || c.nControl != 0 || c.proto != ProtoTCP {
+		if c.flags&(flagLive|FlagTemplate) != flagLive || c.nControl != 0 || c.proto != ProtoTCP || (keep != 0 && c.control == keep) {
 			continue
 		}
 		if c.state == StateSynRecv || c.state == StateSynAck {

@@ -36,7 +36,7 @@ func legit(t testing.TB, tb *Table, client string, now int64) (ConnID, error) {
 	d := newDest("172.16.0.2:80")
 	p := ConnParams{Proto: ProtoTCP, Client: ap(client), Virtual: ap("203.0.113.5:80"), Dest: d, DestPort: 80, Fwd: FwdMasq}
 	if tb.Full() {
-		tb.Reclaim(now)
+		tb.Reclaim(now, 0)
 	}
 	id, err := tb.NewConn(&p, now)
 	if err != nil {
@@ -246,13 +246,13 @@ func TestReclaim(t *testing.T) {
 	tb := newTable(t, Config{MaxConns: 100, Seed: 3})
 	now := 10 * sec
 	flood(t, tb, rand.New(rand.NewPCG(9, 10)), 100, now)
-	if tb.Reclaim(now) {
+	if tb.Reclaim(now, 0) {
 		t.Fatal("Reclaim with drop_entry 0 dropped an entry")
 	}
 	if err := tb.SetDefense(Defense{DropEntry: 1, AmemThresh: 0, AmDropRate: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if tb.Reclaim(now) {
+	if tb.Reclaim(now, 0) {
 		t.Fatal("Reclaim with drop_entry 1 and amemthresh 0 (never under pressure) dropped an entry")
 	}
 	if err := tb.SetDefense(Defense{DropEntry: 1, AmemThresh: 1, AmDropRate: 10}); err != nil {
@@ -262,7 +262,7 @@ func TestReclaim(t *testing.T) {
 	// else yet) survives the next 99 reclaims.
 	d := newDest("172.16.0.2:80")
 	p := ConnParams{Proto: ProtoTCP, Client: ap("198.51.100.2:1000"), Virtual: ap("203.0.113.5:80"), Dest: d, DestPort: 80, Fwd: FwdMasq}
-	if !tb.Reclaim(now) {
+	if !tb.Reclaim(now, 0) {
 		t.Fatal("Reclaim in a table full of SYN_RECV entries found nothing")
 	}
 	slow, err := tb.NewConn(&p, now)
@@ -271,7 +271,7 @@ func TestReclaim(t *testing.T) {
 	}
 	tb.Step(slow, DirIn, fSYN, 60, now)
 	for i := range 99 {
-		if !tb.Reclaim(now) {
+		if !tb.Reclaim(now, 0) {
 			t.Fatalf("reclaim %d found nothing", i)
 		}
 		if !tb.Live(slow) {
@@ -282,13 +282,13 @@ func TestReclaim(t *testing.T) {
 		}
 	}
 	// Now 99 ESTABLISHED and the stalled one: it is the only victim left.
-	if !tb.Reclaim(now) || tb.Live(slow) {
+	if !tb.Reclaim(now, 0) || tb.Live(slow) {
 		t.Fatal("the last SYN_RECV entry was not reclaimed")
 	}
 	if _, err := legit(t, tb, "198.51.100.4:1", now); err != nil {
 		t.Fatal(err)
 	}
-	if tb.Reclaim(now) {
+	if tb.Reclaim(now, 0) {
 		t.Error("Reclaim dropped an ESTABLISHED entry")
 	}
 	if st := tb.Stats(); st.Refused != 0 || st.Conns != 100 {
@@ -342,14 +342,14 @@ func TestDefenseNoAllocs(t *testing.T) {
 	flood(t, tb, rand.New(rand.NewPCG(1, 1)), 64, sec)
 	d := newDest("172.16.0.2:80")
 	p := ConnParams{Proto: ProtoTCP, Client: ap("198.51.100.2:1"), Virtual: ap("203.0.113.5:80"), Dest: d, DestPort: 80, Fwd: FwdMasq}
-	_ = tb.Reclaim(sec)
+	_ = tb.Reclaim(sec, 0)
 	if _, err := tb.NewConn(&p, sec); err != nil { // the dest's handle is allocated once
 		t.Fatal(err)
 	}
 	port := uint16(2)
 	allocs := testing.AllocsPerRun(200, func() {
 		_ = tb.DropPacket()
-		if tb.Reclaim(sec) {
+		if tb.Reclaim(sec, 0) {
 			p.Client = netip.AddrPortFrom(p.Client.Addr(), port)
 			port++
 			if id, err := tb.NewConn(&p, sec); err == nil {
@@ -359,5 +359,32 @@ func TestDefenseNoAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("DropPacket + Reclaim + NewConn: %v allocs/op", allocs)
+	}
+}
+
+// A reclaimed embryonic connection takes its unassured template with it,
+// except the template the caller is linking a new connection to.
+func TestReclaimPersistent(t *testing.T) {
+	tb := newTable(t, Config{MaxConns: 2})
+	if err := tb.SetDefense(Defense{DropEntry: 3, AmDropRate: 10}); err != nil {
+		t.Fatal(err)
+	}
+	d := newDest("172.16.0.2:80")
+	k := TemplateKey{Proto: ProtoTCP, SNet: [4]byte{198, 51, 100, 2}, VAddr: [4]byte{203, 0, 113, 5}, VPort: 80}
+	tmpl, err := tb.NewTemplate(&k, d, 300*time.Second, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ConnParams{Proto: ProtoTCP, Client: ap("198.51.100.2:1000"), Virtual: ap("203.0.113.5:80"), Dest: d, DestPort: 80, Fwd: FwdMasq, Template: tmpl}
+	id, err := tb.NewConn(&p, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.Step(id, DirIn, fSYN, 60, sec)
+	if tb.Reclaim(sec, tmpl) {
+		t.Fatal("Reclaim dropped a child of the template it was told to keep")
+	}
+	if !tb.Reclaim(sec, 0) || tb.Live(id) || tb.Live(tmpl) || tb.Len() != 0 {
+		t.Errorf("Reclaim: conn live %v, template live %v, %d entries left; want both gone", tb.Live(id), tb.Live(tmpl), tb.Len())
 	}
 }

@@ -54,9 +54,10 @@ func (e *Engine) defenseTick(now int64) {
 	e.defense = r
 }
 
-// makeRoom lets drop_entry free a slot for a new entry in a full table.
-func (e *Engine) makeRoom(now int64) {
-	if e.conns.Full() && e.conns.Reclaim(now) {
+// makeRoom lets drop_entry free a slot for a new entry in a full table,
+// sparing the children of tmpl, the template the new connection will join.
+func (e *Engine) makeRoom(now int64, tmpl conntrack.ConnID) {
+	if e.conns.Full() && e.conns.Reclaim(now, tmpl) {
 		e.ctr[defEntriesReclaimed]++
 	}
 }

@@ -305,7 +305,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		} else {
 			sd = svc.sched.Schedule(flow)
 			if sd != nil {
-				e.makeRoom(now)
+				e.makeRoom(now, 0)
 				tmpl, err = e.conns.NewTemplate(&key, sd, svc.persist.Timeout, now)
 				if err != nil {
 					e.ctr[rxTableFull]++
@@ -339,13 +339,13 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		params.DestPort = p.DstPort
 	}
 	params.OnePacket = svc.cfg.OnePacket && p.Protocol == rewrite.ProtoUDP
-	e.makeRoom(now)
+	e.makeRoom(now, tmpl)
 	id, err := e.conns.NewConn(&params, now)
 	if err != nil {
 		e.ctr[rxTableFull]++
 		if now-e.lastFullWarn > int64(10*time.Second) {
 			e.lastFullWarn = now
-			e.log.Warn("connection table full: new connections are refused (raise --max-conns)",
+			e.log.Warn("connection table full: new connections are refused (raise --max-conns; against a SYN flood, --drop-entry 1)",
 				"conns", e.conns.Len(), "refused", e.conns.Stats().Refused)
 		}
 		return

@@ -39,17 +39,20 @@ var (
 // reasonHelp explains the event counters; a reason without an entry gets a
 // generic text, so a new reason needs no change here to be exported.
 var reasonHelp = map[string]string{
-	"rx_frames":           "Frames received on lvsd's interfaces and examined by the engine.",
-	"rx_not_ours":         "Received frames left to the kernel: not for an address, NAT reply or classifier rule lvsd owns.",
-	"rx_gso_segments":     "Segments cut from TCP segmentation-offload super-frames.",
-	"rx_ip_options":       "Packets carrying IPv4 options, forwarded like any other (as IPVS does).",
-	"tx_arp_replies":      "ARP replies sent for addresses lvsd owns.",
-	"tx_echo_replies":     "ICMP echo replies sent for addresses lvsd owns.",
-	"tx_resets":           "TCP resets sent for ports of a VIP that no service uses.",
-	"tx_icmp_unreachable": "ICMP port unreachable messages sent (a VIP port without a service, or no real server left).",
-	"tx_frames":           "Frames transmitted on lvsd's interfaces.",
-	"tx_errors":           "Frames that could not be built or transmitted.",
-	"tx_local_delivered":  "Packets handed to the director's own kernel for LOCALNODE real servers.",
+	"rx_frames":                      "Frames received on lvsd's interfaces and examined by the engine.",
+	"rx_not_ours":                    "Received frames left to the kernel: not for an address, NAT reply or classifier rule lvsd owns.",
+	"rx_gso_segments":                "Segments cut from TCP segmentation-offload super-frames.",
+	"rx_ip_options":                  "Packets carrying IPv4 options, forwarded like any other (as IPVS does).",
+	"tx_arp_replies":                 "ARP replies sent for addresses lvsd owns.",
+	"tx_echo_replies":                "ICMP echo replies sent for addresses lvsd owns.",
+	"tx_resets":                      "TCP resets sent for ports of a VIP that no service uses.",
+	"tx_icmp_unreachable":            "ICMP port unreachable messages sent (a VIP port without a service, or no real server left).",
+	"tx_frames":                      "Frames transmitted on lvsd's interfaces.",
+	"tx_errors":                      "Frames that could not be built or transmitted.",
+	"tx_local_delivered":             "Packets handed to the director's own kernel for LOCALNODE real servers.",
+	"defense_drop_entry_dropped":     "Connection table entries the drop_entry defence's once-a-second walk removed (SYN_RECV, SYNACK, idle ones).",
+	"defense_drop_entry_reclaimed":   "Embryonic (SYN_RECV, SYNACK) entries the drop_entry defence replaced with a new connection in a full table.",
+	"defense_secure_tcp_activations": "Times the secure_tcp defence switched to tcp_states_dos and its short timeouts.",
 }
 
 // dropPrefix marks the reasons that are drops: they share one family,

@@ -70,7 +70,7 @@ func TestSYNFloodDefences(t *testing.T) {
 				t.Errorf("after the flood %d of %d requests completed, want all", r.afterOK, r.after)
 			}
 			if r.reclaimed == 0 {
-				t.Errorf("lvsd_defense_drop_entry_reclaimed is 0: drop_entry never made room (did the flood fill the table?)")
+				t.Errorf("lvsd_defense_drop_entry_reclaimed_total is 0: drop_entry never made room (did the flood fill the table?)")
 			}
 		})
 	}
@@ -146,8 +146,8 @@ func synFlood(t *testing.T, defence []string, seconds int, runtime, want string)
 	// start; without, refusals do.
 	waitFor(t, "the flood to fill the table", func() bool {
 		m := metrics()
-		return metric(m, "lvsd_defense_drop_entry_reclaimed") > 0 || metric(m, "lvsd_drop_conn_table_full") > 0 ||
-			metric(m, "lvsd_drop_defense_drop_packet") > 0 || flood.Exited()
+		return metric(m, "lvsd_defense_drop_entry_reclaimed_total") > 0 || metric(m, `lvsd_drops_total{reason="conn_table_full"}`) > 0 ||
+			metric(m, `lvsd_drops_total{reason="defense_drop_packet"}`) > 0 || flood.Exited()
 	}, hlog.String)
 	for !flood.Exited() {
 		r.during++
@@ -167,11 +167,11 @@ func synFlood(t *testing.T, defence []string, seconds int, runtime, want string)
 		}
 	}
 	m := metrics()
-	r.reclaimed = metric(m, "lvsd_defense_drop_entry_reclaimed")
+	r.reclaimed = metric(m, "lvsd_defense_drop_entry_reclaimed_total")
 	var parts []string
-	for _, name := range []string{"lvsd_defense_drop_entry_reclaimed", "lvsd_defense_drop_entry_dropped", "lvsd_drop_defense_drop_packet",
-		"lvsd_defense_secure_tcp_activations", "lvsd_drop_conn_table_full", "lvsd_conns_created", "lvsd_port_packets_total{iface=\"atk\",kind=\"rx\"}",
-		"lvsd_port_packets_total{iface=\"atk\",kind=\"rx_kernel_drops\"}"} {
+	for _, name := range []string{"lvsd_defense_drop_entry_reclaimed_total", "lvsd_defense_drop_entry_dropped_total", `lvsd_drops_total{reason="defense_drop_packet"}`,
+		"lvsd_defense_secure_tcp_activations_total", `lvsd_drops_total{reason="conn_table_full"}`, "lvsd_conn_table_created_total", `lvsd_interface_rx_packets_total{iface="atk"}`,
+		`lvsd_interface_drops_total{iface="atk",reason="ring_full"}`} {
 		parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(name, "lvsd_"), metric(m, name)))
 	}
 	r.counters = strings.Join(parts, ", ")

@@ -17,6 +17,7 @@ func FuzzParseArgs(f *testing.F) {
 		"-Lnc", "-L -n --stats --exact", "--set 900 120 300", "-A -f 1 -6 -p -M 64",
 		"–A –t 172.16.100.1:80 –s rr", "-At1.2.3.4:http -p600 -b flag-1",
 		"-E -t [::1]:80 -s mh -b mh-port,mh-fallback -o", "-L --mcast-group ff02::1",
+		"--set-defense drop_entry=1 secure_tcp=3 amemthresh=200", "-L --defense",
 	} {
 		f.Add(s)
 	}

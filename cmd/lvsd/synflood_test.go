@@ -88,6 +88,7 @@ type floodResult struct {
 	firstAfter                       time.Duration
 	reclaimed                        int
 	counters                         string
+	failures                         []string // the first few failed requests
 }
 
 func synFlood(t *testing.T, defence []string, seconds int, runtime, want string) floodResult {
@@ -131,8 +132,12 @@ func synFlood(t *testing.T, defence []string, seconds int, runtime, want string)
 		ok := false
 		_ = cli.Do(func() error {
 			d := net.Dialer{Timeout: 5 * time.Second}
+			start := time.Now()
 			id, err := request(&d, "203.0.113.5:80")
 			ok = err == nil && id == "rs1"
+			if !ok && len(r.failures) < 5 {
+				r.failures = append(r.failures, fmt.Sprintf("%q %v after %v", id, err, time.Since(start).Round(time.Millisecond)))
+			}
 			return nil
 		})
 		return ok
@@ -176,5 +181,8 @@ func synFlood(t *testing.T, defence []string, seconds int, runtime, want string)
 	}
 	r.counters = strings.Join(parts, ", ")
 	t.Logf("hping3: %s", strings.TrimSpace(hlog.String()))
+	if len(r.failures) > 0 {
+		t.Logf("failed requests: %s", strings.Join(r.failures, "; "))
+	}
 	return r
 }

@@ -88,12 +88,18 @@ func (e *Engine) handleFrame(w *worker, in *Iface, frame, slot []byte, partial b
 			return
 		}
 	case rewrite.ProtoICMP:
-		if p.Flags&rewrite.FlagICMPError != 0 && e.handleICMPError(w, in, frame, p, now) {
+		if p.Flags&rewrite.FlagICMPError != 0 && !e.martianSource(p) && e.handleICMPError(w, in, frame, p, now) {
 			return
 		}
 	}
 	if !e.isOwned(p.Dst) && !(len(e.marks) > 0 && p.HasL4() && e.classify(frame, p) != 0) {
 		e.ctr[rxIgnored]++ // the kernel's business
+		return
+	}
+	if e.martianSource(p) {
+		// The kernel's input path drops these before IPVS sees them: no
+		// connection, no RST or echo reply to an address no host has.
+		e.ctr[rxMartian]++
 		return
 	}
 	e.handleOwned(w, in, slot, frame, p, now)
@@ -151,16 +157,35 @@ func (e *Engine) oversized(in *Iface, wireLen int, now int64) {
 }
 
 // handleARP answers requests for owned addresses and learns neighbours.
+//
+// ARP is unauthenticated, so what it may change is narrow, as in Linux's
+// arp_process: a sender is learned only on the interface whose subnet holds
+// it (an address claimed from another link would send that neighbour's
+// traffic there), only into an entry lvsd created by asking (unsolicited
+// ARP never grows the table), and never from a sender no host can be: a
+// group or zero hardware address, a martian IP or one of ours.
 func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet, now int64) {
 	a := rewrite.ARP(frame[p.L3:p.End])
-	sender := a.SenderIP()
-	if sender.IsValid() && !sender.IsUnspecified() {
-		// Learn only addresses we resolve or already know, as the kernel
-		// updates existing entries; a request aimed at us also creates one.
-		target := a.TargetIP()
-		create := a.Op() == rewrite.ARPReply || e.answersARP(target)
-		if n := e.neigh.learn(sender, a.SenderMAC(), in, now, create); n != nil && len(n.queue) > 0 {
-			e.releaseQueue(w, n)
+	if badHardwareAddr(a.SenderMAC()) {
+		e.ctr[rxARPBadSenderMAC]++
+		return
+	}
+	// 0.0.0.0 is a duplicate address probe (RFC 5227): answered, not learned.
+	if sender := a.SenderIP(); !sender.IsUnspecified() {
+		if s := sender.As4(); martianAddr(s) || e.ownAddr(s) {
+			e.ctr[rxARPBadSenderIP]++
+			return // the kernel answers no request from its own address either
+		}
+		switch n := e.neigh.get(in, sender); {
+		case !e.onLink(in, sender):
+			e.ctr[rxARPWrongIface]++
+		case n == nil:
+			e.ctr[rxARPUnsolicited]++
+		default:
+			e.neigh.learn(sender, a.SenderMAC(), in, now, false)
+			if len(n.queue) > 0 {
+				e.releaseQueue(w, n)
+			}
 		}
 	}
 	if e.cfg.NoARP || a.Op() != rewrite.ARPRequest || !e.answersARP(a.TargetIP()) {

@@ -92,6 +92,12 @@ const (
 	defEntriesDropped
 	defEntriesReclaimed
 	defSecureTCPOn
+	rxARPBadSenderMAC
+	rxARPBadSenderIP
+	rxARPWrongIface
+	rxARPUnsolicited
+	rxNeighTableFull
+	rxMartian
 	numReasons
 )
 
@@ -127,4 +133,11 @@ var reasonNames = [numReasons]string{
 	defEntriesDropped:   "defense_drop_entry_dropped",
 	defEntriesReclaimed: "defense_drop_entry_reclaimed",
 	defSecureTCPOn:      "defense_secure_tcp_activations",
+	// ARP lvsd refuses to learn from (defects 1-3 of issue 8).
+	rxARPBadSenderMAC: "drop_arp_bad_sender_mac",
+	rxARPBadSenderIP:  "drop_arp_bad_sender_ip",
+	rxARPWrongIface:   "drop_arp_wrong_interface",
+	rxARPUnsolicited:  "drop_arp_unsolicited",
+	rxNeighTableFull:  "drop_neighbour_table_full",
+	rxMartian:         "drop_martian_source",
 }

@@ -36,7 +36,7 @@ type attackLab struct {
 	tmp                string
 }
 
-func newAttackLab(t *testing.T) *attackLab {
+func newAttackLab(t testing.TB) *attackLab {
 	t.Helper()
 	nstest.Require(t)
 	testenv.Tools(t, "socat", "curl", "hping3", "trafgen")
@@ -65,10 +65,14 @@ func newAttackLab(t *testing.T) *attackLab {
 		id string
 	}{{l.rs1, "rs1"}, {l.rs2, "rs2"}} {
 		_, log := s.ns.Start("socat", "TCP-LISTEN:80,fork,reuseaddr", "SYSTEM:echo "+s.id)
-		waitFor(t, s.id+" listening", func() bool {
-			o, _ := s.ns.Try("ss", "-ltn", "sport = :80")
-			return strings.Contains(o, "LISTEN")
-		}, log.String)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if o, _ := s.ns.Try("ss", "-ltn", "sport = :80"); strings.Contains(o, "LISTEN") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not listening:\n%s", s.id, log.String())
+			}
+		}
 	}
 	e2e.StartLVSD(t, l.dir, "ext,int", "--metrics", "127.0.0.1:9108")
 	e2e.LVSADM(t, l.dir, "-A -t "+atkVIP+":80 -s rr")
@@ -131,7 +135,7 @@ print("sent", n, flush=True)
 
 // requests makes n requests through the VIP (at least n, and until done is
 // closed if it is given) and returns the failures.
-func (l *attackLab) requests(t *testing.T, n int, done <-chan struct{}) []error {
+func (l *attackLab) requests(t testing.TB, n int, done <-chan struct{}) []error {
 	t.Helper()
 	var fails []error
 	made := 0
@@ -165,7 +169,7 @@ func (l *attackLab) requests(t *testing.T, n int, done <-chan struct{}) []error 
 	return fails
 }
 
-func (l *attackLab) metrics(t *testing.T) string {
+func (l *attackLab) metrics(t testing.TB) string {
 	t.Helper()
 	return l.dir.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
 }
@@ -194,29 +198,40 @@ func (l *attackLab) during(t *testing.T, name string, args ...string) string {
 	return out.String()
 }
 
-// rssAnon is lvsd's anonymous resident memory in bytes (the Go heap and
-// stacks; the packet rings are file pages and excluded).
-func rssAnon(t *testing.T, ns *nstest.NS) int {
+// lvsdPID is the lvsd process of ns.
+func lvsdPID(t testing.TB, ns *nstest.NS) string {
 	t.Helper()
 	out, _ := ns.Try("ip", "netns", "pids", ns.Name)
 	for _, f := range strings.Fields(out) {
-		comm, err := os.ReadFile("/proc/" + f + "/comm")
-		if err != nil || strings.TrimSpace(string(comm)) != "lvsd" {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + f + "/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(st), "\n") {
-			if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-				kb, _ := strconv.Atoi(strings.Fields(v)[0])
-				return kb << 10
-			}
+		if comm, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "lvsd" {
+			return f
 		}
 	}
 	t.Fatalf("no lvsd process in %s", ns.Name)
-	return 0
+	return ""
+}
+
+// memory returns lvsd's resident set and its anonymous part (the Go heap
+// and stacks; the packet rings are file pages), in bytes.
+func memory(t testing.TB, ns *nstest.NS) (rss, anon int) {
+	t.Helper()
+	st, err := os.ReadFile("/proc/" + lvsdPID(t, ns) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "RssAnon") {
+			continue
+		}
+		kb, _ := strconv.Atoi(strings.Fields(v)[0])
+		if k == "VmRSS" {
+			rss = kb << 10
+		} else {
+			anon = kb << 10
+		}
+	}
+	return rss, anon
 }
 
 func TestHostileNeighbour(t *testing.T) {
@@ -256,9 +271,9 @@ func TestHostileNeighbour(t *testing.T) {
 		}
 		m := l.metrics(t)
 		seen0 := metric(m, "lvsd_drop_arp_unsolicited") + metric(m, "lvsd_drop_arp_wrong_interface")
-		rss0 := rssAnon(t, l.dir)
+		_, rss0 := memory(t, l.dir)
 		out := l.during(t, "trafgen", "--dev", "eth0", "--conf", conf, "-n", "300000", "-q")
-		rss1 := rssAnon(t, l.dir)
+		_, rss1 := memory(t, l.dir)
 		m = l.metrics(t)
 		seen := metric(m, "lvsd_drop_arp_unsolicited") + metric(m, "lvsd_drop_arp_wrong_interface") - seen0
 		t.Logf("300000 ARP replies sent, %d refused by lvsd (the rest dropped by the ring); lvsd RssAnon %d -> %d KiB\n%s",

@@ -173,7 +173,11 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 	// 0.0.0.0 is a duplicate address probe (RFC 5227): answered, not learned.
 	if sender := a.SenderIP(); !sender.IsUnspecified() {
 		if s := sender.As4(); martianAddr(s) || e.ownAddr(s) {
-			e.ctr[rxARPBadSenderIP]++
+			// A backup director (NoARP) hears the master announce the VIPs
+			// it holds rules for: normal, not counted.
+			if !e.cfg.NoARP || !e.answersARP(sender) {
+				e.ctr[rxARPBadSenderIP]++
+			}
 			return // the kernel answers no request from its own address either
 		}
 		switch n := e.neigh.get(in, sender); {

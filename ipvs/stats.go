@@ -133,7 +133,9 @@ var reasonNames = [numReasons]string{
 	defEntriesDropped:   "defense_drop_entry_dropped",
 	defEntriesReclaimed: "defense_drop_entry_reclaimed",
 	defSecureTCPOn:      "defense_secure_tcp_activations",
-	// ARP lvsd refuses to learn from (defects 1-3 of issue 8).
+	// ARP that taught lvsd nothing (issue 8, defects 1-3). A request for a
+	// VIP from a sender on the wrong link or not asked about is still
+	// answered; one from a bad sender is not.
 	rxARPBadSenderMAC: "drop_arp_bad_sender_mac",
 	rxARPBadSenderIP:  "drop_arp_bad_sender_ip",
 	rxARPWrongIface:   "drop_arp_wrong_interface",

@@ -26,3 +26,7 @@ if [ -x scripts/bench-e2e.sh ]; then
 	echo "== end to end in namespaces"
 	scripts/bench-e2e.sh
 fi
+if [ -x scripts/bench-arp.sh ]; then
+	echo "== lvsd under a hostile neighbour: 30 s ARP attacks, full-rate ARP-reply flood (RSS, latency)"
+	scripts/bench-arp.sh
+fi

@@ -38,6 +38,8 @@ func BenchmarkHostileNeighbour(b *testing.B) {
 	secs := strconv.Itoa(int(attack / time.Second))
 	b.ResetTimer()
 	for range b.N {
+		rss, anon := memory(b, l.dir)
+		b.Logf("lvsd memory at the start: VmRSS %d KiB, RssAnon %d KiB", rss>>10, anon>>10)
 		idle := l.latencies(b, 300)
 		b.Logf("idle latency (TCP connect through the VIP): p50 %v p99 %v", pct(idle, 50), pct(idle, 99))
 		b.ReportMetric(float64(pct(idle, 50).Microseconds()), "idle-p50-µs")

@@ -64,7 +64,7 @@ func newAttackLab(t testing.TB) *attackLab {
 		ns *nstest.NS
 		id string
 	}{{l.rs1, "rs1"}, {l.rs2, "rs2"}} {
-		_, log := s.ns.Start("socat", "TCP-LISTEN:80,fork,reuseaddr", "SYSTEM:echo "+s.id)
+		_, log := s.ns.Start("socat", "TCP-LISTEN:80,fork,reuseaddr,backlog=256", "SYSTEM:echo "+s.id)
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			if o, _ := s.ns.Try("ss", "-ltn", "sport = :80"); strings.Contains(o, "LISTEN") {
 				break

@@ -63,15 +63,18 @@ func BenchmarkHostileNeighbour(b *testing.B) {
 		b.Logf("lvsd memory: VmRSS %d -> %d KiB (%+d), RssAnon %d -> %d KiB (%+d) across the %s flood",
 			rss0>>10, rss1>>10, (rss1-rss0)>>10, anon0>>10, anon1>>10, (anon1-anon0)>>10, flood)
 		b.ReportMetric(float64(rss1-rss0)/(1<<20), "rss-growth-MiB")
-		recovered := -1
+		// Recovered after the last window slower than 4x idle + 2 ms (a
+		// shared machine has its own spikes; a flood's aftermath is
+		// hundreds of milliseconds).
+		slow := 4*pct(idle, 50) + 2*time.Millisecond
+		recovered := 0
 		for i, w := range windows {
-			if w <= 2*pct(idle, 50)+200*time.Microsecond {
-				recovered = i
-				break
+			if w > slow {
+				recovered = i + 1
 			}
 		}
-		b.Logf("after the flood: p50 latency per 100 ms window %v; back to idle (<= 2x idle p50 + 0.2 ms) in window %d; lvsd CPU over the 3 s after: %.0f%%",
-			windows[:10], recovered, cpu)
+		b.Logf("after the flood: p50 latency per 100 ms window %v; back to idle (every later window <= %v) after %d ms; lvsd CPU over the 3 s after: %.0f%%",
+			windows[:15], slow, recovered*100, cpu)
 		b.ReportMetric(float64(recovered*100), "recovery-ms")
 	}
 }

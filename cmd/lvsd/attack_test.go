@@ -242,10 +242,10 @@ func TestHostileNeighbour(t *testing.T) {
 	// addresses. Before the fix every request scheduled to a real server
 	// went to the attacker's MAC on the server link.
 	t.Run("arp-claim-from-other-link", func(t *testing.T) {
-		before := metric(l.metrics(t), "lvsd_drop_arp_wrong_interface")
+		before := metric(l.metrics(t), `lvsd_drops_total{reason="arp_wrong_interface"}`)
 		l.during(t, testenv.Scapy, l.script, "poison", "2", mac)
-		if got := metric(l.metrics(t), "lvsd_drop_arp_wrong_interface") - before; got == 0 {
-			t.Error("lvsd_drop_arp_wrong_interface did not count the claims")
+		if got := metric(l.metrics(t), `lvsd_drops_total{reason="arp_wrong_interface"}`) - before; got == 0 {
+			t.Error("the wrong-interface drops did not count the claims")
 		}
 	})
 
@@ -253,10 +253,10 @@ func TestHostileNeighbour(t *testing.T) {
 	// from impossible sender IPs. Before the fix the client was black-holed.
 	t.Run("arp-bad-sender", func(t *testing.T) {
 		m := l.metrics(t)
-		mac0, ip0 := metric(m, "lvsd_drop_arp_bad_sender_mac"), metric(m, "lvsd_drop_arp_bad_sender_ip")
+		mac0, ip0 := metric(m, `lvsd_drops_total{reason="arp_bad_sender_mac"}`), metric(m, `lvsd_drops_total{reason="arp_bad_sender_ip"}`)
 		l.during(t, testenv.Scapy, l.script, "badmac", "2", mac)
 		m = l.metrics(t)
-		if metric(m, "lvsd_drop_arp_bad_sender_mac") == mac0 || metric(m, "lvsd_drop_arp_bad_sender_ip") == ip0 {
+		if metric(m, `lvsd_drops_total{reason="arp_bad_sender_mac"}`) == mac0 || metric(m, `lvsd_drops_total{reason="arp_bad_sender_ip"}`) == ip0 {
 			t.Errorf("bad senders not counted:\n%s", grepLines(m, "arp"))
 		}
 	})
@@ -270,14 +270,18 @@ func TestHostileNeighbour(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := l.metrics(t)
-		seen0 := metric(m, "lvsd_drop_arp_unsolicited") + metric(m, "lvsd_drop_arp_wrong_interface")
+		seen0 := metric(m, `lvsd_drops_total{reason="arp_unsolicited"}`) + metric(m, `lvsd_drops_total{reason="arp_wrong_interface"}`)
+		neigh0 := neighbourEntries(m)
 		_, rss0 := memory(t, l.dir)
 		out := l.during(t, "trafgen", "--dev", "eth0", "--conf", conf, "-n", "300000", "-q")
 		_, rss1 := memory(t, l.dir)
 		m = l.metrics(t)
-		seen := metric(m, "lvsd_drop_arp_unsolicited") + metric(m, "lvsd_drop_arp_wrong_interface") - seen0
+		seen := metric(m, `lvsd_drops_total{reason="arp_unsolicited"}`) + metric(m, `lvsd_drops_total{reason="arp_wrong_interface"}`) - seen0
 		t.Logf("300000 ARP replies sent, %d refused by lvsd (the rest dropped by the ring); lvsd RssAnon %d -> %d KiB\n%s",
 			seen, rss0>>10, rss1>>10, out)
+		if n := neighbourEntries(m); n > neigh0 {
+			t.Errorf("lvsd's neighbour cache grew from %d to %d entries under the flood", neigh0, n)
+		}
 		if seen == 0 {
 			t.Error("the flood was not counted as unsolicited or wrong-interface ARP")
 		}
@@ -290,7 +294,7 @@ func TestHostileNeighbour(t *testing.T) {
 	// create no connection and never reach a real server.
 	t.Run("martian-syn", func(t *testing.T) {
 		m := l.metrics(t)
-		created0, mart0 := metric(m, "lvsd_conns_created"), metric(m, "lvsd_drop_martian_source")
+		created0, mart0 := metric(m, "lvsd_conn_table_created_total"), metric(m, `lvsd_drops_total{reason="martian_source"}`)
 		sent := 0
 		var wg sync.WaitGroup
 		srcs := []string{"127.0.0.1", "224.0.0.5", "255.255.255.255", atkVIP, atkDIP}
@@ -320,11 +324,11 @@ func TestHostileNeighbour(t *testing.T) {
 			t.Fatal(fails)
 		}
 		m = l.metrics(t)
-		if got := metric(m, "lvsd_conns_created") - created0; got != 1 {
+		if got := metric(m, "lvsd_conn_table_created_total") - created0; got != 1 {
 			t.Errorf("%d connections created, want 1 (the real request): martian SYNs were balanced", got)
 		}
-		if got := metric(m, "lvsd_drop_martian_source") - mart0; got != sent {
-			t.Errorf("lvsd_drop_martian_source grew by %d, want %d", got, sent)
+		if got := metric(m, `lvsd_drops_total{reason="martian_source"}`) - mart0; got != sent {
+			t.Errorf("martian-source drops grew by %d, want %d", got, sent)
 		}
 	})
 }
@@ -354,6 +358,15 @@ func arpFloodConf(dir net.HardwareAddr) string {
 `, hex(dir), spa)
 	}
 	return pkt("drnd(4)") + pkt("10, 0, 128, drnd()")
+}
+
+// neighbourEntries sums lvsd_neighbour_entries over its states.
+func neighbourEntries(text string) int {
+	n := 0
+	for _, state := range []string{"reachable", "stale", "incomplete"} {
+		n += metric(text, `lvsd_neighbour_entries{state="`+state+`"}`)
+	}
+	return n
 }
 
 func grepLines(text, sub string) string {

@@ -39,11 +39,6 @@ func arpFrame(tb testing.TB, op uint16, sha rewrite.MAC, spa, tpa string, dst re
 
 var bcastMAC = rewrite.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-func (te *testEngine) counter(name string) uint64 {
-	ev, _ := te.Counters()
-	return ev[name]
-}
-
 // synTo sends a client SYN to the VIP and returns the destination MAC of what
 // left on int (zero if nothing did).
 func (te *testEngine) synTo(tb testing.TB, sport uint16) (rewrite.MAC, bool) {

@@ -41,8 +41,8 @@ func BenchmarkHostileNeighbour(b *testing.B) {
 		rss, anon := memory(b, l.dir)
 		b.Logf("lvsd memory at the start: VmRSS %d KiB, RssAnon %d KiB", rss>>10, anon>>10)
 		idle := l.latencies(b, 300)
-		b.Logf("idle latency (TCP connect through the VIP): p50 %v p99 %v", pct(idle, 50), pct(idle, 99))
-		b.ReportMetric(float64(pct(idle, 50).Microseconds()), "idle-p50-µs")
+		b.Logf("idle latency (TCP connect through the VIP): p50 %v p99 %v", percentile(idle, 50), percentile(idle, 99))
+		b.ReportMetric(float64(percentile(idle, 50).Microseconds()), "idle-p50-µs")
 
 		for _, mode := range []string{"poison", "badmac"} {
 			l.duringB(b, "ARP "+mode+" for "+secs+" s", testenv.Scapy, l.script, mode, secs, mac)
@@ -56,7 +56,7 @@ func BenchmarkHostileNeighbour(b *testing.B) {
 		var windows []time.Duration
 		for w := 0; w < 30; w++ {
 			lat := l.latenciesFor(b, 100*time.Millisecond)
-			windows = append(windows, pct(lat, 50))
+			windows = append(windows, percentile(lat, 50))
 		}
 		rss1, anon1 := memory(b, l.dir)
 		cpu := float64(cpuTicks(b, l)-cpu0) / 100 / time.Since(t0).Seconds() * 100
@@ -66,7 +66,7 @@ func BenchmarkHostileNeighbour(b *testing.B) {
 		// Recovered at the first of five windows in a row no slower than
 		// 4x idle + 2 ms: a shared machine has spikes of its own, a flood's
 		// aftermath is hundreds of milliseconds for seconds.
-		slow := 4*pct(idle, 50) + 2*time.Millisecond
+		slow := 4*percentile(idle, 50) + 2*time.Millisecond
 		recovered := len(windows)
 		for i := 0; i+5 <= len(windows); i++ {
 			if slices.IndexFunc(windows[i:i+5], func(w time.Duration) bool { return w > slow }) < 0 {
@@ -148,7 +148,7 @@ func (l *attackLab) latenciesFor(t testing.TB, d time.Duration) []time.Duration 
 	return out
 }
 
-func pct(d []time.Duration, p int) time.Duration {
+func percentile(d []time.Duration, p int) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}

@@ -470,7 +470,7 @@ func (p *parser) vsgHandler(l *line) {
 		}
 	}
 	if len(g.Entries) == 0 {
-		p.errorf(l, ClassGeneral, "", "virtual server group %s has no entries - removing", name)
+		p.errorf(p.cur(), ClassGeneral, "", "virtual server group %s has no entries - removing", name)
 		return
 	}
 	p.cfg.VirtualServerGroups = append(p.cfg.VirtualServerGroups, g)
@@ -508,7 +508,13 @@ func (p *parser) vsgEntry(v *line) (VSGroupEntry, bool) {
 		pt = uint16(n)
 	}
 	if !ok {
-		p.errorf(v, ClassGeneral, "", "Invalid virtual server group IP address %s %s - skipping", addr, port)
+		hint := ""
+		switch addr {
+		case "delay_loop", "lb_algo", "lb_kind", "protocol", "real_server", "syn_proxy", "laddr_group_name", "alpha", "omega",
+			"quorum", "hysteresis", "quorum_up", "quorum_down", "persistence_timeout", "sorry_server", "weight", "TCP_CHECK", "HTTP_GET":
+			hint = "a virtual_server keyword inside virtual_server_group: 'virtual_server group NAME {' was probably meant"
+		}
+		p.errorf(v, ClassGeneral, hint, "Invalid virtual server group IP address %s %s - skipping", addr, port)
 		return e, false
 	}
 	e.First, e.Last, e.Port = first, last, pt

@@ -70,6 +70,10 @@ type Diag struct {
 	Class    Class    `json:"class"`
 	Msg      string   `json:"msg"`
 	Hint     string   `json:"hint,omitempty"`
+	// Unplaced marks problems keepalived prints without a place (checks
+	// after parsing, missing braces); here they name the block's first
+	// line.
+	Unplaced bool `json:"unplaced,omitempty"`
 }
 
 // String is "file:line: severity: message (hint)".
@@ -94,9 +98,15 @@ const maxDiags = 1000
 type diags struct {
 	list    []Diag
 	dropped int
+	// mute, when it returns true, drops what is added (the second pass
+	// after a fatal error repeats what the first reported).
+	mute func() bool
 }
 
 func (d *diags) add(pos Pos, sev Severity, class Class, msg, hint string) *Diag {
+	if d.mute != nil && d.mute() {
+		return &Diag{}
+	}
 	if len(d.list) >= maxDiags {
 		d.dropped++
 		return &Diag{}

@@ -1,7 +1,10 @@
 package keepalived
 
 import (
+	"os"
+	"os/exec"
 	"os/user"
+	"strings"
 
 	"lvslab/config"
 )
@@ -15,6 +18,12 @@ type Options struct {
 	// UserExists reports whether a system user exists (keepalived runs
 	// scripts as keepalived_script when that user exists). Nil: os/user.
 	UserExists func(name string) bool
+	// ScriptExists reports whether a script's program exists (a name
+	// without "/" is looked up on PATH). Nil: the file system.
+	ScriptExists func(prog string) bool
+	// ConfigID is keepalived's -i: lines starting "@ID " are read only
+	// when ID matches ("@^ID " when it does not). Empty: the short host name.
+	ConfigID string
 }
 
 // LoadOptions is LoadFS with options.
@@ -23,9 +32,17 @@ func LoadOptions(fsys FS, name string, o Options) *Config {
 }
 
 func (p *parser) finish() {
-	p.finishCheck()
-	p.finishVRRP()
+	n := len(p.diags.list)
+	if !p.dead["check"] {
+		p.finishCheck()
+	}
+	if !p.dead["vrrp"] {
+		p.finishVRRP()
+	}
 	p.scriptSecurity()
+	for i := n; i < len(p.diags.list); i++ {
+		p.diags.list[i].Unplaced = true
+	}
 }
 
 // scriptSecurity is keepalived's check_script_secure summary: scripts that
@@ -75,6 +92,11 @@ func (p *parser) scriptSecurity() {
 }
 
 func (p *parser) runsAsRoot(s *Script) bool {
+	// keepalived only flags scripts it finds (check_script_secure); a
+	// missing one is not run at all.
+	if !p.scriptExists(s.Args[0]) {
+		return false
+	}
 	u := s.User
 	if u == "" {
 		u = p.cfg.Global.ScriptUser
@@ -86,6 +108,18 @@ func (p *parser) runsAsRoot(s *Script) bool {
 		return true
 	}
 	return u == "root" || u == "0"
+}
+
+func (p *parser) scriptExists(prog string) bool {
+	if p.opts.ScriptExists != nil {
+		return p.opts.ScriptExists(prog)
+	}
+	if strings.Contains(prog, "/") {
+		st, err := os.Stat(prog)
+		return err == nil && !st.IsDir()
+	}
+	_, err := exec.LookPath(prog)
+	return err == nil
 }
 
 func (p *parser) userExists(name string) bool {

@@ -99,6 +99,92 @@ type lexer struct {
 	open  []Pos    // where each still-open "{" was written
 	// fatal is set when reading must stop (too much input).
 	fatal bool
+	// configID is -i (default the short host name) for "@ID" lines.
+	configID string
+	// defs are $NAME=value parameters.
+	defs map[string]string
+}
+
+// preprocess applies keepalived's "@ID" / "@^ID" line conditions and
+// "$NAME=value" parameters ($NAME or ${NAME} replaced in later lines).
+func (lx *lexer) preprocess(s string) string {
+	if s[0] == '@' {
+		ofs := 1
+		rev := len(s) > 1 && s[1] == '^'
+		if rev {
+			ofs = 2
+		}
+		sp := strings.IndexAny(s[ofs:], " \t")
+		if sp < 0 {
+			return ""
+		}
+		match := s[ofs:ofs+sp] == lx.configID && lx.configID != ""
+		if match == rev {
+			return ""
+		}
+		s = strings.TrimLeft(s[ofs+sp:], " \t")
+	}
+	if s != "" && s[0] == '$' {
+		if name, val, ok := strings.Cut(s[1:], "="); ok && validParam(strings.TrimSpace(name)) {
+			if lx.defs == nil {
+				lx.defs = map[string]string{}
+			}
+			if len(lx.defs) < 1000 {
+				lx.defs[strings.TrimSpace(name)] = strings.TrimSpace(val)
+			}
+			return ""
+		}
+	}
+	if len(lx.defs) > 0 && strings.Contains(s, "$") {
+		s = lx.substitute(s)
+	}
+	return s
+}
+
+func validParam(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// substitute replaces $NAME and ${NAME} once (no recursion, so a
+// definition cannot make a line grow without bound).
+func (lx *lexer) substitute(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || b.Len() > maxLineLen {
+			b.WriteByte(s[i])
+			continue
+		}
+		rest := s[i+1:]
+		name, skip := "", 0
+		if strings.HasPrefix(rest, "{") {
+			if end := strings.IndexByte(rest, '}'); end > 0 {
+				name, skip = rest[1:end], end+1
+			}
+		} else {
+			j := 0
+			for j < len(rest) && (rest[j] == '_' || rest[j] >= 'a' && rest[j] <= 'z' || rest[j] >= 'A' && rest[j] <= 'Z' || j > 0 && rest[j] >= '0' && rest[j] <= '9') {
+				j++
+			}
+			name, skip = rest[:j], j
+		}
+		v, ok := lx.defs[name]
+		if !ok {
+			b.WriteByte('$')
+			continue
+		}
+		b.WriteString(v)
+		i += skip
+	}
+	return b.String()
 }
 
 func (lx *lexer) readFile(name string, from Pos) {
@@ -157,6 +243,9 @@ func (lx *lexer) readFile(name string, from Pos) {
 		}
 		s := lx.decomment(phys, pos)
 		if s == "" {
+			continue
+		}
+		if s = lx.preprocess(s); s == "" {
 			continue
 		}
 		if inc, ok := includeTarget(s); ok {

@@ -2,7 +2,9 @@ package keepalived
 
 import (
 	"fmt"
+	"os"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +58,19 @@ type parser struct {
 	// checks the current namespace's).
 	ifExists func(string) bool
 	opts     Options
+	// curSub is the subsystem of the root block being read; dead are the
+	// subsystems whose reading ended with a fatal error.
+	curSub string
+	dead   map[string]bool
+}
+
+// rootSubsystem says which keepalived process reads a root keyword.
+var rootSubsystem = map[string]string{
+	"virtual_server": "check", "virtual_server_group": "check", "SSL": "check", "local_address_group": "check",
+	"vrrp_instance": "vrrp", "vrrp_sync_group": "vrrp", "vrrp_script": "vrrp", "static_ipaddress": "vrrp",
+	"static_routes": "vrrp", "static_rules": "vrrp", "track_group": "vrrp", "garp_group": "vrrp",
+	"linkbeat_interfaces": "vrrp", "vrrp_track_process": "vrrp", "interface_up_down_delays": "vrrp",
+	"track_file": "vrrp", "vrrp_track_file": "vrrp", "bfd_instance": "bfd",
 }
 
 // Load reads the keepalived.conf at name (and what it includes) from the
@@ -68,30 +83,72 @@ func LoadFS(fsys FS, name string) *Config { return load(fsys, name, Options{}) }
 
 func load(fsys FS, name string, o Options) *Config {
 	d := &diags{}
-	lx := &lexer{fs: fsys, diags: d}
+	lx := &lexer{fs: fsys, diags: d, configID: o.ConfigID}
+	if lx.configID == "" {
+		if h, err := os.Hostname(); err == nil {
+			lx.configID, _, _ = strings.Cut(h, ".")
+		}
+	}
 	lx.readFile(name, Pos{})
 	cfg := newConfig()
 	cfg.Files = lx.files
 	if lx.depth > 0 && len(lx.open) > 0 {
 		at := lx.open[len(lx.open)-1]
 		d.add(at, SevWarning, ClassMissingEOB, fmt.Sprintf("There are %d missing '}'s or extra '{'s", lx.depth),
-			fmt.Sprintf("the block opened here (and %d more) is never closed", lx.depth-1))
+			fmt.Sprintf("the block opened here (and %d more) is never closed", lx.depth-1)).Unplaced = true
 	}
 	p := &parser{lines: lx.lines(), diags: d, cfg: cfg, opts: o, ifExists: o.InterfaceExists}
 	if !lx.fatal {
 		p.stream(rootBlock(), false, 0)
 		if !p.stop {
 			p.finish()
+		} else if p.curSub != "global" {
+			// keepalived parses the file once per process (checker, VRRP,
+			// BFD); a fatal error ends only its own process's reading, the
+			// others go on. A second pass, with that subsystem's blocks
+			// skipped and the problems already reported muted, finds what
+			// the others report.
+			at := p.i
+			p2 := &parser{lines: p.lines, diags: d, cfg: newConfig(), opts: o, ifExists: o.InterfaceExists,
+				dead: map[string]bool{p.curSub: true}}
+			d.mute = func() bool { return p2.i <= at }
+			p2.stream(rootBlock(), false, 0)
+			d.mute = nil
+			if !p2.stop {
+				p2.finish()
+			}
 		}
 	}
 	if d.dropped > 0 {
 		d.add(Pos{File: name}, SevWarning, ClassGeneral, fmt.Sprintf("%d more problems not shown", d.dropped), "")
 	}
 	cfg.Diags = d.list
+	sortDiags(cfg)
 	return cfg
 }
 
 func (lx *lexer) lines() []line { return lx.out }
+
+// sortDiags orders problems by file (in reading order) and line; the
+// lexer's (includes, braces) and the parser's come out interleaved.
+func sortDiags(cfg *Config) {
+	idx := map[string]int{}
+	for i, f := range cfg.Files {
+		if _, ok := idx[f]; !ok {
+			idx[f] = i
+		}
+	}
+	sort.SliceStable(cfg.Diags, func(i, j int) bool {
+		a, b := cfg.Diags[i], cfg.Diags[j]
+		if a.Unplaced != b.Unplaced {
+			return !a.Unplaced
+		}
+		if fa, fb := idx[a.Pos.File], idx[b.Pos.File]; fa != fb {
+			return fa < fb
+		}
+		return a.Pos.Line < b.Pos.Line
+	})
+}
 
 func newConfig() *Config {
 	return &Config{Global: Global{VRRPVersion: 2, VRRPGarpMasterDelay: 5 * time.Second, VRRPGarpMasterRepeat: 5}}
@@ -154,6 +211,16 @@ func (p *parser) stream(b *block, needBOB bool, level int) bool {
 			p.unknown(b, l)
 			continue
 		}
+		if level == 0 {
+			p.curSub = rootSubsystem[w0]
+			if p.curSub == "" {
+				p.curSub = "global"
+			}
+			if p.dead[p.curSub] {
+				p.skipBlock()
+				continue
+			}
+		}
 		if k.fn != nil {
 			k.fn(p, l)
 		}
@@ -176,6 +243,8 @@ func (p *parser) unknown(b *block, l *line) {
 		return
 	case w == "}":
 		hint = "a '}' with no block open"
+	case b.name == "vrrp_sync_group":
+		hint = "instance names go inside group { " + w + " ... }"
 	default:
 		hint = suggest(b, w)
 	}

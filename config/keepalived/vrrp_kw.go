@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -85,17 +86,30 @@ func globalBlock() *block {
 	g.add("notification_email_from", str(func(g *Global, v string) { g.NotificationEmailFrom = v }))
 	g.add("smtp_helo_name", str(func(g *Global, v string) { g.SMTPHeloName = v }))
 	g.add("smtp_server", func(p *parser, l *line) {
-		if v, ok := p.need(l, 1); ok {
-			if len(l.words) > 2 {
-				v += " " + l.words[2]
-			}
-			p.cfg.Global.SMTPServer = v
+		v, ok := p.need(l, 1)
+		if !ok {
+			return
 		}
+		port := "25"
+		if len(l.words) > 2 {
+			port = l.words[2]
+		}
+		a, _, ok := parseAddrPort(v, port)
+		if !ok || port == "0" {
+			// keepalived resolves a name; one it cannot resolve is refused.
+			if _, err := net.LookupHost(v); err != nil || !ok && a.IsValid() {
+				p.errorf(l, ClassGeneral, "an IP address, or a name this host resolves", "Invalid smtp server %s %s", v, port)
+				return
+			}
+		}
+		p.cfg.Global.SMTPServer = net.JoinHostPort(v, port)
 	})
 	g.add("smtp_connect_timeout", func(p *parser, l *line) {
 		if v, ok := p.need(l, 1); ok {
-			if n, ok := p.readUint(l, v, 1, 4294967295/1000000); ok {
+			if n, ok := p.readUint(l, v, 0, 4294967295/1000000); ok {
 				p.cfg.Global.SMTPConnectTimeout = time.Duration(n) * time.Second
+			} else {
+				p.errorf(l, ClassGeneral, "", "smtp_connect_timeout '%s' must be in [0, %d] - ignoring", v, 4294967295/1000000)
 			}
 		}
 	})
@@ -191,7 +205,9 @@ func vrrpBlocks(root *block) {
 	})
 	root.add("static_routes", func(p *parser, l *line) {
 		for _, v := range p.valueBlock(l, 1) {
-			p.cfg.VRRP.StaticRoutes = append(p.cfg.VRRP.StaticRoutes, Statement{Pos: v.pos, Words: v.words})
+			if p.route(v) {
+				p.cfg.VRRP.StaticRoutes = append(p.cfg.VRRP.StaticRoutes, Statement{Pos: v.pos, Words: v.words})
+			}
 		}
 	})
 	root.add("static_rules", func(p *parser, l *line) {
@@ -368,9 +384,6 @@ func vrrpBlocks(root *block) {
 		})
 	}
 	sg.end = func(p *parser) {
-		if p.sg != nil && p.sg.Members == nil {
-			p.errorf(p.cur(), ClassGeneral, "list the instances inside group { VI_1 VI_2 }", "Warning - sync group %s has no group block", p.sg.Name)
-		}
 		p.sg = nil
 	}
 
@@ -408,7 +421,11 @@ func vrrpBlocks(root *block) {
 		if p.vi != nil {
 			p.vi.UseVMAC = true
 			if len(l.words) > 1 {
-				p.vi.VMACName = l.words[1]
+				if n := l.words[1]; len(n) >= 16 || strings.ContainsAny(n, "/ <>:") {
+					p.errorf(l, ClassGeneral, "an interface name of at most 15 characters", "VMAC interface name '%s' too long or invalid characters - ignoring", n)
+				} else {
+					p.vi.VMACName = n
+				}
 			}
 		}
 	})
@@ -568,7 +585,7 @@ func vrrpBlocks(root *block) {
 	})
 	vi.add("virtual_routes", func(p *parser, l *line) {
 		for _, v := range p.valueBlock(l, 1) {
-			if p.vi != nil {
+			if p.route(v) && p.vi != nil {
 				p.vi.VirtualRoutes = append(p.vi.VirtualRoutes, Statement{Pos: v.pos, Words: v.words})
 			}
 		}
@@ -628,6 +645,7 @@ func vrrpBlocks(root *block) {
 	vi.add("lvs_sync_daemon_interface", func(p *parser, l *line) {
 		v, ok := p.need(l, 1)
 		if ok && p.vi != nil {
+			p.warn(l, ClassDeprecated, "use global_defs' lvs_sync_daemon IF "+p.vi.Name, "(%s) Specifying lvs_sync_daemon_interface against a vrrp is deprecated. Please use global lvs_sync_daemon", p.vi.Name)
 			p.vi.LVSSyncDaemonInterface = v
 		}
 	})
@@ -855,4 +873,59 @@ func (p *parser) finishVRRP() {
 			}
 		}
 	}
+}
+
+// Route keywords that take a value (ip-route(8) as keepalived's
+// parse_route reads it, vrrp_iproute.c).
+var routeValueWords = map[string]bool{"src": true, "via": true, "gw": true, "dev": true, "oif": true, "table": true, "metric": true,
+	"preference": true, "pref": true, "mtu": true, "advmss": true, "rtt": true, "rttvar": true, "reordering": true, "window": true,
+	"cwnd": true, "ssthresh": true, "realms": true, "rto_min": true, "initcwnd": true, "initrwnd": true, "features": true,
+	"quickack": true, "congctl": true, "scope": true, "protocol": true, "proto": true, "expires": true, "hoplimit": true,
+	"fastopen_no_cookie": true, "ttl-propagate": true, "tos": true, "dsfield": true, "track_group": true, "vrf": true}
+
+var routeTypes = map[string]bool{"unicast": true, "blackhole": true, "unreachable": true, "prohibit": true, "local": true,
+	"broadcast": true, "anycast": true, "multicast": true, "throw": true, "nat": true}
+
+// route checks one static_routes/virtual_routes line as keepalived does
+// (a destination, and a device to track it by).
+func (p *parser) route(v *line) bool {
+	dest, dev, noTrack := "", false, false
+	for i := 0; i < len(v.words); i++ {
+		w := v.words[i]
+		switch {
+		case routeValueWords[w]:
+			dev = dev || w == "dev" || w == "oif"
+			i++
+		case w == "no_track":
+			noTrack = true
+		case w == "onlink" || w == "nexthop" || w == "or":
+			if w != "onlink" {
+				i = len(v.words)
+			}
+		default:
+			if w == "to" && i+1 < len(v.words) {
+				i++
+				w = v.words[i]
+			}
+			if routeTypes[w] && i+1 < len(v.words) {
+				i++
+				w = v.words[i]
+			}
+			_, e1 := netip.ParsePrefix(w)
+			_, e2 := netip.ParseAddr(w)
+			if e1 != nil && e2 != nil && w != "default" && w != "all" {
+				p.errorf(v, ClassGeneral, "", "unknown route keyword %s", w)
+				return false
+			}
+			dest = w
+		}
+	}
+	if dest == "" {
+		p.errorf(v, ClassGeneral, "", "Route must have a destination")
+		return false
+	}
+	if !dev && !noTrack {
+		p.warn(v, ClassGeneral, "add 'dev IF' (or no_track)", "Warning - cannot track route %s with no interface specified, not tracking", dest)
+	}
+	return true
 }

@@ -10,10 +10,11 @@ case "${CI:-}${LVSLAB_REQUIRE_NETNS:-}" in *1* | *true* | *yes*) strict=1 ;; esa
 
 # command:package pairs; a command starting with / is a file test.
 # promtool (Debian ships it in prometheus) lints lvsd's /metrics as users do.
+# keepalived 2.2.7 is the oracle of lvskeepalived -t's differential test.
 pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
-	stress-ng:stress-ng promtool:prometheus
+	stress-ng:stress-ng promtool:prometheus keepalived:keepalived
 )
 need=()
 for pair in "${pairs[@]}"; do

@@ -1143,6 +1143,11 @@ func checkerBlocks(rs *block) {
 		if p.chk != nil && p.chk.Misc.Path == nil {
 			p.errorf(p.cur(), ClassGeneral, "add misc_path \"/path/to/script args\"", "No script path has been specified for MISC_CHECKER - skipping")
 			p.dropChecker()
+		} else if p.chk != nil && p.chk.Misc.Path.User == "" && p.cfg.Global.ScriptUser == "" && p.cfg.Global.EnableScriptSecurity && !p.userExists("keepalived_script") {
+			// With script security keepalived will not default to root.
+			p.errorf(p.cur(), ClassGeneral, "set script_user in global_defs, 'user' in MISC_CHECK, or create the keepalived_script user",
+				"Unable to set default user for misc script %s - removing", strings.Join(p.chk.Misc.Path.Args, " "))
+			p.dropChecker()
 		}
 		p.chk = nil
 	}
@@ -1431,6 +1436,7 @@ func (p *parser) finishCheck() {
 			rss = append(rss, rs)
 		}
 		vs.RealServers = rss
+		p.checkPorts(vs, groups[vs.Group], at, name)
 		if vs.Forward == forwardUnset {
 			vs.Forward = config.ForwardMasq
 		}
@@ -1556,3 +1562,60 @@ func (vs *VirtualServer) describe() string {
 }
 
 func (rs *RealServer) describe() string { return fmt.Sprintf("[%s]:%d", rs.Addr, rs.Port) }
+
+// checkPorts: unless NAT, real servers have the virtual server's port, and
+// none for a fwmark (validate_check_config's last loop).
+func (p *parser) checkPorts(vs *VirtualServer, g *VirtualServerGroup, at *line, name string) {
+	servers := append([]*RealServer(nil), vs.RealServers...)
+	ss := vs.SorryServer
+	if g != nil {
+		hasMark := false
+		for _, e := range g.Entries {
+			hasMark = hasMark || !e.First.IsValid()
+		}
+		for _, rs := range servers {
+			if rs.Forward == config.ForwardMasq || rs.Port == 0 {
+				continue
+			}
+			if hasMark {
+				p.warn(at, ClassGeneral, "", "WARNING - fwmark virtual server %s, real server %s has port specified - port will be ignored", name, rs.describe())
+			}
+			for _, e := range g.Entries {
+				if e.First.IsValid() && e.Port != rs.Port {
+					p.warn(at, ClassGeneral, "", "virtual server %s:[%s] and real server %s ports don't match", name, e.First, rs.describe())
+				}
+			}
+		}
+		return
+	}
+	for _, rs := range servers {
+		if rs.Forward == config.ForwardMasq {
+			if vs.Fwmark == 0 && rs.Port == 0 {
+				rs.Port = vs.Port
+			}
+			continue
+		}
+		switch {
+		case vs.Fwmark != 0 && rs.Port != 0:
+			p.warn(at, ClassGeneral, "", "WARNING - fwmark virtual server %s, real server %s has port specified - clearing", name, rs.describe())
+			rs.Port = 0
+		case vs.Fwmark == 0 && rs.Port == 0:
+			rs.Port = vs.Port
+		case vs.Fwmark == 0 && rs.Port != vs.Port:
+			p.warn(at, ClassGeneral, "DR and TUN cannot change the port", "WARNING - virtual server %s and real server %s ports don't match - resetting", name, rs.describe())
+			rs.Port = vs.Port
+		}
+	}
+	if ss != nil && ss.Forward != config.ForwardMasq && ss.Forward != forwardUnset {
+		switch {
+		case vs.Fwmark != 0 && ss.Port != 0:
+			p.warn(at, ClassGeneral, "", "WARNING - virtual server %s, sorry server has port specified - clearing", name)
+			ss.Port = 0
+		case vs.Fwmark == 0 && ss.Port == 0:
+			ss.Port = vs.Port
+		case vs.Fwmark == 0 && ss.Port != vs.Port:
+			p.warn(at, ClassGeneral, "", "WARNING - virtual server %s and sorry server ports don't match - resetting", name)
+			ss.Port = vs.Port
+		}
+	}
+}

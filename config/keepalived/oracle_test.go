@@ -35,6 +35,8 @@ var knownDifferences = []struct {
 	match     func(Diag) bool
 	// clean: keepalived -t exits 0 in this case, we do not.
 	kaClean bool
+	// kaMsg excuses keepalived messages that belong to the difference.
+	kaMsg *regexp.Regexp
 }{
 	{
 		name: "FULLNAT keywords",
@@ -56,6 +58,7 @@ var knownDifferences = []struct {
 			"and -t exits 0; lvskeepalived names the loop as an error",
 		match:   func(d Diag) bool { return d.Class == ClassInclude },
 		kaClean: true,
+		kaMsg:   regexp.MustCompile(`open problem \(Too many open files\)`),
 	},
 	{
 		name: "missing include files",
@@ -65,6 +68,12 @@ var knownDifferences = []struct {
 		kaClean: true,
 	},
 }
+
+// kaKilled are corpus files on which keepalived 2.2.7 -t itself dies:
+// it is terminated by SIGTERM (exit 143, nothing printed) when a
+// MISC_CHECK script runs as a script_user under enable_script_security;
+// there is no verdict to compare with, so only ours is checked (clean).
+var kaKilled = map[string]bool{"good-misc-dynamic.conf": true}
 
 func known(d Diag) (int, bool) {
 	for i, k := range knownDifferences {
@@ -134,6 +143,15 @@ func TestDifferentialKeepalived(t *testing.T) {
 				t.Fatalf("keepalived: %v\n%s", err, out)
 			}
 			cfg := LoadOptions(OSFS{}, abs, Options{InterfaceExists: ifs, UserExists: noUser})
+			if kaKilled[name] {
+				if kaExit != 143 && kaExit != -1 {
+					t.Errorf("keepalived -t no longer dies here (exit %d): compare again\n%s", kaExit, out)
+				}
+				for _, d := range cfg.Diags {
+					t.Errorf("lvskeepalived: %s", d)
+				}
+				return
+			}
 			compare(t, abs, out, kaExit, cfg)
 		})
 	}
@@ -195,6 +213,11 @@ func compare(t *testing.T, main, kaOut string, kaExit int, cfg *Config) {
 	}
 	var diffs []string
 	for p, msg := range ka {
+		for _, d := range cfg.Diags {
+			if i, ok := known(d); ok && knownDifferences[i].kaMsg != nil && knownDifferences[i].kaMsg.MatchString(msg) {
+				excused[p] = true
+			}
+		}
 		if _, ok := ours[p]; !ok && !excused[p] {
 			diffs = append(diffs, fmt.Sprintf("keepalived only: %s %s", p, msg))
 		}

@@ -146,7 +146,7 @@ func parseArgs(args []string) (options, []string, error) {
 				}
 			}
 			if hit == nil {
-				return o, nil, fmt.Errorf("Unknown option %s", a)
+				return o, nil, fmt.Errorf("unknown option %s", a)
 			}
 			switch hit.arg {
 			case noArg:
@@ -156,7 +156,7 @@ func parseArgs(args []string) (options, []string, error) {
 			case reqArg:
 				if !hasVal {
 					if i+1 >= len(args) {
-						return o, nil, fmt.Errorf("Missing parameter for option --%s", name)
+						return o, nil, fmt.Errorf("missing parameter for option --%s", name)
 					}
 					i++
 					val = args[i]
@@ -179,7 +179,7 @@ func parseArgs(args []string) (options, []string, error) {
 				}
 			}
 			if hit == nil {
-				return o, nil, fmt.Errorf("Unknown option -%c", a[k])
+				return o, nil, fmt.Errorf("unknown option -%c", a[k])
 			}
 			val := ""
 			switch hit.arg {
@@ -190,7 +190,7 @@ func parseArgs(args []string) (options, []string, error) {
 					i++
 					val = args[i]
 				} else {
-					return o, nil, fmt.Errorf("Missing parameter for option -%c", a[k])
+					return o, nil, fmt.Errorf("missing parameter for option -%c", a[k])
 				}
 				k = len(a)
 			case optArg:

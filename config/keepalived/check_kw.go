@@ -391,16 +391,13 @@ func checkBlocks(root *block) {
 	checkerBlocks(rs)
 }
 
-var scratchRS RealServer
-
-// rsOrNil returns the current real server, or a scratch one when the block
-// is being skipped (so handlers need no nil checks).
+// rsOrNil returns the current real server, or a throw-away one when the
+// block is being skipped (so handlers need no nil checks).
 func (p *parser) rsOrNil() *RealServer {
 	if p.rs != nil {
 		return p.rs
 	}
-	scratchRS = RealServer{}
-	return &scratchRS
+	return &RealServer{}
 }
 
 func (p *parser) rsTimer(l *line, min time.Duration, dst *time.Duration, msg string) {

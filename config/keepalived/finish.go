@@ -102,10 +102,7 @@ func (p *parser) runsAsRoot(s *Script) bool {
 		u = p.cfg.Global.ScriptUser
 	}
 	if u == "" {
-		if p.userExists("keepalived_script") {
-			return false
-		}
-		return true
+		return !p.userExists("keepalived_script")
 	}
 	return u == "root" || u == "0"
 }

@@ -3,7 +3,8 @@ package keepalived
 import (
 	"fmt"
 	"os"
-	"path"
+
+	"lvslab/config"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,8 +52,6 @@ type parser struct {
 	vi          *VRRPInstance
 	sg          *SyncGroup
 	scr         *VRRPScript
-	smtpHost    *SMTPHost
-	checkerVS   *VirtualServer // the VS the current RS belongs to
 	seenScripts bool
 	// ifExists, when set, checks vrrp_instance interfaces (keepalived -t
 	// checks the current namespace's).
@@ -124,6 +123,7 @@ func load(fsys FS, name string, o Options) *Config {
 	}
 	cfg.Diags = d.list
 	sortDiags(cfg)
+	settleForward(cfg)
 	return cfg
 }
 
@@ -308,17 +308,6 @@ func (p *parser) valueBlock(l *line, nameWords int) []*line {
 	return out
 }
 
-// skipValueBlock consumes a { } block of values without looking at them.
-func (p *parser) skipValueBlock(l *line) int {
-	vals := p.valueBlock(l, len(l.words))
-	end := l.pos.Line
-	if p.i > 0 && p.i <= len(p.lines) {
-		end = p.lines[p.i-1].pos.Line
-	}
-	_ = vals
-	return end
-}
-
 // --- value readers, with keepalived's messages -------------------------
 
 // readUint parses an unsigned decimal in [min, max].
@@ -386,20 +375,6 @@ func parseTimer(s string) (time.Duration, bool) {
 		}
 	}
 	return time.Duration(w)*time.Second + time.Duration(us)*time.Microsecond, true
-}
-
-// readTimer reads a timer in [min, max] (max 0: no limit).
-func (p *parser) readTimer(l *line, s string, min, max time.Duration) (time.Duration, bool) {
-	d, ok := parseTimer(s)
-	if !ok {
-		p.warn(l, ClassInvalidNumber, "", "invalid number '%s'", s)
-		return 0, false
-	}
-	if d < min || (max > 0 && d > max) {
-		p.warn(l, ClassInvalidNumber, "", "number '%s' outside range", s)
-		return 0, false
-	}
-	return d, true
 }
 
 // boolArg reads an optional <BOOL> (no value means true).
@@ -481,7 +456,7 @@ func splitQuotedEscaped(s string) ([]string, error) {
 			case c == '\\':
 				i++
 				if i >= len(s) {
-					return nil, fmt.Errorf("Missing escape char at end: '%s'", s)
+					return nil, fmt.Errorf("missing escape char at end: '%s'", s)
 				}
 				b.WriteByte(unescape(s, &i))
 				continue
@@ -495,7 +470,7 @@ func splitQuotedEscaped(s string) ([]string, error) {
 			i++
 		}
 		if quote != 0 {
-			return nil, fmt.Errorf("String '%s': missing terminating %c", s, quote)
+			return nil, fmt.Errorf("string '%s': missing terminating %c", s, quote)
 		}
 		out = append(out, b.String())
 	}
@@ -629,5 +604,21 @@ func abs(x int) int {
 	return x
 }
 
-// base is the file name as keepalived prints it in some messages.
-func base(p string) string { return path.Base(p) }
+// settleForward replaces the "not given" marker wherever validation did not
+// (a fatal error stops it): keepalived's default is NAT.
+func settleForward(cfg *Config) {
+	for _, vs := range cfg.VirtualServers {
+		if vs.Forward == forwardUnset {
+			vs.Forward = config.ForwardMasq
+		}
+		rss := vs.RealServers
+		if vs.SorryServer != nil {
+			rss = append(rss[:len(rss):len(rss)], vs.SorryServer)
+		}
+		for _, rs := range rss {
+			if rs.Forward == forwardUnset || (!rs.setForward && rs.Forward == 0 && vs.Forward != 0) {
+				rs.Forward = vs.Forward
+			}
+		}
+	}
+}

@@ -61,7 +61,12 @@ type parser struct {
 	// subsystems whose reading ended with a fatal error.
 	curSub string
 	dead   map[string]bool
+	// suggested counts "did you mean" searches, bounded so a file of
+	// garbage costs linear time.
+	suggested int
 }
+
+const maxSuggestions = 100
 
 // rootSubsystem says which keepalived process reads a root keyword.
 var rootSubsystem = map[string]string{
@@ -245,7 +250,10 @@ func (p *parser) unknown(b *block, l *line) {
 		hint = "a '}' with no block open"
 	case b.name == "vrrp_sync_group":
 		hint = "instance names go inside group { " + w + " ... }"
+	case p.suggested >= maxSuggestions || len(p.diags.list) >= maxDiags:
+		hint = "not a keyword of " + b.name + "; keepalived ignores the line"
 	default:
+		p.suggested++
 		hint = suggest(b, w)
 	}
 	if b.name == "root" && (w == "real_server" || w == "sorry_server" || w == "delay_loop" || w == "lb_algo" || w == "lb_kind") {
@@ -316,7 +324,7 @@ func (p *parser) readUint(l *line, s string, min, max uint64) (uint64, bool) {
 	if err != nil {
 		if strings.HasPrefix(s, "-") {
 			if _, e2 := strconv.ParseInt(s, 10, 64); e2 == nil {
-				p.warn(l, ClassInvalidNumber, "", "number '%s' outside range [%d, %d]", s, min, max)
+				p.warn(l, ClassInvalidNumber, fmt.Sprintf("keepalived ignores the value; give %d to %d", min, max), "number '%s' outside range [%d, %d]", s, min, max)
 				return 0, false
 			}
 		}
@@ -324,7 +332,7 @@ func (p *parser) readUint(l *line, s string, min, max uint64) (uint64, bool) {
 		return 0, false
 	}
 	if v < min || v > max {
-		p.warn(l, ClassInvalidNumber, "", "number '%s' outside range [%d, %d]", s, min, max)
+		p.warn(l, ClassInvalidNumber, fmt.Sprintf("keepalived ignores the value; give %d to %d", min, max), "number '%s' outside range [%d, %d]", s, min, max)
 		return 0, false
 	}
 	return v, true
@@ -338,7 +346,7 @@ func (p *parser) readInt(l *line, s string, min, max int64) (int64, bool) {
 		return 0, false
 	}
 	if v < min || v > max {
-		p.warn(l, ClassInvalidNumber, "", "number '%s' outside range [%d, %d]", s, min, max)
+		p.warn(l, ClassInvalidNumber, fmt.Sprintf("keepalived ignores the value; give %d to %d", min, max), "number '%s' outside range [%d, %d]", s, min, max)
 		return 0, false
 	}
 	return v, true

@@ -16,6 +16,7 @@ const (
 	maxIncludeDepth = 16
 	maxFiles        = 256
 	maxLogical      = 1 << 20 // logical lines over all files
+	maxIncludes     = 1024    // include statements followed, over all files
 )
 
 // line is one logical line, as keepalived's read_line hands them to its
@@ -103,6 +104,8 @@ type lexer struct {
 	configID string
 	// defs are $NAME=value parameters.
 	defs map[string]string
+	// includes counts include statements followed.
+	includes int
 }
 
 // preprocess applies keepalived's "@ID" / "@^ID" line conditions and
@@ -287,6 +290,13 @@ func includeTarget(s string) (string, bool) {
 func (lx *lexer) include(pattern string, from Pos) {
 	if pattern == "" {
 		lx.diags.add(from, SevWarning, ClassFileNotFound, "include without a file name", "")
+		return
+	}
+	lx.includes++
+	if lx.includes > maxIncludes {
+		if lx.includes == maxIncludes+1 {
+			lx.diags.add(from, SevError, ClassInclude, fmt.Sprintf("more than %d include statements - ignoring the rest", maxIncludes), "")
+		}
 		return
 	}
 	dir := path.Dir(from.File)

@@ -6,7 +6,7 @@
 // Its command line is keepalived 2.2.7's (keepalived(8)); this version
 // implements the configuration test and genhash:
 //
-//	lvskeepalived -t [-f FILE]           check the configuration, print every problem with file:line
+//	lvskeepalived -t [-f FILE] [-d]      check the configuration, print every problem with file:line (-d: the parsed configuration as JSON)
 //	lvskeepalived -T -s IP -p PORT -u URL [-S] [-I] [-V VHOST] [-P 1.0|1.0c|1.1] [-t SECS] [-m MARK] [-v]
 //
 // Exit codes of -t are keepalived's: 0 clean, 5 any problem reported
@@ -17,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -271,9 +272,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer f.Close()
 			out = f
 		}
-		return configTest(o.file, out)
+		return configTest(o.file, out, dumpTo(o, stdout))
 	}
 	cfg := keepalived.Load(o.file)
+	if w := dumpTo(o, stdout); w != nil {
+		dump(cfg, w)
+	}
 	if cfg.Fatal() {
 		for _, d := range cfg.Diags {
 			fmt.Fprintln(stderr, d)
@@ -286,9 +290,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // configTest is -t: every problem with file:line and a hint, and
 // keepalived's exit code.
-func configTest(file string, out io.Writer) int {
+func configTest(file string, out, dumpOut io.Writer) int {
 	cfg := keepalived.LoadOptions(keepalived.OSFS{}, file, keepalived.Options{InterfaceExists: interfaceExists})
+	if dumpOut != nil {
+		dump(cfg, dumpOut)
+	}
 	return report(cfg, out)
+}
+
+// dumpTo is where -d/--dump-conf writes the parsed configuration.
+func dumpTo(o options, stdout io.Writer) io.Writer {
+	if o.dumpConf {
+		return stdout
+	}
+	return nil
+}
+
+// dump writes the typed configuration (and the IPVS table it asks for) as
+// JSON: keepalived's -d prints its internal data; this is ours.
+func dump(cfg *keepalived.Config, w io.Writer) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct {
+		Config *keepalived.Config `json:"config"`
+		Table  any                `json:"ipvs_table"`
+	}{cfg, cfg.Table()})
 }
 
 func report(cfg *keepalived.Config, out io.Writer) int {

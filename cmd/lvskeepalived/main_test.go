@@ -68,6 +68,15 @@ func TestConfigTestLogFile(t *testing.T) {
 	assert.Contains(t, string(b), "Unknown keyword 'bogus'")
 }
 
+func TestDumpConf(t *testing.T) {
+	f := write(t, "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 10.0.0.1 80 {\n  TCP_CHECK {\n  }\n }\n}\n")
+	code, stdout, _ := runCmd("-t", "-d", "-f", f)
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, `"scheduler": "rr"`)
+	assert.Contains(t, stdout, `"forward": "route"`)
+	assert.Contains(t, stdout, `"kind": "TCP_CHECK"`)
+}
+
 func TestCommandLine(t *testing.T) {
 	o, _, err := parseArgs([]string{"-nlDG", "-f", "a.conf", "-P", "-p", "/run/a.pid", "-r/run/b.pid", "--checkers_pid=/run/c.pid", "-g/tmp/x.log", "-C"})
 	require.NoError(t, err)

@@ -111,6 +111,9 @@ func (d *diags) add(pos Pos, sev Severity, class Class, msg, hint string) *Diag 
 		d.dropped++
 		return &Diag{}
 	}
+	if hint == "" {
+		hint = defaultHint(sev, class)
+	}
 	d.list = append(d.list, Diag{Pos: pos, Severity: sev, Class: class, Msg: msg, Hint: hint})
 	return &d.list[len(d.list)-1]
 }
@@ -137,4 +140,21 @@ func readFileBounded(name string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// defaultHint says what happens next when the message itself does not.
+func defaultHint(sev Severity, class Class) string {
+	switch {
+	case class == ClassInvalidNumber:
+		return "keepalived ignores the value and keeps the default"
+	case sev == SevFatal:
+		return "keepalived stops reading here; nothing is applied"
+	case class == ClassFileNotFound:
+		return "check the path"
+	case sev == SevError:
+		return "keepalived skips or defaults this item and runs the rest"
+	case sev == SevWarning:
+		return "keepalived warns and runs the rest"
+	}
+	return ""
 }

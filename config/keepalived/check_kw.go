@@ -295,7 +295,7 @@ func checkBlocks(root *block) {
 			return
 		}
 		if n > 65535 {
-			p.warn(l, ClassInvalidNumber, "lvsd keeps ipvsadm's 0..65535", "real server weight %d clamped to 65535", n)
+			p.warn(l, ClassLvsdLimit, "lvsd keeps ipvsadm's 0..65535", "real server weight %d clamped to 65535", n)
 			n = 65535
 		}
 		p.rs.Weight, p.rs.setWeight = int(n), true

@@ -59,6 +59,9 @@ const (
 	// ClassFullNAT marks the Alibaba fork's FULLNAT keywords: parsed, and
 	// refused until lvsd forwards FULLNAT.
 	ClassFullNAT
+	// ClassLvsdLimit is a value keepalived accepts and lvsd cannot hold
+	// (a real-server weight above ipvsadm's 65535): clamped, with a warning.
+	ClassLvsdLimit
 )
 
 // Diag is one reported problem. Every Diag names file and line, also where

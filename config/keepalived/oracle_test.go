@@ -52,6 +52,13 @@ var knownDifferences = []struct {
 		kaClean: true,
 	},
 	{
+		name: "weights above 65535",
+		why: "keepalived accepts real-server weights up to 2147483647 (the kernel's int); lvsd keeps ipvsadm's 0..65535 " +
+			"and lvskeepalived clamps with a warning",
+		match:   func(d Diag) bool { return d.Class == ClassLvsdLimit },
+		kaClean: true,
+	},
+	{
 		name: "include loops",
 		why: "keepalived opens the included file again until it runs out of file descriptors ('open problem (Too many open files)') " +
 			"and -t exits 0; lvskeepalived names the loop as an error",

@@ -12,9 +12,9 @@ import (
 
 // Rule is one command of a rules file and where it was written.
 type Rule struct {
-	File    string
-	Line    int
-	Command Command
+	File    string  `json:"file,omitempty"`
+	Line    int     `json:"line"`
+	Command Command `json:"command"`
 }
 
 // maxRuleLine bounds a rules-file line; ipvsadm's is shorter still.

@@ -11,12 +11,32 @@
 //
 //	echo '{"command":{"op":"list"}}' | socat - ABSTRACT-CONNECT:lvsd
 //
-// Authorization: the server reads the peer's credentials (SO_PEERCRED).
-// Commands that change state (config.Op.Mutates: add, edit, delete, clear,
-// zero, set) are refused unless the peer's uid is 0, with ipvsadm's
-// "Permission denied (you must be root)". Listing and saving are open to any
-// local user of the namespace: they reveal no more than ipvsadm -L does to
-// root and let monitoring run unprivileged.
+// Authorization follows ipvsadm, which needs CAP_NET_ADMIN for everything,
+// listing included. The server reads the peer's credentials (SO_PEERCRED)
+// when it accepts a connection; a peer is an administrator if its uid is 0 or
+// its effective capabilities (/proc/PID/status CapEff) hold CAP_NET_ADMIN.
+// Anyone else is refused at once with ipvsadm's "Permission denied (you must
+// be root)" (a Reply with Refused set), unless the server was started with
+// Server.AllowUnprivilegedList (lvsd --unprivileged-list): then other local
+// users may list and save, and commands that change state (config.Op.Mutates)
+// are still refused.
+//
+// Limits: a local user must not be able to starve the socket. Connections of
+// peers that are not administrators are capped per uid (Server.MaxPerUID)
+// and in total (Server.MaxUnprivileged); administrators have a budget of
+// their own (Server.MaxAdmin) that others cannot use up. A connection over
+// its limit gets one refusing Reply and is closed. Every request must arrive
+// complete within Server.IdleTimeout of the connection or of the previous
+// reply, and a reply must be taken within Server.WriteTimeout: idle and
+// slow peers are disconnected.
+//
+// A command is never applied for a client that has gone: the request must be
+// complete and the peer must still be connected (a client that closes, as
+// lvsadm does when its own timeout expires, cancels the request's context,
+// and the handler checks it before it changes anything).
+//
+// Transactions: lvsadm -R sends the whole rules file as one request, Command
+// op "restore" with Rules, which lvsd applies all or nothing.
 package ctl
 
 import (
@@ -33,6 +53,11 @@ const DefaultSocket = "lvsd"
 // Request is one command for lvsd.
 type Request struct {
 	Command config.Command `json:"command"`
+	// Rules are the commands of a restore (Command.Op config.OpRestore,
+	// lvsadm -R), with the file and line each came from. They are one
+	// transaction: all are applied, or none and the Reply's Error names the
+	// line that was refused.
+	Rules []config.Rule `json:"rules,omitempty"`
 }
 
 // Reply is lvsd's answer to one Request. What it fills depends on the
@@ -48,11 +73,17 @@ type Request struct {
 //     Conns are printed as given, as ipvsadm prints the kernel's table.
 //   - save (-S): Services.
 //   - commands that change state: nothing but Error on failure.
+//   - restore: nothing but Error, "file:line: message", on failure.
+//
+// Refused is set when the server refuses the connection itself, not one
+// command: the peer may not use the socket (permission) or is over its
+// connection limit. The server closes the connection after such a reply.
 //
 // Error is empty on success; otherwise it is the message lvsadm prints, in
 // ipvsadm's words where ipvsadm has them (config.ErrNoService, ...).
 type Reply struct {
 	Error       string          `json:"error,omitempty"`
+	Refused     bool            `json:"refused,omitempty"`
 	ConnTabSize int             `json:"conn_tab_size,omitempty"`
 	Services    []ServiceStatus `json:"services,omitempty"`
 	Conns       []ConnStatus    `json:"conns,omitempty"`
@@ -133,8 +164,12 @@ type DaemonStatus struct {
 	TTL      uint8      `json:"ttl,omitempty"`
 }
 
-// RemoteError is an error lvsd answered with (Reply.Error).
-type RemoteError struct{ Msg string }
+// RemoteError is an error lvsd answered with (Reply.Error). Refused says
+// lvsd refused the connection rather than the command (Reply.Refused).
+type RemoteError struct {
+	Msg     string
+	Refused bool
+}
 
 func (e *RemoteError) Error() string { return e.Msg }
 

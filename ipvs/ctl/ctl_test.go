@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,8 +19,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"lvslab/config"
+	"lvslab/internal/testenv"
 )
 
 // socketName is unique per test and process: abstract names are shared by
@@ -47,12 +50,18 @@ func (r *recorder) Handle(_ context.Context, p Peer, req Request) Reply {
 // serve runs Serve on a fresh abstract socket until the test ends.
 func serve(t *testing.T, h Handler) string {
 	t.Helper()
+	return serveWith(t, &Server{Handler: h})
+}
+
+// serveWith runs a Server on a fresh abstract socket until the test ends.
+func serveWith(t *testing.T, srv *Server) string {
+	t.Helper()
 	name := socketName(t)
 	ln, err := Listen(name)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, h) }()
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -133,7 +142,9 @@ func TestRemoteError(t *testing.T) {
 }
 
 func TestAuthorize(t *testing.T) {
-	root, user := Peer{UID: 0}, Peer{UID: 1000}
+	// Peers other than administrators reach authorize only with
+	// AllowUnprivilegedList.
+	root, user := Peer{UID: 0, Admin: true}, Peer{UID: 1000}
 	for _, op := range []config.Op{config.OpList, config.OpSave} {
 		assert.NoError(t, authorize(user, Request{Command: config.Command{Op: op}}), op)
 	}
@@ -141,25 +152,78 @@ func TestAuthorize(t *testing.T) {
 		config.OpClear, config.OpAddDest, config.OpEditDest, config.OpDeleteDest, config.OpZero, config.OpSetTimeouts} {
 		assert.Equal(t, config.ErrPermission, authorize(user, Request{Command: config.Command{Op: op}}), op)
 		assert.NoError(t, authorize(root, Request{Command: config.Command{Op: op}}), op)
+		assert.NoError(t, authorize(Peer{UID: 1000, Admin: true}, Request{Command: config.Command{Op: op}}), "CAP_NET_ADMIN: %s", op)
 	}
+	assert.Equal(t, config.ErrPermission, authorize(user, Request{Command: config.Command{Op: config.OpRestore}}))
 	assert.Error(t, authorize(root, Request{}))
 }
 
 // A real unprivileged peer: this test binary, re-run as nobody, connects to
-// the socket; it may list but not change anything.
+// the socket. By default it is refused at once, as ipvsadm is without
+// CAP_NET_ADMIN; with AllowUnprivilegedList it may list but not change
+// anything; with CAP_NET_ADMIN it may do everything.
 func TestNonRootPeer(t *testing.T) {
-	if name := os.Getenv("LVSLAB_CTL_HELPER"); name != "" {
-		nonRootClient(name)
+	if helperMain() {
 		return
 	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as another user")
+	testenv.Root(t)
+	for _, tc := range []struct {
+		name      string
+		allowList bool
+		caps      []uintptr
+		want      []string
+		reached   []config.Op
+	}{
+		{name: "default", want: []string{"flush: Permission denied (you must be root) (refused)\n",
+			"list: ctl: connection closed after an earlier failure\n"}},
+		{name: "list allowed", allowList: true, want: []string{"flush: Permission denied (you must be root)\n", "list: ok\n"},
+			reached: []config.Op{config.OpList}},
+		{name: "CAP_NET_ADMIN", caps: []uintptr{unix.CAP_NET_ADMIN}, want: []string{"flush: ok\n", "list: ok\n"},
+			reached: []config.Op{config.OpClear, config.OpList}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			name := serveWith(t, &Server{Handler: rec, AllowUnprivilegedList: tc.allowList})
+			out, err := asUser(t, 65534, tc.caps, "ops", name).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			for _, w := range tc.want {
+				assert.Contains(t, string(out), w)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			var ops []config.Op
+			for i, r := range rec.reqs {
+				ops = append(ops, r.Command.Op)
+				assert.Equal(t, uint32(65534), rec.peers[i].UID)
+				assert.Equal(t, tc.caps != nil, rec.peers[i].Admin)
+			}
+			assert.Equal(t, tc.reached, ops, "what reached the handler")
+		})
 	}
-	rec := &recorder{}
-	name := serve(t, rec)
+}
 
-	// The binary must be reachable by nobody; go test's build directory
-	// is private.
+// helperMain runs this binary's helper role when asUser started it.
+func helperMain() bool {
+	role, name := os.Getenv("LVSLAB_CTL_HELPER"), os.Getenv("LVSLAB_CTL_SOCKET")
+	switch {
+	case role == "":
+		return false
+	case role == "ops":
+		nonRootClient(name)
+	case strings.HasPrefix(role, "hog:"):
+		n, _ := strconv.Atoi(strings.TrimPrefix(role, "hog:"))
+		hog(name, n)
+	}
+	os.Exit(0)
+	return true
+}
+
+// asUser returns a command running this test binary's helper role as uid,
+// with the given ambient capabilities.
+func asUser(t *testing.T, uid uint32, caps []uintptr, role, socket string) *exec.Cmd {
+	t.Helper()
+	// The binary must be reachable by uid; go test's build directory is
+	// private.
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	dir, err := os.MkdirTemp("", "lvslab-ctl")
@@ -168,23 +232,10 @@ func TestNonRootPeer(t *testing.T) {
 	require.NoError(t, os.Chmod(dir, 0o755))
 	bin := filepath.Join(dir, "ctl.test")
 	copyFile(t, exe, bin)
-
 	cmd := exec.Command(bin, "-test.run=^TestNonRootPeer$")
-	cmd.Env = append(os.Environ(), "LVSLAB_CTL_HELPER="+name)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil && strings.Contains(err.Error(), "operation not permitted") {
-		t.Skipf("cannot switch user here: %v", err)
-	}
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "flush: Permission denied (you must be root)\n")
-	assert.Contains(t, string(out), "list: ok\n")
-
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	require.Len(t, rec.reqs, 1, "only the list reached the handler")
-	assert.Equal(t, config.OpList, rec.reqs[0].Command.Op)
-	assert.Equal(t, uint32(65534), rec.peers[0].UID)
+	cmd.Env = append(os.Environ(), "LVSLAB_CTL_HELPER="+role, "LVSLAB_CTL_SOCKET="+socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}, AmbientCaps: caps}
+	return cmd
 }
 
 func nonRootClient(name string) {
@@ -195,11 +246,45 @@ func nonRootClient(name string) {
 	}
 	defer c.Close()
 	for _, op := range []config.Op{config.OpClear, config.OpList} {
-		if _, err := c.Do(Request{Command: config.Command{Op: op}}); err != nil {
+		_, err := c.Do(Request{Command: config.Command{Op: op}})
+		var re *RemoteError
+		switch {
+		case errors.As(err, &re) && re.Refused:
+			fmt.Printf("%s: %v (refused)\n", op, err)
+		case err != nil:
 			fmt.Printf("%s: %v\n", op, err)
-		} else {
+		default:
 			fmt.Printf("%s: ok\n", op)
 		}
+	}
+}
+
+// hog opens n connections, lists on each, prints how many lvsd admitted,
+// and holds them all until stdin closes.
+func hog(name string, n int) {
+	var conns []*Client
+	admitted, refused, failed := 0, 0, 0
+	for range n {
+		c, err := Dial(name)
+		if err != nil {
+			failed++
+			continue
+		}
+		conns = append(conns, c)
+		var re *RemoteError
+		switch _, err := c.Do(Request{Command: config.Command{Op: config.OpList}}); {
+		case err == nil:
+			admitted++
+		case errors.As(err, &re) && re.Refused:
+			refused++
+		default:
+			failed++
+		}
+	}
+	fmt.Printf("admitted %d refused %d failed %d\n", admitted, refused, failed)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
@@ -217,7 +302,9 @@ func copyFile(t *testing.T, from, to string) {
 
 func TestBadRequests(t *testing.T) {
 	rec := &recorder{}
-	name := serve(t, rec)
+	// An administrator's requests may be longer (a restore); use the
+	// small limit here.
+	name := serveWith(t, &Server{Handler: rec, MaxAdminRequest: maxRequest})
 	raw := func(send string) string {
 		t.Helper()
 		c, err := net.Dial("unix", SocketAddr(name))

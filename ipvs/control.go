@@ -305,11 +305,16 @@ func (e *Engine) Replace(t config.Table) error {
 	return nil
 }
 
-// Handle answers one lvsadm request.
-func (e *Engine) Handle(_ context.Context, _ ctl.Peer, req ctl.Request) ctl.Reply {
+// Handle answers one lvsadm request. A command that changes state is not
+// applied once ctx is done: the client has gone (ctl.ErrClientGone), maybe
+// after giving up while the engine was busy.
+func (e *Engine) Handle(ctx context.Context, _ ctl.Peer, req ctl.Request) ctl.Reply {
 	c := req.Command
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if c.Op.Mutates() && ctx.Err() != nil {
+		return ctl.Reply{Error: "not applied: " + context.Cause(ctx).Error()}
+	}
 	switch c.Op {
 	case config.OpList:
 		switch {
@@ -328,6 +333,11 @@ func (e *Engine) Handle(_ context.Context, _ ctl.Peer, req ctl.Request) ctl.Repl
 	case config.OpSave:
 		return e.serviceReply(c)
 	case config.OpVersion, config.OpHelp:
+		return ctl.Reply{}
+	case config.OpRestore:
+		if err := e.applyBatch(ctx, req.Rules); err != nil {
+			return ctl.Reply{Error: err.Error()}
+		}
 		return ctl.Reply{}
 	}
 	if err := e.apply(c); err != nil {

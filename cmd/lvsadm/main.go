@@ -14,8 +14,17 @@
 // Host and service names (without -n) come from /etc/hosts and
 // /etc/services only: lvsadm never queries DNS.
 //
-// Exit status: 0 on success; 2 for a bad command line or rules file, and
-// when no lvsd answers (ipvsadm's status when the kernel lacks IPVS); 255
+// As ipvsadm needs CAP_NET_ADMIN for everything, listing included, lvsd
+// serves only root and processes with CAP_NET_ADMIN, unless it runs with
+// --unprivileged-list: then other users may list and save (-L, -S) too.
+//
+// -R is one transaction: every line is parsed here, then lvsd checks every
+// command against its configuration before it applies any; on a refused
+// line nothing changes and the error names the line.
+//
+// Exit status: 0 on success; 2 for a bad command line or rules file, when
+// no lvsd answers (ipvsadm's status when the kernel lacks IPVS), and when
+// lvsd refuses the connection (no permission, too many connections); 255
 // when no command comes first (ipvsadm's "Try `ipvsadm -h'" case); 1 when
 // lvsd refuses or fails a command.
 package main
@@ -97,8 +106,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	defer c.Close()
 	reply, err := c.Do(ctl.Request{Command: cmd})
 	if err != nil {
-		fmt.Fprintln(stderr, errorText(err))
-		return exitFailed
+		return failed(err, stderr)
 	}
 	if cmd.List.Numeric {
 		names = nil
@@ -131,21 +139,30 @@ func output(cmd config.Command, r ctl.Reply, names *config.Names) string {
 	return ""
 }
 
-// restore sends the rules one by one. As ipvsadm -R, a command lvsd refuses
-// does not stop the ones after it; each failure is reported with its line.
+// restore sends the rules as one transaction: lvsd checks every one
+// against its configuration before it applies any, so a refused line (a
+// duplicate -A, a -a for a missing service) changes nothing. ipvsadm -R
+// applies lines until one fails; lvsadm keeps the promise of its help text
+// instead.
 func restore(c *ctl.Client, rules []config.Rule, stderr io.Writer) int {
-	code := exitOK
-	for _, r := range rules {
-		if _, err := c.Do(ctl.Request{Command: r.Command}); err != nil {
-			fmt.Fprintf(stderr, "%s:%d: %s\n", r.File, r.Line, errorText(err))
-			var re *ctl.RemoteError
-			if !errors.As(err, &re) {
-				return exitFailed // the connection is gone
-			}
-			code = exitFailed
-		}
+	_, err := c.Do(ctl.Request{Command: config.Command{Op: config.OpRestore}, Rules: rules})
+	if err != nil {
+		return failed(err, stderr)
 	}
-	return code
+	return exitOK
+}
+
+// failed reports an error of lvsd or of the connection. A refused
+// connection (no permission, over the connection limit) is ipvsadm's
+// "Can't initialize ipvs" case, exit status 2.
+func failed(err error, stderr io.Writer) int {
+	var re *ctl.RemoteError
+	if errors.As(err, &re) && re.Refused {
+		fmt.Fprintf(stderr, "Can't initialize ipvs: %s\n", re.Msg)
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, errorText(err))
+	return exitFailed
 }
 
 func dial(socket string, stderr io.Writer) (*ctl.Client, int) {

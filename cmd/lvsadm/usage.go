@@ -36,7 +36,8 @@ Commands (long or short form):
   --edit-service    -E        replace a virtual service's settings
   --delete-service  -D        delete a virtual service and its real servers
   --clear           -C        delete every virtual service
-  --restore         -R        read commands from stdin, one per line (all are checked before any is sent)
+  --restore         -R        read commands from stdin, one per line: one transaction, every line
+                              is checked before any is applied; on an error nothing changes
   --save            -S        print the table as commands that -R reads
   --add-server      -a        add a real server
   --edit-server     -e        replace a real server's settings
@@ -95,6 +96,8 @@ lvsadm options:
   --socket NAME                       lvsd's control socket (default $%[5]s, else @lvsd);
                                       a NAME with a slash is a file-system path
 Names come from /etc/hosts and /etc/services only, never from DNS.
+As ipvsadm, lvsadm needs root or CAP_NET_ADMIN, even to list; lvsd --unprivileged-list
+lets other users list and save (-L, -S).
 `, p, strings.Join(config.Schedulers(), "|"), config.DefaultScheduler,
 		int(config.DefaultPersistTimeout.Seconds()), socketEnvVar)
 }

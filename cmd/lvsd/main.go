@@ -2,7 +2,7 @@
 // reads frames from AF_PACKET rings on its interfaces and forwards them by
 // DR, NAT or IP-in-IP.
 //
-//	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--metrics ADDR] [--mark RULE]...
+//	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--unprivileged-list] [--metrics ADDR] [--mark RULE]...
 //	     [--max-conns N] [--drop-entry M] [--drop-packet M] [--secure-tcp M] [--amemthresh N]
 //
 // The flood defences are the kernel's sysctls of the same names, with the
@@ -12,7 +12,11 @@
 // keeps the table open to legitimate clients.
 //
 // One lvsd per network namespace. It is administered with lvsadm over the
-// abstract unix socket @lvsd (per namespace). SIGHUP reloads the rules file
+// abstract unix socket @lvsd (per namespace). As the kernel's IPVS, it
+// serves only root and processes with CAP_NET_ADMIN; --unprivileged-list
+// lets other users list too, with their connections capped (see package
+// ipvs/ctl for the limits and timeouts). lvsadm -R is applied all or
+// nothing, as a reload is. SIGHUP reloads the rules file
 // atomically; SIGTERM and SIGINT remove what lvsd installed (the nftables
 // guard, offload changes) and exit.
 //
@@ -54,6 +58,7 @@ type options struct {
 	rules        string
 	keepalived   string
 	socket       string
+	unprivList   bool
 	metrics      string
 	maxConns     int
 	marks        []ipvs.MarkRule
@@ -82,7 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&ifaces, "i", "", "interfaces to forward on, comma separated (required)")
 	fs.StringVar(&o.rules, "R", "", "ipvsadm rules file to load (as `ipvsadm -S` writes it); SIGHUP reloads it")
 	fs.StringVar(&o.keepalived, "f", "", "keepalived.conf (not supported yet)")
-	fs.StringVar(&o.socket, "socket", ctl.DefaultSocket, "control socket name (abstract unless it contains a slash)")
+	fs.StringVar(&o.socket, "socket", ctl.DefaultSocket, "control socket name (abstract unless it contains a slash); "+
+		"only root and CAP_NET_ADMIN peers may use it, as ipvsadm needs CAP_NET_ADMIN even to list")
+	fs.BoolVar(&o.unprivList, "unprivileged-list", false, fmt.Sprintf("also let other local users list and save (lvsadm -L, -S) through the control socket, "+
+		"at most %d connections per uid and %d in all (root keeps a budget of its own)", ctl.DefaultMaxPerUID, ctl.DefaultMaxUnprivileged))
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9108)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "connection table limit (0: default)")
 	fs.Var(&marks, "mark", "classifier rule feeding fwmark services, e.g. mark=1,proto=tcp,dst=10.0.0.10,dport=80,src-mac!=02:00:00:00:00:01 (repeatable)")
@@ -263,8 +271,9 @@ func run(o options, log *slog.Logger) error {
 		return err
 	}
 	requests := newRequestCounter()
+	ctlSrv := &ctl.Server{Handler: countRequests(eng, requests), AllowUnprivilegedList: o.unprivList, Logger: log}
 	go func() {
-		if err := ctl.Serve(ctx, ln, countRequests(eng, requests)); err != nil && ctx.Err() == nil {
+		if err := ctlSrv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
 			log.Error("control socket", "err", err)
 		}
 	}()

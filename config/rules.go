@@ -112,10 +112,8 @@ func (p Parser) LoadRules(r io.Reader, name string) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{}
-	for _, rl := range rules {
-		if err := t.Apply(rl.Command); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", rl.File, rl.Line, err)
-		}
+	if err := t.ApplyRules(rules); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -24,8 +24,13 @@ type fakeLVSD struct {
 	mu     sync.Mutex
 	cmds   []config.Command
 	status ctl.Reply
-	// refuse makes every command that changes state fail with this text.
+	// refuse makes every command that changes state fail with this text
+	// (a restore: its first rule, with the rule's file and line).
 	refuse string
+	// refused makes lvsd refuse the connection with this text.
+	refused string
+	// lines are the rule lines of restores received.
+	lines []int
 }
 
 func startFake(t *testing.T, status ctl.Reply) *fakeLVSD {
@@ -42,6 +47,21 @@ func startFake(t *testing.T, status ctl.Reply) *fakeLVSD {
 		done <- ctl.Serve(ctx, ln, ctl.HandlerFunc(func(_ context.Context, _ ctl.Peer, req ctl.Request) ctl.Reply {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.refused != "" {
+				return ctl.Reply{Error: f.refused, Refused: true}
+			}
+			if req.Command.Op == config.OpRestore {
+				// All or nothing, as lvsd.
+				if f.refuse != "" {
+					r := req.Rules[0]
+					return ctl.Reply{Error: fmt.Sprintf("%s:%d: %s", r.File, r.Line, f.refuse)}
+				}
+				for _, r := range req.Rules {
+					f.cmds = append(f.cmds, r.Command)
+					f.lines = append(f.lines, r.Line)
+				}
+				return ctl.Reply{}
+			}
 			f.cmds = append(f.cmds, req.Command)
 			if req.Command.Op.Mutates() {
 				return ctl.Reply{Error: f.refuse}
@@ -136,10 +156,13 @@ func TestRunRestore(t *testing.T) {
 	r := runWith(f.name, rules, "-R")
 	assert.Equal(t, result{0, "", ""}, r)
 	cmds := f.received()
-	require.Len(t, cmds, 11, "one command per rule line, in order")
+	require.Len(t, cmds, 11, "one command per rule line, in order, in one request")
 	assert.Equal(t, config.OpAddService, cmds[0].Op)
 	assert.Equal(t, config.OpAddDest, cmds[10].Op)
 	assert.Equal(t, uint32(1), cmds[10].Service.Fwmark)
+	f.mu.Lock()
+	assert.Equal(t, 2, f.lines[0], "lines are numbered as in the file, comments included")
+	f.mu.Unlock()
 
 	// A bad line anywhere: nothing is sent.
 	bad := rules + "-a -f 1 -r 192.168.10.6 -w lots\n"
@@ -147,11 +170,22 @@ func TestRunRestore(t *testing.T) {
 	assert.Equal(t, result{2, "", "<stdin>:13: illegal weight specified\n"}, r)
 	assert.Len(t, f.received(), 11)
 
-	// Refused commands are reported by line and do not stop the rest.
+	// A line lvsd refuses: lvsd's error names it, and nothing is applied.
 	f.refuse = "Service already exists"
-	r = runWith(f.name, "-A -t 10.0.0.1:80\n\n-A -t 10.0.0.2:80\n", "--restore")
-	assert.Equal(t, result{1, "", "<stdin>:1: Service already exists\n<stdin>:3: Service already exists\n"}, r)
-	assert.Len(t, f.received(), 13)
+	r = runWith(f.name, "\n-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n", "--restore")
+	assert.Equal(t, result{1, "", "<stdin>:2: Service already exists\n"}, r)
+	assert.Len(t, f.received(), 11)
+}
+
+func TestRunRefusedConnection(t *testing.T) {
+	f := startFake(t, sampleReply())
+	f.refused = "Permission denied (you must be root)"
+	for _, args := range [][]string{{"-L", "-n"}, {"-A", "-t", "10.0.0.1:80"}} {
+		r := runWith(f.name, "", args...)
+		assert.Equal(t, result{2, "", "Can't initialize ipvs: Permission denied (you must be root)\n"}, r, "%q", args)
+	}
+	r := runWith(f.name, "-C\n", "-R")
+	assert.Equal(t, result{2, "", "Can't initialize ipvs: Permission denied (you must be root)\n"}, r)
 }
 
 func TestRunNoLVSD(t *testing.T) {
@@ -193,4 +227,6 @@ func TestRunHelpVersion(t *testing.T) {
 	assert.Contains(t, r.stdout, "\nUsage:\n  lvsadm -A|E virtual-service")
 	assert.Contains(t, r.stdout, "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos")
 	assert.Contains(t, r.stdout, "LVSD_SOCKET")
+	assert.Contains(t, r.stdout, "one transaction, every line\n")
+	assert.Contains(t, r.stdout, "needs root or CAP_NET_ADMIN, even to list")
 }

@@ -14,7 +14,9 @@
 // Authorization follows ipvsadm, which needs CAP_NET_ADMIN for everything,
 // listing included. The server reads the peer's credentials (SO_PEERCRED)
 // when it accepts a connection; a peer is an administrator if its uid is 0 or
-// its effective capabilities (/proc/PID/status CapEff) hold CAP_NET_ADMIN.
+// its effective capabilities (/proc/PID/status CapEff) hold CAP_NET_ADMIN
+// and it lives in lvsd's user namespace (capabilities of a namespace made
+// with "unshare -Ur" do not count, as the kernel would not honour them).
 // Anyone else is refused at once with ipvsadm's "Permission denied (you must
 // be root)" (a Reply with Refused set), unless the server was started with
 // Server.AllowUnprivilegedList (lvsd --unprivileged-list): then other local

@@ -171,6 +171,7 @@ func TestNonRootPeer(t *testing.T) {
 		name      string
 		allowList bool
 		caps      []uintptr
+		userns    bool
 		want      []string
 		reached   []config.Op
 	}{
@@ -180,11 +181,23 @@ func TestNonRootPeer(t *testing.T) {
 			reached: []config.Op{config.OpList}},
 		{name: "CAP_NET_ADMIN", caps: []uintptr{unix.CAP_NET_ADMIN}, want: []string{"flush: ok\n", "list: ok\n"},
 			reached: []config.Op{config.OpClear, config.OpList}},
+		// unshare -Ur: root with every capability, of its own user
+		// namespace only.
+		{name: "user namespace", userns: true, want: []string{"flush: Permission denied (you must be root) (refused)\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
 			name := serveWith(t, &Server{Handler: rec, AllowUnprivilegedList: tc.allowList})
-			out, err := asUser(t, 65534, tc.caps, "ops", name).CombinedOutput()
+			cmd := asUser(t, 65534, tc.caps, "ops", name)
+			if tc.userns {
+				// Root of a new user namespace whose root is nobody
+				// outside, as "unshare -Ur" run by nobody makes.
+				cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER,
+					UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+					GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+					Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}}
+			}
+			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "%s", out)
 			for _, w := range tc.want {
 				assert.Contains(t, string(out), w)

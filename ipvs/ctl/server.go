@@ -410,34 +410,63 @@ func peerOf(c *net.UnixConn) (Peer, error) {
 		return Peer{}, fmt.Errorf("ctl: peer credentials: %w", cerr)
 	}
 	p := Peer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}
-	p.Admin = p.UID == 0 || hasNetAdmin(p.PID)
+	p.Admin = p.UID == 0 || hasNetAdmin(p.PID, p.UID)
 	return p, nil
 }
 
-// hasNetAdmin reports whether process pid has CAP_NET_ADMIN in its
-// effective set. A process that is gone, or hidden in another PID
-// namespace (pid 0), has not.
-func hasNetAdmin(pid int32) bool {
+// hasNetAdmin reports whether process pid, whose effective uid was uid
+// when it connected, has CAP_NET_ADMIN in its effective set, in lvsd's own
+// user namespace. A process that is gone, hidden in another PID namespace
+// (pid 0), or whose pid now names a process of another uid, has not; nor
+// has one in another user namespace: "unshare -Ur" gives anyone a full
+// CapEff that the kernel would not honour for lvsd's network namespace.
+func hasNetAdmin(pid int32, uid uint32) bool {
 	if pid <= 0 {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	proc := "/proc/" + strconv.Itoa(int(pid))
+	var self, peer unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &self) != nil || unix.Stat(proc+"/ns/user", &peer) != nil ||
+		self.Dev != peer.Dev || self.Ino != peer.Ino {
+		return false
+	}
+	b, err := os.ReadFile(proc + "/status")
 	if err != nil {
 		return false
 	}
-	caps, ok := capEff(b)
-	return ok && caps&(1<<unix.CAP_NET_ADMIN) != 0
+	st, ok := parseStatus(b)
+	return ok && st.euid == uid && st.capEff&(1<<unix.CAP_NET_ADMIN) != 0
 }
 
-// capEff parses the CapEff line of /proc/PID/status.
-func capEff(status []byte) (uint64, bool) {
+type procStatus struct {
+	euid   uint32
+	capEff uint64
+}
+
+// parseStatus reads the Uid (real, effective, ...) and CapEff lines of
+// /proc/PID/status.
+func parseStatus(status []byte) (procStatus, bool) {
+	var st procStatus
+	var haveUID, haveCaps bool
 	for line := range bytes.Lines(status) {
-		v, ok := bytes.CutPrefix(line, []byte("CapEff:"))
-		if !ok {
-			continue
+		if v, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
+			f := bytes.Fields(v)
+			if len(f) < 2 {
+				return st, false
+			}
+			u, err := strconv.ParseUint(string(f[1]), 10, 32)
+			if err != nil {
+				return st, false
+			}
+			st.euid, haveUID = uint32(u), true
 		}
-		caps, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
-		return caps, err == nil
+		if v, ok := bytes.CutPrefix(line, []byte("CapEff:")); ok {
+			caps, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+			if err != nil {
+				return st, false
+			}
+			st.capEff, haveCaps = caps, true
+		}
 	}
-	return 0, false
+	return st, haveUID && haveCaps
 }

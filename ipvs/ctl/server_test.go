@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -222,16 +223,18 @@ func TestHalfCloseApplied(t *testing.T) {
 	assert.Equal(t, config.OpClear, <-g.applied)
 }
 
-func TestCapEff(t *testing.T) {
-	status := "Name:\tlvsadm\nCapInh:\t0000000000000000\nCapPrm:\t0000000000001000\nCapEff:\t0000000000001000\n"
-	caps, ok := capEff([]byte(status))
+func TestParseStatus(t *testing.T) {
+	status := "Name:\tlvsadm\nUid:\t1000\t65534\t1000\t65534\nCapInh:\t0000000000000000\nCapPrm:\t0000000000001000\nCapEff:\t0000000000001000\n"
+	st, ok := parseStatus([]byte(status))
 	require.True(t, ok)
-	assert.Equal(t, uint64(1)<<12, caps)
-	_, ok = capEff([]byte("Name:\tx\n"))
-	assert.False(t, ok)
-	_, ok = capEff([]byte("CapEff:\tzz\n"))
-	assert.False(t, ok)
-	assert.False(t, hasNetAdmin(0), "a peer in another PID namespace")
+	assert.Equal(t, procStatus{euid: 65534, capEff: 1 << 12}, st, "the effective uid, as SO_PEERCRED")
+	for _, bad := range []string{"Name:\tx\n", "Uid:\t1\t2\t3\t4\n", "CapEff:\t0\n", "Uid:\t1\nCapEff:\t0\n", "Uid:\t1\t2\nCapEff:\tzz\n"} {
+		_, ok = parseStatus([]byte(bad))
+		assert.False(t, ok, "%q", bad)
+	}
+	assert.False(t, hasNetAdmin(0, 0), "a peer in another PID namespace")
+	assert.True(t, hasNetAdmin(int32(os.Getpid()), uint32(os.Geteuid())) == (os.Geteuid() == 0), "this process")
+	assert.False(t, hasNetAdmin(int32(os.Getpid()), 12345), "a pid that now names another uid's process")
 }
 
 func TestLongAdminRequest(t *testing.T) {

@@ -149,29 +149,21 @@ func (g *gate) Handle(ctx context.Context, _ Peer, req Request) Reply {
 	return Reply{}
 }
 
-// A client that gives up (its timeout closes the connection) while the
-// command waits for the engine: the command is not applied afterwards.
+// A client that gives up (closes its connection, as lvsadm's timeout does)
+// while its command waits for the engine: the command is not applied
+// afterwards.
 func TestClientGoneNotApplied(t *testing.T) {
 	g := newGate()
 	name := serve(t, g)
 	g.mu.Lock()
-	c, err := Dial(name)
+	c, err := net.Dial("unix", SocketAddr(name))
 	require.NoError(t, err)
-	c.Timeout = 50 * time.Millisecond
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Do(Request{Command: config.Command{Op: config.OpAddService}})
-		done <- err
-	}()
-	<-g.entered
-	err = <-done
-	require.Error(t, err, "the client timed out")
+	_, err = io.WriteString(c, `{"command":{"op":"add-service"}}`+"\n")
+	require.NoError(t, err)
+	<-g.entered // waiting for the engine
+	require.NoError(t, c.Close())
 	<-g.cancelled // the hang-up reached the handler's context
 	g.mu.Unlock()
-
-	// The connection is unusable after the timeout.
-	_, err = c.Do(Request{Command: config.Command{Op: config.OpList}})
-	assert.ErrorIs(t, err, errClosed)
 
 	// A later command on a live connection is applied: the gate was free.
 	c2, err := Dial(name)
@@ -180,6 +172,29 @@ func TestClientGoneNotApplied(t *testing.T) {
 	_, err = c2.Do(Request{Command: config.Command{Op: config.OpClear}})
 	require.NoError(t, err)
 	assert.Equal(t, config.OpClear, <-g.applied, "only the live client's command was applied")
+}
+
+// The client's timeout gives the connection up: that is how it cancels.
+func TestClientTimeoutCloses(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	name := serve(t, HandlerFunc(func(ctx context.Context, _ Peer, _ Request) Reply {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return Reply{}
+	}))
+	c, err := Dial(name)
+	require.NoError(t, err)
+	c.Timeout = 50 * time.Millisecond
+	_, err = c.Do(Request{Command: config.Command{Op: config.OpAddService}})
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout(), "%v", err)
+	_, err = c.Do(Request{Command: config.Command{Op: config.OpList}})
+	assert.ErrorIs(t, err, errClosed)
+	assert.NoError(t, c.Close())
 }
 
 // hungUp tells a closed peer from one that only stopped sending.

@@ -142,8 +142,8 @@ func output(cmd config.Command, r ctl.Reply, names *config.Names) string {
 // restore sends the rules as one transaction: lvsd checks every one
 // against its configuration before it applies any, so a refused line (a
 // duplicate -A, a -a for a missing service) changes nothing. ipvsadm -R
-// applies lines until one fails; lvsadm keeps the promise of its help text
-// instead.
+// hands the kernel one line at a time; lvsadm keeps the promise of its help
+// text instead, as lvsd's SIGHUP reload does.
 func restore(c *ctl.Client, rules []config.Rule, stderr io.Writer) int {
 	_, err := c.Do(ctl.Request{Command: config.Command{Op: config.OpRestore}, Rules: rules})
 	if err != nil {

@@ -90,7 +90,9 @@ const NumReasons = int(numReasons)
 
 // Bogus reports whether keepalived logs the reason (and we write the
 // "bogus VRRP packet received" line operators grep for).
-func (r Reason) Bogus() bool { return r != OK && r != ErrOtherVRID && r != ErrAHNextHeader && r >= ErrAHPresence }
+func (r Reason) Bogus() bool {
+	return r != OK && r != ErrOtherVRID && r != ErrAHNextHeader && r >= ErrAHPresence
+}
 
 // Rules is what one instance accepts (reference §2.2).
 type Rules struct {

@@ -1,0 +1,409 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Hooks is what a state change does outside the protocol. The runtime calls
+// them from its one event-loop goroutine, in the order the machine emits
+// actions. lvskeepalived passes a KernelHooks with its lvsd client as Owner.
+type Hooks interface {
+	// Prepare runs once before the instance starts (creates the VMAC).
+	Prepare(cfg *Config) error
+	// SetAddresses adds (up) or removes the instance's virtual_ipaddress,
+	// virtual_ipaddress_excluded and virtual_routes.
+	SetAddresses(cfg *Config, up bool) error
+	// OwnVIPs tells the forwarder the instance owns (or released) its VIPs.
+	OwnVIPs(cfg *Config, own bool) error
+	// GARP sends repeat gratuitous ARPs for every VIP.
+	GARP(cfg *Config, repeat int) error
+	// Notify runs the notify scripts of a state change.
+	Notify(n Notification)
+	// Cleanup undoes Prepare when the instance stops.
+	Cleanup(cfg *Config) error
+}
+
+// VIPOwner is the forwarder side of a state change: lvskeepalived
+// implements it by telling lvsd over its control socket which VIPs it owns
+// (lvsd then answers ARP for them).
+type VIPOwner interface {
+	OwnVIPs(instance string, vips []netip.Prefix, own bool) error
+}
+
+// Notification is one notify event (reference §2.7).
+type Notification struct {
+	// Instance is set for an instance's notification, Group for a sync
+	// group's (the generic notify gets "GROUP name state 0").
+	Instance *Config
+	Group    *SyncGroup
+	State    State
+	Priority uint8
+}
+
+// Scripts returns the command lines keepalived would run, in its order:
+// the state's own script as configured (no arguments added), then the
+// generic `notify` with TYPE NAME STATE PRIORITY appended.
+func (n Notification) Scripts() [][]string {
+	var specific, generic, kind, name string
+	prio := int(n.Priority)
+	pick := func(master, backup, fault, stop string) string {
+		switch n.State {
+		case Master:
+			return master
+		case Backup:
+			return backup
+		case Fault:
+			return fault
+		case Stopped:
+			return stop
+		}
+		return ""
+	}
+	if n.Group != nil {
+		g := n.Group
+		specific, generic, kind, name, prio = pick(g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop), g.Notify, "GROUP", g.Name, 0
+	} else if c := n.Instance; c != nil {
+		specific, generic, kind, name = pick(c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop), c.Notify, "INSTANCE", c.Name
+	}
+	var out [][]string
+	if f := splitCommand(specific); len(f) > 0 {
+		out = append(out, f)
+	}
+	if f := splitCommand(generic); len(f) > 0 {
+		out = append(out, append(f, kind, name, n.State.String(), strconv.Itoa(prio)))
+	}
+	return out
+}
+
+// splitCommand splits a keepalived script line into words; double or
+// single quotes group words, as keepalived's parser does for quoted
+// strings.
+func splitCommand(s string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	in := false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote == 0 && (r == '"' || r == '\''):
+			quote, in = r, true
+		case quote == 0 && (r == ' ' || r == '\t'):
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// KernelHooks carries state changes to the kernel of the current network
+// namespace (or of Netlink's), as keepalived does: addresses and routes by
+// netlink, GARPs on AF_PACKET, the VMAC as a private macvlan; and to lvsd
+// through Owner.
+type KernelHooks struct {
+	Netlink *netlink.Handle // nil: the calling process's namespace
+	Owner   VIPOwner        // nil: nobody to tell
+	Log     *slog.Logger
+	// ScriptTimeout bounds a notify script (default 10 s).
+	ScriptTimeout time.Duration
+
+	mu    sync.Mutex
+	garps map[string]*GARP
+	nl    *netlink.Handle
+}
+
+func (k *KernelHooks) handle() (*netlink.Handle, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.Netlink != nil {
+		return k.Netlink, nil
+	}
+	if k.nl == nil {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return nil, fmt.Errorf("vrrp: netlink: %w", err)
+		}
+		k.nl = h
+	}
+	return k.nl, nil
+}
+
+func (k *KernelHooks) log() *slog.Logger {
+	if k.Log != nil {
+		return k.Log
+	}
+	return slog.Default()
+}
+
+// vipDev is where a VIP goes: its dev, or the VMAC when use_vmac.
+func vipDev(c *Config, v VIP) string {
+	if c.UseVMAC && v.Dev == c.Interface {
+		return c.VMACName
+	}
+	return v.Dev
+}
+
+// Prepare creates the VMAC (use_vmac): a macvlan in private mode on the
+// interface, address 00:00:5e:00:01:VRID, up.
+func (k *KernelHooks) Prepare(c *Config) error {
+	if !c.UseVMAC {
+		return nil
+	}
+	h, err := k.handle()
+	if err != nil {
+		return err
+	}
+	if _, err := h.LinkByName(c.VMACName); err == nil {
+		return nil
+	}
+	parent, err := h.LinkByName(c.Interface)
+	if err != nil {
+		return fmt.Errorf("vrrp: %s: use_vmac: interface %s: %w", c.Name, c.Interface, err)
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = c.VMACName
+	la.ParentIndex = parent.Attrs().Index
+	mac := c.VMAC()
+	la.HardwareAddr = net.HardwareAddr(mac[:])
+	mv := &netlink.Macvlan{LinkAttrs: la, Mode: netlink.MACVLAN_MODE_PRIVATE}
+	if err := h.LinkAdd(mv); err != nil {
+		return fmt.Errorf("vrrp: %s: create vmac %s: %w", c.Name, c.VMACName, err)
+	}
+	if err := h.LinkSetUp(mv); err != nil {
+		return fmt.Errorf("vrrp: %s: vmac %s up: %w", c.Name, c.VMACName, err)
+	}
+	return nil
+}
+
+// Cleanup deletes the VMAC Prepare created.
+func (k *KernelHooks) Cleanup(c *Config) error {
+	k.mu.Lock()
+	for name, g := range k.garps {
+		g.Close()
+		delete(k.garps, name)
+	}
+	k.mu.Unlock()
+	if !c.UseVMAC {
+		return nil
+	}
+	h, err := k.handle()
+	if err != nil {
+		return err
+	}
+	if l, err := h.LinkByName(c.VMACName); err == nil {
+		if err := h.LinkDel(l); err != nil {
+			return fmt.Errorf("vrrp: %s: delete vmac %s: %w", c.Name, c.VMACName, err)
+		}
+	}
+	return nil
+}
+
+func parseScope(s string) (netlink.Scope, error) {
+	switch s {
+	case "", "global":
+		return netlink.SCOPE_UNIVERSE, nil
+	case "site":
+		return netlink.SCOPE_SITE, nil
+	case "link":
+		return netlink.SCOPE_LINK, nil
+	case "host":
+		return netlink.SCOPE_HOST, nil
+	case "nowhere":
+		return netlink.SCOPE_NOWHERE, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("scope %q: want global, site, link, host, nowhere or 0-255", s)
+	}
+	return netlink.Scope(n), nil
+}
+
+// SetAddresses adds or removes VIPs, eVIPs and virtual routes. Adding is
+// idempotent (replace); removing ignores addresses already gone.
+func (k *KernelHooks) SetAddresses(c *Config, up bool) error {
+	var errs []error
+	for _, v := range append(append([]VIP(nil), c.VirtualIPAddress...), c.VirtualIPAddressExcluded...) {
+		errs = append(errs, k.setAddr(c.Name, vipDev(c, v), v, up))
+	}
+	for _, r := range c.VirtualRoutes {
+		errs = append(errs, k.setRoute(c.Name, r, up))
+	}
+	return errors.Join(errs...)
+}
+
+// ApplyStatic installs static_ipaddress and static_routes (at start, for
+// the daemon; keepalived keeps them whatever the VRRP state).
+func (k *KernelHooks) ApplyStatic(s Static) error {
+	var errs []error
+	for _, v := range s.Addresses {
+		errs = append(errs, k.setAddr("static_ipaddress", v.Dev, v, true))
+	}
+	for _, r := range s.Routes {
+		errs = append(errs, k.setRoute("static_routes", r, true))
+	}
+	return errors.Join(errs...)
+}
+
+func (k *KernelHooks) setAddr(who, dev string, v VIP, up bool) error {
+	h, err := k.handle()
+	if err != nil {
+		return err
+	}
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("vrrp: %s: address %s dev %s: %w", who, v.Prefix, dev, err)
+	}
+	p := v.Prefix
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Label: v.Label}
+	if v.Brd.IsValid() {
+		a.Broadcast = v.Brd.AsSlice()
+	}
+	sc, err := parseScope(v.Scope)
+	if err != nil {
+		return fmt.Errorf("vrrp: %s: address %s: %w", who, v.Prefix, err)
+	}
+	a.Scope = int(sc)
+	if up {
+		if err := h.AddrReplace(l, a); err != nil {
+			return fmt.Errorf("vrrp: %s: add %s dev %s: %w", who, v.Prefix, dev, err)
+		}
+		return nil
+	}
+	if err := h.AddrDel(l, a); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("vrrp: %s: delete %s dev %s: %w", who, v.Prefix, dev, err)
+	}
+	return nil
+}
+
+func (k *KernelHooks) setRoute(who string, r Route, up bool) error {
+	h, err := k.handle()
+	if err != nil {
+		return err
+	}
+	rt := &netlink.Route{Priority: r.Metric, Table: r.Table}
+	if r.Dst.IsValid() {
+		rt.Dst = &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())}
+	}
+	if r.Via.IsValid() {
+		rt.Gw = r.Via.AsSlice()
+	}
+	if r.Src.IsValid() {
+		rt.Src = r.Src.AsSlice()
+	}
+	if r.Dev != "" {
+		l, err := h.LinkByName(r.Dev)
+		if err != nil {
+			return fmt.Errorf("vrrp: %s: route %s dev %s: %w", who, r.Dst, r.Dev, err)
+		}
+		rt.LinkIndex = l.Attrs().Index
+	}
+	sc, err := parseScope(r.Scope)
+	if err != nil {
+		return fmt.Errorf("vrrp: %s: route %s: %w", who, r.Dst, err)
+	}
+	rt.Scope = sc
+	if up {
+		err = h.RouteReplace(rt)
+	} else if err = h.RouteDel(rt); errors.Is(err, syscall.ESRCH) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("vrrp: %s: route %s: %w", who, r.Dst, err)
+	}
+	return nil
+}
+
+// OwnVIPs passes the change to Owner.
+func (k *KernelHooks) OwnVIPs(c *Config, own bool) error {
+	if k.Owner == nil {
+		return nil
+	}
+	vips := make([]netip.Prefix, len(c.VirtualIPAddress))
+	for i, v := range c.VirtualIPAddress {
+		vips[i] = v.Prefix
+	}
+	return k.Owner.OwnVIPs(c.Name, vips, own)
+}
+
+// GARP sends repeat rounds of gratuitous ARPs, one per VIP per round, from
+// the MAC of the VIP's interface (the VMAC with use_vmac).
+func (k *KernelHooks) GARP(c *Config, repeat int) error {
+	var errs []error
+	for range repeat {
+		for _, v := range c.VirtualIPAddress {
+			if !v.Prefix.Addr().Is4() {
+				continue
+			}
+			g, err := k.garp(vipDev(c, v))
+			if err == nil {
+				err = g.Send(v.Prefix.Addr())
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k *KernelHooks) garp(dev string) (*GARP, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if g, ok := k.garps[dev]; ok {
+		return g, nil
+	}
+	g, err := OpenGARP(dev)
+	if err != nil {
+		return nil, err
+	}
+	if k.garps == nil {
+		k.garps = map[string]*GARP{}
+	}
+	k.garps[dev] = g
+	return g, nil
+}
+
+// Notify runs the scripts asynchronously, as keepalived does (so quick
+// transitions may finish out of order; reference §2.7), each one after the
+// other for one notification.
+func (k *KernelHooks) Notify(n Notification) {
+	scripts := n.Scripts()
+	if len(scripts) == 0 {
+		return
+	}
+	timeout := k.ScriptTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	go func() {
+		for _, argv := range scripts {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+			cancel()
+			if err != nil {
+				k.log().Warn("notify script failed", "script", strings.Join(argv, " "), "err", err, "output", string(out))
+			}
+		}
+	}()
+}

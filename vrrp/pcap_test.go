@@ -1,0 +1,11 @@
+package vrrp
+
+import (
+	"time"
+
+	"github.com/gopacket/gopacket"
+)
+
+func captureInfo(n int) gopacket.CaptureInfo {
+	return gopacket.CaptureInfo{Timestamp: time.Unix(0, 0), CaptureLength: n, Length: n}
+}

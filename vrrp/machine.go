@@ -156,7 +156,8 @@ func (m *Machine) MasterAdvInt() time.Duration { return m.masterAdvInt }
 // Deadline is when the machine next needs an EvTimer (zero: none).
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{m.downAt, m.advertAt, m.garpAt, m.refreshAt, m.lowerGarpAt} {
+	// refreshAt is not a deadline: it is checked when an advert goes out.
+	for _, t := range [...]time.Time{m.downAt, m.advertAt, m.garpAt, m.lowerGarpAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}

@@ -10,7 +10,8 @@ case "${CI:-}${LVSLAB_REQUIRE_NETNS:-}" in *1* | *true* | *yes*) strict=1 ;; esa
 
 # command:package pairs; a command starting with / is a file test.
 # promtool (Debian ships it in prometheus) lints lvsd's /metrics as users do.
-# keepalived 2.2.7 is the oracle of lvskeepalived -t's differential test.
+# keepalived 2.2.7 is the oracle of lvskeepalived -t's differential test
+# and, VRRP only in namespaces, the VRRP interop peer of vrrp/.
 pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng

@@ -50,37 +50,37 @@ const (
 )
 
 var reasonText = [numReasons]string{
-	OK:              "ok",
-	ErrTruncated:    "buffer too short",
-	ErrVersion:      "version must be 2 or 3",
-	ErrAddrCount:    "more than 255 addresses",
-	ErrAddress:      "address is not IPv4",
-	ErrAuth:         "AH auth without a key",
-	ErrIPHeader:     "bad IPv4 header",
-	ErrProtocol:     "not VRRP or AH",
-	ErrOtherVRID:    "other virtual router id",
-	ErrAHPresence:   "AH presence does not match auth_type",
-	ErrAHNextHeader: "AH next header is not VRRP",
-	ErrAHICV:        "invalid AH ICV",
-	ErrAHSPI:        "invalid AH SPI",
-	ErrAHSeq:        "AH sequence number replayed",
-	ErrLength:       "wrong length",
-	ErrTTL:          "TTL is not 255",
-	ErrWrongVersion: "wrong version",
-	ErrAuthType:     "auth type mismatch",
-	ErrPassword:     "password mismatch",
-	ErrAdvInt:       "advertisement interval mismatch",
-	ErrType:         "not an advertisement",
-	ErrCount:        "address count mismatch",
-	ErrChecksum:     "bad checksum",
-	ErrCast:         "unicast/multicast mismatch",
-	ErrVIPMissing:   "virtual address missing",
-	ErrPeer:         "source is not a unicast peer",
+	OK:              "vrrp: ok",
+	ErrTruncated:    "vrrp: buffer too short",
+	ErrVersion:      "vrrp: version must be 2 or 3",
+	ErrAddrCount:    "vrrp: more than 255 addresses",
+	ErrAddress:      "vrrp: address is not IPv4",
+	ErrAuth:         "vrrp: AH auth without a key",
+	ErrIPHeader:     "vrrp: bad IPv4 header",
+	ErrProtocol:     "vrrp: not VRRP or AH",
+	ErrOtherVRID:    "vrrp: other virtual router id",
+	ErrAHPresence:   "vrrp: AH presence does not match auth_type",
+	ErrAHNextHeader: "vrrp: AH next header is not VRRP",
+	ErrAHICV:        "vrrp: invalid AH ICV",
+	ErrAHSPI:        "vrrp: invalid AH SPI",
+	ErrAHSeq:        "vrrp: AH sequence number replayed",
+	ErrLength:       "vrrp: wrong length",
+	ErrTTL:          "vrrp: TTL is not 255",
+	ErrWrongVersion: "vrrp: wrong version",
+	ErrAuthType:     "vrrp: auth type mismatch",
+	ErrPassword:     "vrrp: password mismatch",
+	ErrAdvInt:       "vrrp: advertisement interval mismatch",
+	ErrType:         "vrrp: not an advertisement",
+	ErrCount:        "vrrp: address count mismatch",
+	ErrChecksum:     "vrrp: bad checksum",
+	ErrCast:         "vrrp: unicast/multicast mismatch",
+	ErrVIPMissing:   "vrrp: virtual address missing",
+	ErrPeer:         "vrrp: source is not a unicast peer",
 }
 
 func (r Reason) Error() string {
 	if r < numReasons {
-		return "vrrp: " + reasonText[r]
+		return reasonText[r]
 	}
 	return "vrrp: unknown reason"
 }

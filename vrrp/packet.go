@@ -152,6 +152,9 @@ func (h AH) ICV() []byte { return h[12:24] }
 type AHKey struct {
 	mac hash.Hash
 	sum [md5.Size]byte
+	// hdr holds the mutable-fields-zeroed headers: a field, not a local,
+	// because a slice passed to hash.Hash.Write escapes.
+	hdr [rewrite.IPv4MaxHeaderLen + AHLen]byte
 }
 
 // NewAHKey keys the HMAC with auth_pass (truncated to 8 bytes, zero-padded:
@@ -165,8 +168,8 @@ func NewAHKey(pass [8]byte) *AHKey {
 // AH with its ICV zeroed, and the VRRP message.
 func (k *AHKey) icv(pkt []byte, unicast bool) []byte {
 	hl := int(pkt[0]&0x0f) * 4
-	var hdr [rewrite.IPv4MaxHeaderLen + AHLen]byte
-	n := copy(hdr[:], pkt[:hl+AHLen])
+	hdr := k.hdr[:]
+	n := copy(hdr, pkt[:hl+AHLen])
 	hdr[1] = 0
 	hdr[6], hdr[7] = 0, 0
 	hdr[10], hdr[11] = 0, 0

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -9,3 +10,5 @@ import (
 func captureInfo(n int) gopacket.CaptureInfo {
 	return gopacket.CaptureInfo{Timestamp: time.Unix(0, 0), CaptureLength: n, Length: n}
 }
+
+func hexDecode(s string) ([]byte, error) { return hex.DecodeString(s) }

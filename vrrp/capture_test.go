@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"lvslab/internal/nstest"
 )
 
 // captureCases are the keepalived adverts kept as test data: every wire
@@ -87,5 +85,3 @@ func TestCaptureKeepalived(t *testing.T) {
 		})
 	}
 }
-
-var _ = nstest.Prefix

@@ -164,15 +164,6 @@ func (o *ours) term(t *testing.T) {
 
 func (o *ours) state() State { return o.r.Instance("VI_1").State() }
 
-// hasVIP reports whether the namespace holds the VIP as a kernel address.
-func hasVIP(t *testing.T, ns *nstest.NS) bool {
-	out, err := ns.Try("ip", "-4", "-o", "addr", "show", "dev", "veth0")
-	if err != nil {
-		t.Fatalf("ip addr: %v %s", err, out)
-	}
-	return strings.Contains(out, " "+vip.String()+" ")
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()

@@ -29,4 +29,26 @@
 //
 // Config (config.go) is what the keepalived.conf parser fills in; each field
 // names the keyword it comes from.
+//
+// Driving it from a daemon (lvskeepalived):
+//
+//	hooks := &vrrp.KernelHooks{Owner: lvsdClient, Log: log} // Owner: the control-socket client
+//	_ = hooks.ApplyStatic(vrrp.Static{...})                  // static_ipaddress, static_routes
+//	r, err := vrrp.NewRouter(vrrp.Options{Instances: cfgs, Groups: groups, Hooks: hooks, Log: log})
+//	// err: a config keepalived would refuse, naming the instance
+//	err = r.Run(ctx) // until ctx is cancelled (SIGTERM): priority 0, addresses removed, notify_stop
+//
+// Run opens its sockets in the calling thread's network namespace, so the
+// daemon runs in the namespace it serves (as `ip netns exec` gives it). It
+// watches links itself (netlink) and runs the vrrp_scripts; a daemon with its
+// own link monitor sets NoLinkMonitor and calls Router.Interface. A SIGHUP
+// reload is: cancel, build a new Router, Run (the AH counter then restarts,
+// which keepalived avoids by keeping it across reloads).
+//
+// Not implemented (keepalived 2.2.7 has them): IPv6 and VRRPv3 over IPv6,
+// virtual_rules, track_file, track_process, track_bfd, notify_fifo,
+// vrrp_garp_interval throttling, the two-owners "CONFIGURATION ERROR" drop to
+// 254, the AH counter's cycle flag, sync_group_tracking_weight (member
+// weights are used as configured), the VMAC's arp sysctls, and the GARP for
+// its own address a unicast instance sends on leaving FAULT.
 package vrrp

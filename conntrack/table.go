@@ -3,6 +3,7 @@ package conntrack
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -650,8 +651,20 @@ type Entry struct {
 // returns false. One-packet connections are not listed (the kernel never
 // hashes them). e is reused between calls; fn must not change the table.
 func (t *Table) Range(now int64, fn func(e *Entry) bool) {
+	t.RangeFrom(1, math.MaxInt, now, fn)
+}
+
+// RangeFrom is Range over at most n slots starting at slot start. It
+// returns the slot to continue from, or 0 when the walk is done (or fn
+// stopped it): a caller walks a large table in pieces, letting go of its
+// lock in between.
+func (t *Table) RangeFrom(start ConnID, n int, now int64, fn func(e *Entry) bool) ConnID {
 	var e Entry
-	for i := uint32(1); i <= t.hw; i++ {
+	end := uint64(t.hw)
+	if uint64(start)+uint64(n)-1 < end {
+		end = uint64(start) + uint64(n) - 1
+	}
+	for i := max(uint32(start), 1); uint64(i) <= end; i++ {
 		c := t.conn(ConnID(i))
 		if c.flags&flagLive == 0 || c.flags&FlagOnePacket != 0 {
 			continue
@@ -674,9 +687,13 @@ func (t *Table) Range(now int64, fn func(e *Entry) bool) {
 			InBytes: c.inBytes, OutBytes: c.outBytes,
 		}
 		if !fn(&e) {
-			return
+			return 0
 		}
 	}
+	if end >= uint64(t.hw) {
+		return 0
+	}
+	return ConnID(end + 1)
 }
 
 // DestPort is the port a new connection is forwarded to. Persistent services

@@ -119,25 +119,3 @@ func (e *Engine) classify(frame []byte, p *rewrite.Packet) uint32 {
 	}
 	return 0
 }
-
-// nft renders the rule as an nftables match expression, for the guard.
-func (r *MarkRule) nft() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ip daddr %s", r.Dst)
-	switch {
-	case r.Proto != 0 && r.DstPort != 0:
-		fmt.Fprintf(&b, " %s dport %d", protoName(r.Proto), r.DstPort)
-	case r.Proto != 0:
-		fmt.Fprintf(&b, " meta l4proto %s", protoName(r.Proto))
-	case r.DstPort != 0:
-		fmt.Fprintf(&b, " th dport %d", r.DstPort)
-	}
-	if r.HasSrcMAC {
-		op := ""
-		if r.SrcMACNot {
-			op = "!= "
-		}
-		fmt.Fprintf(&b, " ether saddr %s%s", op, net.HardwareAddr(r.SrcMAC[:]))
-	}
-	return b.String()
-}

@@ -3,10 +3,13 @@
 // transmit), neighbour resolution, ownership of the VIPs, and the control
 // operations lvsadm drives.
 //
-// Concurrency: one mutex guards everything. Each interface has a receive
-// goroutine that takes the lock once per batch of frames, processes the
-// batch and transmits what it produced before letting go; the timer
-// goroutine and control commands take the same lock.
+// Concurrency: one mutex (the data-path lock) guards the run-time state.
+// Each interface has a receive goroutine that takes it once per batch of
+// frames, processes the batch and transmits what it produced before letting
+// go; the timer goroutine takes it too. The control plane is serialised by
+// a second mutex and does everything slow (the nftables guard, route
+// lookups, building listings) outside the data-path lock, which it holds
+// only to swap in a validated change or to read one chunk of a listing.
 package ipvs
 
 import (
@@ -95,16 +98,20 @@ func (i *Iface) srcFor(dst netip.Addr) netip.Addr {
 
 // Engine is one director.
 type Engine struct {
-	mu  sync.Mutex
-	log *slog.Logger
-	cfg Config
-	now func() int64
+	mu sync.Mutex // the data-path lock
+	// ctlMu serialises control-plane changes; held while taking mu, never
+	// taken by the data path.
+	ctlMu sync.Mutex
+	log   *slog.Logger
+	cfg   Config
+	now   func() int64
 
 	ifaces  []*Iface
 	byIndex map[int]*Iface
 
-	table    config.Table // the configuration as applied, for -S and validation
-	services []*Service   // in the order they were added
+	services []*Service // in the order they were added
+	byID     map[config.ServiceID]*Service
+	timeouts config.Timeouts // what --set asked for (0: never set)
 	byKey    map[svcKey]*Service
 	byMark   map[uint32]*Service
 	owned    map[[4]byte]int // VIP -> number of services on it
@@ -127,6 +134,8 @@ type Engine struct {
 	ipID             uint16
 	pendingARP       []arpProbe
 	guard            *KernelGuard
+	guardOK          bool              // the guard holds gref (else the next change reinstalls it)
+	gref             map[GuardElem]int // guard elements wanted, by how many services and dests (ctlMu)
 	lastFullWarn     int64
 	lastDefense      int64
 	defense          conntrack.DefenseReport
@@ -166,6 +175,8 @@ func New(cfg Config) (*Engine, error) {
 		log: cfg.Logger, cfg: cfg, now: now,
 		byIndex: map[int]*Iface{},
 		byKey:   map[svcKey]*Service{}, byMark: map[uint32]*Service{},
+		byID:   map[config.ServiceID]*Service{},
+		gref:   map[GuardElem]int{},
 		owned:  map[[4]byte]int{},
 		conns:  ct,
 		routes: NewRouteTable(nil),
@@ -175,6 +186,8 @@ func New(cfg Config) (*Engine, error) {
 
 // AddIface registers an interface before Run.
 func (e *Engine) AddIface(ifc *Iface) {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ifc.slot = len(e.ifaces)
@@ -184,28 +197,66 @@ func (e *Engine) AddIface(ifc *Iface) {
 
 // SetRoutes replaces the routing snapshot and re-resolves every real server.
 func (e *Engine) SetRoutes(t *RouteTable) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.routes = t
-	e.rerouteAll()
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	_ = e.setNetState(t, e.localAddrs)
 }
 
 // SetLocalAddrs tells the engine the namespace's own addresses: a real
-// server at one of them is LOCALNODE (ipvsadm shows "Local").
-func (e *Engine) SetLocalAddrs(addrs []netip.Addr) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.localAddrs = addrSet(addrs)
-	e.rerouteAll()
+// server at one of them is LOCALNODE (ipvsadm shows "Local"), and a service
+// on one of them takes only its port from the kernel.
+func (e *Engine) SetLocalAddrs(addrs []netip.Addr) error {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return e.setNetState(e.routes, addrSet(addrs))
 }
 
 // SetNetState replaces routes and own addresses together, re-resolving the
-// real servers once: what lvsd does every second.
-func (e *Engine) SetNetState(t *RouteTable, addrs []netip.Addr) {
+// real servers once: what lvsd does every second. The route lookups happen
+// outside the data-path lock. When an address lvsd serves becomes (or stops
+// being) one of the kernel's, the guard is reinstalled to match; the error
+// says that failed (the engine then keeps the old addresses).
+func (e *Engine) SetNetState(t *RouteTable, addrs []netip.Addr) error {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return e.setNetState(t, addrSet(addrs))
+}
+
+func (e *Engine) setNetState(t *RouteTable, local map[[4]byte]bool) error {
+	var err error
+	if e.kernelHeldChanged(local) {
+		if err = e.installGuard(e.guardRefs(local), e.marksLocked()); err != nil {
+			local = e.localAddrs
+		}
+	}
+	type resolved struct {
+		d *Dest
+		r destRoute
+	}
+	var rs []resolved
+	for _, s := range e.services {
+		for _, d := range s.dests {
+			rs = append(rs, resolved{d, e.resolve(d, t, local)})
+		}
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.routes, e.localAddrs = t, addrSet(addrs)
-	e.rerouteAll()
+	e.routes, e.localAddrs = t, local
+	for _, x := range rs {
+		x.d.destRoute = x.r
+	}
+	e.mu.Unlock()
+	return err
+}
+
+// kernelHeldChanged says whether a service address moves into or out of
+// the kernel's own addresses with local.
+func (e *Engine) kernelHeldChanged(local map[[4]byte]bool) bool {
+	for a := range e.owned {
+		if e.localAddrs[a] != local[a] {
+			return true
+		}
+	}
+	return false
 }
 
 func addrSet(addrs []netip.Addr) map[[4]byte]bool {
@@ -218,38 +269,38 @@ func addrSet(addrs []netip.Addr) map[[4]byte]bool {
 	return m
 }
 
-func (e *Engine) rerouteAll() {
-	for _, s := range e.services {
-		for _, d := range s.dests {
-			e.routeDest(d)
-		}
-	}
+// routeDest caches where packets to d leave. Call it holding e.mu.
+func (e *Engine) routeDest(d *Dest) {
+	d.destRoute = e.resolve(d, e.routes, e.localAddrs)
 }
 
-// routeDest caches where packets to d leave. DR needs the RIP on-link (the
-// kernel's IP_VS_RT_MODE_KNOWN_NH: the L2 next hop is the RIP itself).
-func (e *Engine) routeDest(d *Dest) {
-	d.out, d.nh, d.src = nil, netip.Addr{}, netip.Addr{}
-	d.local = d.Addr.Is4() && e.localAddrs[d.Addr.As4()] && d.cfg.Forward != config.ForwardMasq
-	if d.local {
-		return
+// resolve finds where packets to d leave. DR needs the RIP on-link (the
+// kernel's IP_VS_RT_MODE_KNOWN_NH: the L2 next hop is the RIP itself). It
+// reads only d's configuration and the interfaces, which change under
+// ctlMu, so the control plane calls it without the data-path lock.
+func (e *Engine) resolve(d *Dest, routes *RouteTable, local map[[4]byte]bool) destRoute {
+	var dr destRoute
+	dr.local = d.Addr.Is4() && local[d.Addr.As4()] && d.cfg.Forward != config.ForwardMasq
+	if dr.local {
+		return dr
 	}
-	r, nh, ok := e.routes.Lookup(d.Addr)
+	r, nh, ok := routes.Lookup(d.Addr)
 	if !ok {
-		return
+		return dr
 	}
 	ifc := e.byIndex[r.Ifindex]
 	if ifc == nil {
-		return
+		return dr
 	}
 	if d.cfg.Forward == config.ForwardRoute {
 		nh = d.Addr
 	}
-	d.out, d.nh = ifc, nh
-	d.src = r.Src
-	if !d.src.IsValid() {
-		d.src = ifc.srcFor(nh)
+	dr.out, dr.nh = ifc, nh
+	dr.src = r.Src
+	if !dr.src.IsValid() {
+		dr.src = ifc.srcFor(nh)
 	}
+	return dr
 }
 
 // Run receives on every interface until ctx ends.

@@ -190,9 +190,25 @@ type metricsSnapshot struct {
 }
 
 func (e *Engine) metricsSnapshot() metricsSnapshot {
+	// The guard is read first, outside the data-path lock: its own lock
+	// may be held for a netlink transaction.
+	e.ctlMu.Lock()
+	g := e.guard
+	e.ctlMu.Unlock()
+	var guard *GuardRule
+	var guardOK, guardErr uint64
+	if g != nil {
+		r := g.installedRule()
+		guard = &r
+		guardOK, guardErr = g.updates()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if guard != nil {
+		guard.Marks = e.marks
+	}
 	s := metricsSnapshot{
+		guard: guard, guardOK: guardOK, guardErr: guardErr,
 		total:    e.gone,
 		ctr:      e.ctr,
 		parse:    e.parse,
@@ -219,11 +235,6 @@ func (e *Engine) metricsSnapshot() metricsSnapshot {
 		default:
 			s.neigh["reachable"]++
 		}
-	}
-	if e.guard != nil {
-		r := e.guardRule(e.table)
-		s.guard = &r
-		s.guardOK, s.guardErr = e.guard.updates()
 	}
 	return s
 }

@@ -92,7 +92,7 @@ func (e *Engine) handleFrame(w *worker, in *Iface, frame, slot []byte, partial b
 			return
 		}
 	}
-	if !e.isOwned(p.Dst) && !(len(e.marks) > 0 && p.HasL4() && e.classify(frame, p) != 0) {
+	if !e.isOwned(p.Dst) && !e.kernelAddrService(frame, p) && !(len(e.marks) > 0 && p.HasL4() && e.classify(frame, p) != 0) {
 		e.ctr[rxIgnored]++ // the kernel's business
 		return
 	}
@@ -105,14 +105,34 @@ func (e *Engine) handleFrame(w *worker, in *Iface, frame, slot []byte, partial b
 	e.handleOwned(w, in, slot, frame, p, now)
 }
 
+// isOwned says whether every packet to a is lvsd's: a VIP the kernel does
+// not hold. An address the kernel also holds (the director's own) is lvsd's
+// only on its services' ports (kernelAddrService), as with the kernel's
+// IPVS, which intercepts only the service's port.
 func (e *Engine) isOwned(a netip.Addr) bool {
-	return a.Is4() && e.owned[a.As4()] > 0
+	if !a.Is4() {
+		return false
+	}
+	k := a.As4()
+	return e.owned[k] > 0 && !e.localAddrs[k]
+}
+
+// kernelAddrService says whether p is for a service on one of the kernel's
+// own addresses.
+func (e *Engine) kernelAddrService(frame []byte, p *rewrite.Packet) bool {
+	if (p.Protocol != rewrite.ProtoTCP && p.Protocol != rewrite.ProtoUDP) || !p.Dst.Is4() || e.owned[p.Dst.As4()] == 0 {
+		return false
+	}
+	return e.lookupService(frame, p) != nil
 }
 
 // answersARP says whether lvsd announces a: the VIPs of its services and the
 // addresses its fwmark classifier rules claim.
+// A service address the kernel also holds is announced too: it may sit on
+// lo with arp_ignore set (a director that is also a real server), where the
+// kernel would not answer; on an interface both answer with its MAC.
 func (e *Engine) answersARP(a netip.Addr) bool {
-	return e.isOwned(a) || (a.Is4() && e.markAddrs[a.As4()])
+	return a.Is4() && (e.owned[a.As4()] > 0 || e.markAddrs[a.As4()])
 }
 
 // parseError counts a frame Parse refused. Fragments and unknown protocols

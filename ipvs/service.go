@@ -33,6 +33,11 @@ type Dest struct {
 
 	// Where packets to this real server leave, resolved from the routing
 	// table (refreshed with it).
+	destRoute
+}
+
+// destRoute is where packets to a real server leave.
+type destRoute struct {
 	out *Iface
 	nh  netip.Addr // next hop: the RIP, or a gateway for NAT/TUN
 	src netip.Addr // our address toward the RIP (outer source of TUN)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark table: per-packet costs (ns/op, allocs/op) of the rewrites
 # and of the whole engine pipeline, scheduling, connection-table costs and
-# bytes per tracked connection at 1M entries; then the end-to-end packet
+# bytes per tracked connection at 1M entries; the forwarding gaps rule
+# changes and listings cause (scripts/bench-control.sh); then the end-to-end packet
 # rates in namespaces (scripts/bench-e2e.sh), with ratios against a
 # reference forwarder and the kernel measured in the same run.
 set -euo pipefail
@@ -22,6 +23,10 @@ echo "== frame I/O (capture/): ring + batch vs. one syscall per frame (mdlayher/
 run ./capture 'Benchmark(MemPort|VethRXTX)'
 echo "== lab: building a 50-node topology (sim/topo; target under 1 s)"
 run ./sim/topo 'BenchmarkBuild50Nodes'
+if [ -x scripts/bench-control.sh ]; then
+	echo "== control plane: forwarding gaps under rule changes and listings (cmd/lvsd)"
+	scripts/bench-control.sh
+fi
 if [ -x scripts/bench-e2e.sh ]; then
 	echo "== end to end in namespaces"
 	scripts/bench-e2e.sh

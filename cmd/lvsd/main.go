@@ -11,6 +11,8 @@
 // and on now, 3 always. Against a SYN flood, --drop-entry 1 is the one that
 // keeps the table open to legitimate clients.
 //
+//	lvsd --cleanup [--state-dir DIR]
+//
 // One lvsd per network namespace. It is administered with lvsadm over the
 // abstract unix socket @lvsd (per namespace). As the kernel's IPVS, it
 // serves only root and processes with CAP_NET_ADMIN; --unprivileged-list
@@ -25,6 +27,11 @@
 // labels and meanings, lvsd's own lvsd_* families (drops by class, the
 // connection table, the neighbour cache, the nftables guard, interfaces,
 // the control socket), and the Go runtime's. See ipvs/metrics.go.
+//
+// What lvsd changes is recorded, originals first, in a state file under
+// /run/lvsd (one per network namespace). After a kill -9 the next lvsd
+// undoes what the dead one left before starting, with the true originals;
+// lvsd --cleanup does the same without starting.
 package main
 
 import (
@@ -50,6 +57,7 @@ import (
 	"lvslab/conntrack"
 	"lvslab/ipvs"
 	"lvslab/ipvs/ctl"
+	"lvslab/ipvs/runstate"
 	"lvslab/rewrite"
 )
 
@@ -71,6 +79,8 @@ type options struct {
 	localDev     string
 	logLevel     slog.Level
 	defense      conntrack.Defense
+	cleanup      bool
+	stateDir     string
 }
 
 type stringList []string
@@ -108,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.defense.AmemThresh, "amemthresh", conntrack.DefaultAmemThresh, "sysctl amemthresh, in connection slots: the automatic defences act while fewer than this many of --max-conns are free")
 	fs.IntVar(&o.defense.AmDropRate, "am-droprate", conntrack.DefaultAmDropRate, "sysctl am_droprate: --drop-packet 3 drops 1 in this many new connections")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
+	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.ifaces = append(o.ifaces, i)
 		}
 	}
-	if len(o.ifaces) == 0 {
+	if len(o.ifaces) == 0 && !o.cleanup {
 		return o, errors.New("-i: no interface given")
 	}
 	if o.keepalived != "" {
@@ -159,6 +171,13 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	if o.cleanup {
+		if err := cleanup(o, log); err != nil {
+			fmt.Fprintln(os.Stderr, "lvsd --cleanup:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o, log); err != nil {
 		fmt.Fprintln(os.Stderr, "lvsd:", err)
 		os.Exit(1)
@@ -214,6 +233,12 @@ func run(o options, log *slog.Logger) error {
 		}
 	}()
 
+	rec, err := startRecord(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, rec.finish)
+
 	for _, name := range o.ifaces {
 		ifc, err := openIface(name, nl)
 		if err != nil {
@@ -227,18 +252,24 @@ func run(o options, log *slog.Logger) error {
 		}
 		undo = append(undo, func() { _ = ifc.Port.Close() })
 		if !o.keepOffloads {
+			// The originals go to the state file before anything changes:
+			// a kill -9 at any point leaves what restores them.
+			orig, err := rec.offloads(name)
+			if err != nil {
+				return err
+			}
 			ch, err := capture.DisableAggregation(name)
 			if err != nil {
 				log.Warn("could not turn off receive aggregation", "iface", name, "err", err)
 			}
 			if !ch.Empty() {
 				log.Info("turned off receive aggregation, as an LVS director must (restored on exit)", "changes", ch.String())
-				undo = append(undo, func() {
-					if _, err := ch.Restore(); err != nil {
-						log.Warn("restore offloads", "iface", name, "err", err)
-					}
-				})
 			}
+			undo = append(undo, func() {
+				if _, err := capture.SetFeatures(name, orig); err != nil {
+					log.Warn("restore offloads", "iface", name, "err", err)
+				}
+			})
 		}
 		eng.AddIface(ifc)
 		log.Info("forwarding on interface", "iface", name, "mac", net.HardwareAddr(ifc.MAC[:]).String(), "mtu", ifc.MTU, "addrs", ifc.Addrs)
@@ -255,6 +286,7 @@ func run(o options, log *slog.Logger) error {
 		if err := guard.Remove(context.Background()); err != nil {
 			log.Warn("remove nftables guard", "err", err)
 		}
+		_ = guard.Close()
 	})
 	if err := eng.SetMarks(o.marks); err != nil {
 		return err
@@ -266,6 +298,12 @@ func run(o options, log *slog.Logger) error {
 		log.Info("loaded rules", "file", o.rules, "services", len(rules.Services))
 	}
 
+	if path := ctl.SocketAddr(o.socket); !strings.HasPrefix(path, "@") {
+		// A dead lvsd's socket file would block the listen.
+		if err := runstate.ReclaimSocket(path); err != nil {
+			return err
+		}
+	}
 	ln, err := ctl.Listen(o.socket)
 	if err != nil {
 		return err
@@ -340,8 +378,7 @@ func loadNetState(eng *ipvs.Engine, nl *netlink.Handle) error {
 	if err != nil {
 		return err
 	}
-	eng.SetNetState(routes, addrs)
-	return nil
+	return eng.SetNetState(routes, addrs)
 }
 
 // recordTX wraps the interface's port so every frame it sends is also

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +113,10 @@ func newSelftest(t testing.TB, keepTSO bool) *Selftest {
 func StartLVSD(t testing.TB, ns *nstest.NS, ifaces string, extra ...string) *nstest.SyncBuffer {
 	t.Helper()
 	args := append([]string{"-i", ifaces}, extra...)
+	if !slices.Contains(extra, "--state-dir") {
+		// Tests kill lvsd with SIGKILL: keep its state file out of /run.
+		args = append(args, "--state-dir", t.TempDir())
+	}
 	_, log := ns.Start(Bin(t, "lvsd"), args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

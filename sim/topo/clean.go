@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"lvslab/ipvs/runstate"
 )
 
 // Removing a lab without its builder: after a crash, for lvslab down of a
@@ -294,6 +296,34 @@ func destroyRecordCount(ctx context.Context, r *Record, log *slog.Logger) (int, 
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
+	}
+	// A director's lvsd was just killed: what it recorded (its state file,
+	// a file-system socket outside the namespace) would outlive the
+	// namespace, so its cleanup runs in each namespace before the unpin.
+	for _, ns := range mine {
+		pin := filepath.Join(dir, ns.Name)
+		if pinInode(pin) == 0 {
+			continue
+		}
+		err := DoIn(pin, func() error {
+			// The lvsd was just SIGKILLed; a big process takes a moment
+			// to finish dying after it has left its namespace.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				st, err := runstate.Cleanup(ctx, runstate.DefaultDir)
+				if errors.Is(err, runstate.ErrRunning) && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				if st != nil && err == nil {
+					log.Info("undid what the lab's lvsd left", "lab", r.Lab, "namespace", ns.Name, "pid", st.Owner.PID)
+				}
+				return err
+			}
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lvsd cleanup in %s: %w", ns.Name, err))
+		}
 	}
 	for _, ns := range mine {
 		if err := deletePin(filepath.Join(dir, ns.Name)); err != nil {

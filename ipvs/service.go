@@ -20,6 +20,11 @@ type Service struct {
 	sdests  []*sched.Dest          // the same, as the scheduler sees them
 	stats   counters
 	est     estimator
+
+	// trash holds deleted real servers for ip_vs_trash_get_dest (trash.go);
+	// now is the engine's clock, for the trash's idle times.
+	trash []trashedDest
+	now   func() int64
 }
 
 // Dest is a real server at run time. Its first field is the scheduler's
@@ -127,7 +132,9 @@ func (s *Service) findDest(id config.DestID) int {
 }
 
 // addDest puts a new real server at the head of the list (list_add_rcu),
-// which is what makes rr start with the newest server.
+// which is what makes rr start with the newest server. A real server
+// deleted earlier comes back from the trash with its counters, as
+// ip_vs_add_dest does.
 func (s *Service) addDest(cfg config.Dest, e *Engine) (*Dest, error) {
 	if _, err := fwdOf(cfg.Forward); err != nil {
 		return nil, err
@@ -135,8 +142,15 @@ func (s *Service) addDest(cfg config.Dest, e *Engine) (*Dest, error) {
 	if !cfg.Addr.Is4() {
 		return nil, fmt.Errorf("real server %s: only IPv4 real servers are supported by lvsd yet", cfg.Addr)
 	}
-	d := &Dest{cfg: cfg, svc: s}
-	d.Addr, d.Port, d.Flags = cfg.Addr, cfg.Port, sched.DestAvailable
+	s.now = e.now
+	s.purgeTrash(e.now())
+	d := s.reviveDest(cfg.ID())
+	if d != nil {
+		d.cfg = cfg
+	} else {
+		d = &Dest{cfg: cfg, svc: s}
+		d.Addr, d.Port, d.Flags = cfg.Addr, cfg.Port, sched.DestAvailable
+	}
 	d.SetWeight(int32(cfg.Weight))
 	d.SetThresholds(cfg.UThreshold, cfg.LThreshold)
 	e.routeDest(d)
@@ -158,12 +172,13 @@ func (s *Service) editDest(i int, cfg config.Dest, e *Engine) error {
 	return nil
 }
 
-// delDest unlinks a real server. Connections still pointing at it keep the
-// record alive; clearing Available makes their packets drop
-// (expire_nodest_conn=0) and keeps dh/lblc/lblcr caches off it.
+// delDest unlinks a real server onto the trash (trash.go). Connections
+// still pointing at it keep the record alive; clearing Available makes their
+// packets drop (expire_nodest_conn=0) and keeps dh/lblc/lblcr caches off it.
 func (s *Service) delDest(i int) {
 	d := s.dests[i]
 	d.Flags &^= sched.DestAvailable
+	s.trashDest(d)
 	s.dests = append(s.dests[:i:i], s.dests[i+1:]...)
 	s.resched()
 }

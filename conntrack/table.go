@@ -53,6 +53,10 @@ type Config struct {
 	ReleaseLocal func(proto uint8, local, real netip.AddrPort)
 	// Seed keys the hash; 0 picks a random one.
 	Seed uint64
+	// ActiveEstablishedOnly counts only ESTABLISHED TCP connections in
+	// ActiveConn, as kernels before 4.8 did (active.go); the default is
+	// today's tcp_state_active_table.
+	ActiveEstablishedOnly bool
 }
 
 // Stats are the table's counters.
@@ -81,7 +85,8 @@ type Table struct {
 	h   hasher
 	w   wheel
 
-	tcp *tcpTable
+	tcp    *tcpTable
+	active *[numTCPStates]bool // tcpActive or tcpActivePre48
 	// tcpTimeouts are the ones in force: tcpBase (the normal table, as
 	// --set leaves it) or, with secure_tcp on, its shorter DOS variant.
 	tcpTimeouts [numTCPStates]uint32
@@ -121,6 +126,7 @@ func New(cfg Config) (*Table, error) {
 		max:         limit,
 		h:           newHasher(seed),
 		tcp:         &tcpStates,
+		active:      activeTable(cfg.ActiveEstablishedOnly),
 		tcpTimeouts: defaultTCPTimeouts,
 		tcpBase:     defaultTCPTimeouts,
 		udpTimeout:  defaultUDPTimeout,
@@ -458,10 +464,10 @@ func (t *Table) stepTCP(c *Conn, dir Dir, tcpFlags uint8) {
 	if next != c.state {
 		if d := t.dests[c.dest].d; d != nil {
 			switch {
-			case c.flags&FlagInactive == 0 && !tcpActive[next]:
+			case c.flags&FlagInactive == 0 && !t.active[next]:
 				d.ConnDeactivated()
 				c.flags |= FlagInactive
-			case c.flags&FlagInactive != 0 && tcpActive[next]:
+			case c.flags&FlagInactive != 0 && t.active[next]:
 				d.ConnActivated()
 				c.flags &^= FlagInactive
 			}

@@ -44,6 +44,9 @@ type Config struct {
 	// connection whose real server was removed expires the connection and
 	// is scheduled anew, instead of being dropped.
 	ExpireNodestConn bool
+	// ActiveEstablishedOnly counts only ESTABLISHED TCP connections as
+	// ActiveConn, as kernels before 4.8 did (conntrack.Config).
+	ActiveEstablishedOnly bool
 	// Now is the clock (monotonic nanoseconds); nil uses the process clock.
 	Now func() int64
 	// Batch is how many frames one receive call takes (default 64).
@@ -161,7 +164,7 @@ func New(cfg Config) (*Engine, error) {
 		start := time.Now()
 		now = func() int64 { return int64(time.Since(start)) + int64(time.Hour) }
 	}
-	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns})
+	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns, ActiveEstablishedOnly: cfg.ActiveEstablishedOnly})
 	if err != nil {
 		return nil, fmt.Errorf("connection table: %w", err)
 	}

@@ -75,6 +75,7 @@ type options struct {
 	pcapTX       string
 	noARP        bool
 	expireNodest bool
+	activeES     bool
 	reuseMode    int
 	localDev     string
 	logLevel     slog.Level
@@ -108,6 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.guardTable, "guard-table", "lvsd", "nftables table (family netdev) lvsd owns")
 	fs.StringVar(&o.pcapTX, "pcap-tx", "", "record every frame lvsd transmits into DIR/<iface>.pcap (for tshark)")
 	fs.BoolVar(&o.expireNodest, "expire-nodest-conn", false, "sysctl expire_nodest_conn: packets of connections to a removed real server are rescheduled instead of dropped")
+	fs.BoolVar(&o.activeES, "active-established-only", false, "count only ESTABLISHED TCP connections in ActiveConn, as kernels before 4.8 did (default: ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK, tcp_state_active_table)")
 	fs.IntVar(&o.reuseMode, "conn-reuse-mode", 1, "sysctl conn_reuse_mode: 1 reschedules a SYN that hits a TIME_WAIT/CLOSE entry; 3 also FIN_WAIT of DR/TUN")
 	fs.BoolVar(&o.noARP, "no-arp", false, "do not answer ARP or ping for the VIPs (another director owns them, as a keepalived backup)")
 	fs.StringVar(&o.localDev, "local-dev", "lvsd-local", "TAP device created when a real server is one of this node's own addresses (LOCALNODE)")
@@ -212,7 +214,8 @@ func run(o options, log *slog.Logger) error {
 	eng, err := ipvs.New(ipvs.Config{
 		Logger: log, MaxConns: o.maxConns, NoARP: o.noARP,
 		ExpireNodestConn: o.expireNodest, ConnReuseMode: reuseMode(o.reuseMode),
-		Defense: o.defense,
+		Defense:               o.defense,
+		ActiveEstablishedOnly: o.activeES,
 		OpenLocal: func() (ipvs.LocalPort, error) {
 			var err error
 			local, err = openLocal(o.localDev, nl)

@@ -400,6 +400,9 @@ func (r *resolver) rest() {
 		if t.Concurrency == 0 {
 			t.Concurrency = 1
 		}
+		if t.Jitter == "" {
+			t.Jitter = JitterFor(s.APIVersion)
+		}
 		if t.Timeout == 0 {
 			t.Timeout = Duration(defaultReqTimeout)
 		}

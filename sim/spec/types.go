@@ -20,18 +20,26 @@ import (
 //	lvs:"pair"       a list of exactly two items
 //	doc:"..."        the description in the JSON Schema
 
-// APIVersion is the only apiVersion this package reads.
-const APIVersion = "lvslab/v1alpha1"
+// APIVersion is the current format version. It differs from
+// APIVersionV1Alpha1 only in a default: traffic without jitter: is sent
+// with Poisson arrivals (JitterPoisson) instead of at exact 1/rate steps,
+// so a fault at: a round time does not land on a request start in every
+// run. Files that say v1alpha1 (or nothing) keep their fixed steps and
+// stay reproducible as they were written.
+const APIVersion = "lvslab/v1alpha2"
+
+// APIVersionV1Alpha1 is the first format version, still read.
+const APIVersionV1Alpha1 = "lvslab/v1alpha1"
 
 // Spec is one scenario.
 type Spec struct {
-	APIVersion  string            `yaml:"apiVersion" doc:"format version; lvslab/v1alpha1 if given"`
+	APIVersion  string            `yaml:"apiVersion" doc:"format version: lvslab/v1alpha2 (traffic jitter defaults to poisson) or lvslab/v1alpha1 (the default when absent; jitter defaults to none, requests at exact 1/rate steps)"`
 	Kind        string            `yaml:"kind" doc:"document kind; Scenario if given"`
 	Name        string            `yaml:"name" lvs:"required" doc:"scenario name: lower case letters, digits and '-'; names the lab's namespaces"`
 	Description string            `yaml:"description" doc:"what the scenario shows, for lvslab list and the report"`
 	Tags        []string          `yaml:"tags" doc:"free-form labels (dr, nat, arp, tour, ...)"`
 	Source      *Source           `yaml:"source" doc:"the seed document and section this scenario reproduces"`
-	Seed        int64             `yaml:"seed" doc:"random seed for traffic generators, loss patterns and target selection"`
+	Seed        int64             `yaml:"seed" doc:"random seed for traffic timing (jitter), payloads, loss patterns and target selection: the same seed gives the same request times and bytes on every run"`
 	Requires    []Requirement     `yaml:"requires" doc:"kernel features and tools the scenario needs; a trailing ? marks an optional one"`
 	Vars        map[string]string `yaml:"vars" doc:"values substituted for ${name} in every string of the file"`
 	Duration    Duration          `yaml:"duration" doc:"how long traffic runs (time base of the timeline); default 10s"`
@@ -271,6 +279,33 @@ func (TrafficKind) enumValues() []string {
 	return []string{"http", "tcp-stream", "tcp-connect", "udp", "icmp"}
 }
 
+// Jitter is how a traffic generator spaces its requests.
+type Jitter string
+
+// The jitter kinds.
+const (
+	// JitterNone: exactly every 1/rate from start:, on the timeline's
+	// clock (so a fault at 4s meets the request that starts at 4.000s).
+	JitterNone Jitter = "none"
+	// JitterUniform: one request at a uniformly random point of each
+	// 1/rate slot: the rate is exact over any second, the phase is not.
+	JitterUniform Jitter = "uniform"
+	// JitterPoisson: exponentially distributed gaps with mean 1/rate
+	// (independent arrivals, as many clients make).
+	JitterPoisson Jitter = "poisson"
+)
+
+func (Jitter) enumValues() []string { return []string{"none", "uniform", "poisson"} }
+
+// JitterFor is the jitter a traffic entry gets when it names none: poisson
+// under APIVersion, none under v1alpha1.
+func JitterFor(apiVersion string) Jitter {
+	if apiVersion == APIVersion {
+		return JitterPoisson
+	}
+	return JitterNone
+}
+
 // Traffic is one traffic generator running in a node.
 type Traffic struct {
 	Name          string      `yaml:"name" lvs:"required" doc:"name used by metrics (name.max_gap, ...)"`
@@ -279,6 +314,7 @@ type Traffic struct {
 	Target        string      `yaml:"target" lvs:"required" doc:"http: URL; tcp/udp: addr:port; icmp: addr"`
 	Source        netip.Addr  `yaml:"source" doc:"source address to bind"`
 	Rate          Rate        `yaml:"rate" doc:"requests, connections or datagrams per time unit, e.g. 50/s"`
+	Jitter        Jitter      `yaml:"jitter" doc:"request spacing, random from seed: none (exact 1/rate steps), uniform (one request at a random point of each 1/rate slot) or poisson (exponential gaps, mean 1/rate); default poisson under apiVersion lvslab/v1alpha2, none under v1alpha1"`
 	Concurrency   int         `yaml:"concurrency" doc:"requests in flight at most (default 1)"`
 	Count         int         `yaml:"count" doc:"stop after this many requests (default: run until stop)"`
 	Streams       int         `yaml:"streams" doc:"tcp-stream: parallel connections (default 1)"`

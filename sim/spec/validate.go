@@ -129,8 +129,8 @@ func validate(s *Spec) ErrorList {
 
 func (c *checker) header() {
 	s := c.s
-	if s.APIVersion != "" && s.APIVersion != APIVersion {
-		c.errorf("apiVersion", "unsupported apiVersion %q (this lvslab reads %s)", s.APIVersion, APIVersion)
+	if s.APIVersion != "" && s.APIVersion != APIVersion && s.APIVersion != APIVersionV1Alpha1 {
+		c.errorf("apiVersion", "unsupported apiVersion %q (this lvslab reads %s and %s)", s.APIVersion, APIVersion, APIVersionV1Alpha1)
 	}
 	if s.Kind != "" && s.Kind != "Scenario" {
 		c.errorf("kind", "kind must be Scenario, not %q", s.Kind)

@@ -66,14 +66,19 @@ func (b *base) window() (start, end time.Time) {
 	return start, end
 }
 
-// newPacer ticks rate times a second from the start offset.
-func (b *base) newPacer() *pacer {
+// newPacer ticks rate times a second from the start offset, spaced as
+// jitter: says; stream n of a tcp-stream gets its own random sequence.
+func (b *base) newPacer(n int) *pacer {
 	start, end := b.window()
 	iv := time.Duration(float64(time.Second) / b.rate)
 	if iv <= 0 {
 		iv = time.Microsecond
 	}
-	return &pacer{base: start, end: end, interval: iv}
+	p := &pacer{base: start, end: end, interval: iv, jitter: b.t.Jitter}
+	if p.jitter != spec.JitterNone && p.jitter != "" {
+		p.rnd = rand.New(rand.NewChaCha8(sha256.Sum256(fmt.Appendf(nil, "lvslab pacing %d/%s/%d", b.seed, b.t.Name, n))))
+	}
+	return p
 }
 
 // requests runs one at every tick while fewer than concurrency are in
@@ -83,7 +88,7 @@ func (b *base) requests(ctx context.Context, stop <-chan struct{}, one func(ctx 
 	slots := make(chan struct{}, b.concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	p := b.newPacer()
+	p := b.newPacer(0)
 	defer p.close()
 	for n := 0; b.t.Count == 0 || n < b.t.Count; {
 		if !p.next(ctx, stop) {
@@ -103,25 +108,54 @@ func (b *base) requests(ctx context.Context, stop <-chan struct{}, one func(ctx 
 	}
 }
 
-// pacer yields ticks on a fixed schedule. Ticks missed while the caller
+// pacer yields ticks on a schedule fixed in advance by the seed: the
+// offsets from T0 are the same on every run. Ticks missed while the caller
 // was busy are dropped: pacing never turns into a burst.
+//
+//   - none: tick k at base + k·interval;
+//   - uniform: tick k at base + (k+u)·interval, u uniform in [0,1);
+//   - poisson: gaps drawn from an exponential distribution with mean
+//     interval (a caller that fell behind resumes from now).
 type pacer struct {
 	base     time.Time
 	end      time.Time // zero: no end
 	interval time.Duration
+	jitter   spec.Jitter
+	rnd      *rand.Rand // nil without jitter
 	k        int64
+	last     time.Time // poisson: the previous tick
 	timer    *time.Timer
+}
+
+// due is when the next tick is, given the time now.
+func (p *pacer) due(now time.Time) time.Time {
+	if p.jitter == spec.JitterPoisson {
+		if p.last.IsZero() || p.last.Before(now.Add(-p.interval)) && now.After(p.base) {
+			// First tick, or fell behind by more than a mean gap.
+			p.last = now
+			if now.Before(p.base) {
+				p.last = p.base
+			}
+		}
+		p.last = p.last.Add(time.Duration(p.rnd.ExpFloat64() * float64(p.interval)))
+		return p.last
+	}
+	if behind := int64(now.Sub(p.base) / p.interval); behind > p.k {
+		p.k = behind
+	}
+	off := time.Duration(p.k) * p.interval
+	if p.jitter == spec.JitterUniform {
+		off += time.Duration(p.rnd.Float64() * float64(p.interval))
+	}
+	p.k++
+	return p.base.Add(off)
 }
 
 // next waits for the next tick; false when the schedule is over, stop is
 // closed or ctx ends.
 func (p *pacer) next(ctx context.Context, stop <-chan struct{}) bool {
 	now := time.Now()
-	if behind := int64(now.Sub(p.base) / p.interval); behind > p.k {
-		p.k = behind
-	}
-	due := p.base.Add(time.Duration(p.k) * p.interval)
-	p.k++
+	due := p.due(now)
 	if !p.end.IsZero() && !due.Before(p.end) {
 		return false
 	}

@@ -49,7 +49,7 @@ func (g *streamGen) run(ctx context.Context, stop <-chan struct{}) {
 // after a break, verify at the end.
 func (g *streamGen) stream(ctx context.Context, stop <-chan struct{}, n int) {
 	rng := g.rng(n)
-	p := g.newPacer()
+	p := g.newPacer(n)
 	defer p.close()
 	var sc *streamConn
 	defer func() {

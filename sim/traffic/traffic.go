@@ -5,7 +5,11 @@
 // The Stage (New) carries out every traffic: entry from its from: node:
 // sockets are created on a thread inside the node's namespace (topo.Node.Do)
 // and used from ordinary goroutines afterwards. Requests are paced at rate:
-// (default 10/s) on a fixed schedule; a tick that finds concurrency:
+// (default 10/s) on a schedule fixed by seed: and jitter: (none: exact
+// 1/rate steps from start:, on the timeline's clock; uniform: one request
+// at a random point of each 1/rate slot; poisson: exponential gaps with
+// mean 1/rate; default poisson for apiVersion lvslab/v1alpha2, none for
+// v1alpha1), the same offsets on every run; a tick that finds concurrency:
 // requests still in flight is skipped, never made up later, so a stall
 // shows as a gap rather than a burst. count: stops a generator early;
 // start:/stop: offset it from T0. Payloads come from a ChaCha8 stream

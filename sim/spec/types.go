@@ -414,24 +414,26 @@ func (Severity) enumValues() []string { return []string{"fail", "warn"} }
 // process is given; metric and pcap take one comparison (eq, ne, lt, le, gt,
 // ge).
 type Expectation struct {
-	Name        string        `yaml:"name" lvs:"required" doc:"name in the report"`
-	Description string        `yaml:"description" doc:"what it shows"`
-	During      []Duration    `yaml:"during" lvs:"pair" doc:"window [from, to] relative to traffic start"`
-	After       string        `yaml:"after" doc:"window starts at this event (name or name.end)"`
-	Within      Duration      `yaml:"within" doc:"window length after the event; for state checks: must become true within"`
-	Severity    Severity      `yaml:"severity" doc:"fail (default) or warn"`
-	XFail       string        `yaml:"xfail" doc:"expected to fail, with the reason (a demonstration of a documented failure)"`
-	Metric      string        `yaml:"metric" doc:"traffic.metric or traffic.metric[backend]: requests, errors, error_ratio, max_gap, latency_p50, latency_p99, latency_max, share, broken_streams, bytes"`
-	Shares      *Shares       `yaml:"shares" doc:"distribution of requests over backends"`
-	State       *StateCheck   `yaml:"state" doc:"addresses, neighbours or routes of a node"`
-	Pcap        *PcapCheck    `yaml:"pcap" doc:"count packets in a capture"`
-	Process     *ProcessCheck `yaml:"process" doc:"state of a process at the end"`
-	Eq          *Quantity     `yaml:"eq" doc:"equal to"`
-	Ne          *Quantity     `yaml:"ne" doc:"not equal to"`
-	Lt          *Quantity     `yaml:"lt" doc:"less than"`
-	Le          *Quantity     `yaml:"le" doc:"at most"`
-	Gt          *Quantity     `yaml:"gt" doc:"greater than"`
-	Ge          *Quantity     `yaml:"ge" doc:"at least"`
+	Name        string         `yaml:"name" lvs:"required" doc:"name in the report"`
+	Description string         `yaml:"description" doc:"what it shows"`
+	During      []Duration     `yaml:"during" lvs:"pair" doc:"window [from, to] relative to traffic start"`
+	After       string         `yaml:"after" doc:"window starts at this event (name or name.end)"`
+	Within      Duration       `yaml:"within" doc:"window length after the event; for state checks: must become true within"`
+	Severity    Severity       `yaml:"severity" doc:"fail (default) or warn"`
+	XFail       string         `yaml:"xfail" doc:"expected to fail, with the reason (a demonstration of a documented failure)"`
+	Metric      string         `yaml:"metric" doc:"traffic.metric or traffic.metric[backend]: requests, errors, error_ratio, max_gap, latency_p50, latency_p99, latency_max, share, backends (distinct backends that answered), max_share (the largest backend's share), broken_streams, bytes"`
+	Shares      *Shares        `yaml:"shares" doc:"distribution of requests over backends"`
+	Backends    *BackendsCheck `yaml:"backends" doc:"which backends answered: only some (failover), or one per client (persistence)"`
+	AllowEmpty  bool           `yaml:"allow_empty" doc:"pass an errors, broken_streams or backends check that judged no records (no request in the window, no stream ever connected); without it such a check fails"`
+	State       *StateCheck    `yaml:"state" doc:"addresses, neighbours or routes of a node"`
+	Pcap        *PcapCheck     `yaml:"pcap" doc:"count packets in a capture"`
+	Process     *ProcessCheck  `yaml:"process" doc:"state of a process at the end"`
+	Eq          *Quantity      `yaml:"eq" doc:"equal to"`
+	Ne          *Quantity      `yaml:"ne" doc:"not equal to"`
+	Lt          *Quantity      `yaml:"lt" doc:"less than"`
+	Le          *Quantity      `yaml:"le" doc:"at most"`
+	Gt          *Quantity      `yaml:"gt" doc:"greater than"`
+	Ge          *Quantity      `yaml:"ge" doc:"at least"`
 }
 
 // Shares checks how requests spread over backends.
@@ -440,6 +442,14 @@ type Shares struct {
 	Weights   []Weight `yaml:"weights" lvs:"keyed" doc:"backend identity -> relative weight (1 and 2 mean 33% and 67%)"`
 	Even      bool     `yaml:"even" doc:"every backend of the traffic gets the same share"`
 	Tolerance Percent  `yaml:"tolerance" doc:"allowed deviation in percentage points (default 10%)"`
+}
+
+// BackendsCheck says which backends answered the requests of one or more
+// traffic entries in the window.
+type BackendsCheck struct {
+	Traffic   []string `yaml:"traffic" lvs:"required" doc:"http or udp traffic names (one per client node, or one)"`
+	Only      []string `yaml:"only" doc:"no backend but these answered in the window (e.g. the survivors after a real server was killed)"`
+	PerClient bool     `yaml:"per_client" doc:"all successful requests of each client (source address) went to one backend (persistence)"`
 }
 
 // Weight is one backend's expected relative share.

@@ -1202,8 +1202,10 @@ func metricUnit(metric string, kind TrafficKind) (Unit, bool) {
 		return UnitPercent, true
 	case "max_gap", "latency_p50", "latency_p99", "latency_max":
 		return UnitDuration, true
-	case "share":
+	case "share", "max_share":
 		return UnitPercent, kind == TrafficHTTP || kind == TrafficUDP
+	case "backends":
+		return UnitNumber, kind == TrafficHTTP || kind == TrafficUDP
 	case "broken_streams", "bytes":
 		return UnitNumber, kind == TrafficTCPStream
 	}
@@ -1271,6 +1273,10 @@ func (c *checker) expectation(i int) {
 			}
 		}
 	}
+	if e.Backends != nil {
+		kinds++
+		c.backendsCheck(p+".backends", e.Backends)
+	}
 	if e.State != nil {
 		kinds++
 		c.state(p+".state", e.State)
@@ -1303,7 +1309,7 @@ func (c *checker) expectation(i int) {
 		}
 	}
 	if kinds != 1 {
-		c.errorf(p, "give exactly one of metric, shares, state, pcap and process")
+		c.errorf(p, "give exactly one of metric, shares, backends, state, pcap and process")
 	}
 	if e.Metric == "" && e.Pcap == nil && len(cmps) > 0 {
 		c.errorf(p, "comparisons (eq, lt, ...) go with metric or pcap")
@@ -1334,8 +1340,12 @@ func (c *checker) metric(p string, e *Expectation, cmps []*Quantity) {
 	}
 	unit, ok := metricUnit(m[2], t.Kind)
 	if !ok {
-		all := []string{"requests", "errors", "error_ratio", "max_gap", "latency_p50", "latency_p99", "latency_max", "share", "broken_streams", "bytes"}
-		c.errorf(p+".metric", "%s traffic has no metric %q%s", t.Kind, m[2], suggest(m[2], all))
+		all := []string{"requests", "errors", "error_ratio", "max_gap", "latency_p50", "latency_p99", "latency_max", "share", "backends", "max_share", "broken_streams", "bytes"}
+		if slices.Contains(all, m[2]) {
+			c.errorf(p+".metric", "%s traffic has no metric %q (it is for %s traffic)", t.Kind, m[2], metricKinds(m[2]))
+		} else {
+			c.errorf(p+".metric", "%s traffic has no metric %q%s", t.Kind, m[2], suggest(m[2], all))
+		}
 		return
 	}
 	if m[3] != "" && m[2] != "share" && m[2] != "requests" && m[2] != "errors" {

@@ -47,6 +47,8 @@ func (Judge) Evaluate(_ context.Context, run *runner.Run, e *spec.Expectation) (
 		return evalMetric(run, e)
 	case e.Shares != nil:
 		return evalShares(run, e)
+	case e.Backends != nil:
+		return evalBackends(run, e)
 	}
 	return runner.Outcome{}, false
 }
@@ -163,6 +165,9 @@ type observation struct {
 	unit      spec.Unit
 	why       string // what it is made of, in words
 	undefined bool   // e.g. a ratio over no requests
+	// empty says why no record was judged (a count of 0 over nothing):
+	// such a check fails unless allow_empty: true.
+	empty string
 }
 
 func (o observation) text() string {
@@ -212,6 +217,13 @@ func evalMetric(run *runner.Run, e *spec.Expectation) (runner.Outcome, bool) {
 		}
 		held = held && compare(o.value, ops[i], q.Value)
 	}
+	if o.empty != "" {
+		if !e.AllowEmpty {
+			return runner.Outcome{Detail: fmt.Sprintf("%s = %s %s, but 0 records were judged: %s (allow_empty: true accepts that); %s",
+				e.Metric, o.text(), w.Label, o.empty, wantText)}, true
+		}
+		o.why += "; 0 records judged, allowed by allow_empty"
+	}
 	return runner.Outcome{Held: held,
 		Detail: fmt.Sprintf("%s = %s %s (%s); %s", e.Metric, o.text(), w.Label, o.why, wantText)}, true
 }
@@ -239,8 +251,12 @@ func observe(run *runner.Run, t *spec.Traffic, reqs []runner.Request, metric, ba
 			return observation{value: float64(st.ErrorBackends[backend]), unit: spec.UnitNumber,
 				why: fmt.Sprintf("failed requests answered by %s, of %d failed", backend, st.Errors)}, true
 		}
-		return observation{value: float64(st.Errors), unit: spec.UnitNumber,
-			why: fmt.Sprintf("of %d requests%s", st.Requests, errs())}, true
+		o := observation{value: float64(st.Errors), unit: spec.UnitNumber,
+			why: fmt.Sprintf("of %d requests%s", st.Requests, errs())}
+		if st.Requests == 0 {
+			o.empty = "no request started in the window"
+		}
+		return o, true
 	case "error_ratio":
 		o := observation{unit: spec.UnitPercent}
 		if st.Requests == 0 {
@@ -294,10 +310,42 @@ func observe(run *runner.Run, t *spec.Traffic, reqs []runner.Request, metric, ba
 				first = append(first, fmt.Sprintf("at %s: %s", fmtDur(r.At), r.Err))
 			}
 		}
-		o.why = fmt.Sprintf("over %d records", st.Requests)
+		o.why = fmt.Sprintf("over %d records, %d of them acknowledged chunks", st.Requests, st.Successes)
 		if len(first) > 0 {
 			o.why += "; " + strings.Join(first, "; ")
 		}
+		if st.Successes == 0 && st.Broken == 0 {
+			o.empty = fmt.Sprintf("no stream ever connected (%d records, none acknowledged%s)", st.Requests, errs())
+		}
+		return o, true
+	case "backends":
+		n := 0
+		for b := range st.Backends {
+			if b != "" {
+				n++
+			}
+		}
+		o := observation{value: float64(n), unit: spec.UnitNumber,
+			why: fmt.Sprintf("distinct backends that answered %d successful requests: %s", st.Successes, optional("", backendList(st)))}
+		if st.Successes == 0 {
+			o.why = fmt.Sprintf("no successful requests (%d failed%s)", st.Errors, errs())
+			o.empty = "no request succeeded in the window"
+		}
+		return o, true
+	case "max_share":
+		o := observation{unit: spec.UnitPercent}
+		if st.Successes == 0 {
+			o.undefined, o.why = true, fmt.Sprintf("no successful requests (%d failed%s)", st.Errors, errs())
+			return o, true
+		}
+		top, n := "", -1
+		for _, b := range sortedKeys(st.Backends) {
+			if st.Backends[b] > n {
+				top, n = b, st.Backends[b]
+			}
+		}
+		o.value = 100 * float64(n) / float64(st.Successes)
+		o.why = fmt.Sprintf("%s answered %d of %d successful requests; %s", backendName(top), n, st.Successes, backendList(st))
 		return o, true
 	case "bytes":
 		return observation{value: float64(st.Bytes), unit: spec.UnitNumber,

@@ -115,7 +115,7 @@ func (b *base) requests(ctx context.Context, stop <-chan struct{}, one func(ctx 
 //   - none: tick k at base + k·interval;
 //   - uniform: tick k at base + (k+u)·interval, u uniform in [0,1);
 //   - poisson: gaps drawn from an exponential distribution with mean
-//     interval (a caller that fell behind resumes from now).
+//     interval, from the start offset.
 type pacer struct {
 	base     time.Time
 	end      time.Time // zero: no end
@@ -130,15 +130,20 @@ type pacer struct {
 // due is when the next tick is, given the time now.
 func (p *pacer) due(now time.Time) time.Time {
 	if p.jitter == spec.JitterPoisson {
-		if p.last.IsZero() || p.last.Before(now.Add(-p.interval)) && now.After(p.base) {
-			// First tick, or fell behind by more than a mean gap.
-			p.last = now
-			if now.Before(p.base) {
-				p.last = p.base
+		if p.last.IsZero() {
+			// The schedule starts at the start offset, however late
+			// the generator got going: the same offsets every run.
+			p.last = p.base
+		}
+		for {
+			p.last = p.last.Add(time.Duration(p.rnd.ExpFloat64() * float64(p.interval)))
+			// Ticks more than a mean gap in the past were missed while
+			// the caller was busy: dropped (drawn all the same, so the
+			// later ticks keep their offsets).
+			if !p.last.Before(now.Add(-p.interval)) {
+				return p.last
 			}
 		}
-		p.last = p.last.Add(time.Duration(p.rnd.ExpFloat64() * float64(p.interval)))
-		return p.last
 	}
 	if behind := int64(now.Sub(p.base) / p.interval); behind > p.k {
 		p.k = behind

@@ -83,3 +83,16 @@ func TestJitterDefaultsByAPIVersion(t *testing.T) {
 	assert.Equal(t, spec.JitterNone, spec.JitterFor(spec.APIVersionV1Alpha1))
 	assert.Equal(t, spec.JitterNone, spec.JitterFor(""), "no apiVersion: v1alpha1, fixed steps")
 }
+
+// A caller that falls behind loses the ticks it missed, and the later
+// ticks keep the offsets they would have had.
+func TestPacerPoissonDropsMissedTicksKeepsOffsets(t *testing.T) {
+	all := offsets(t, spec.JitterPoisson, 9, 100)
+	t0 := time.Unix(1000, 0)
+	b := &base{t: spec.Traffic{Name: "web", Jitter: spec.JitterPoisson}, t0: t0, seed: 9, rate: 10}
+	p := b.newPacer(0)
+	// The generator starts 2 s late.
+	due := p.due(t0.Add(2 * time.Second))
+	assert.GreaterOrEqual(t, due.Sub(t0), 2*time.Second-100*time.Millisecond)
+	assert.Contains(t, all, due.Sub(t0), "a late start keeps the seed's offsets")
+}

@@ -442,7 +442,11 @@ func (e *env) cmdStatus(args []string) int {
 		}
 		fmt.Fprintf(e.stdout, "%s (%s, %s) from %s, since %s; files in %s\n", l.Lab, l.Mode, state, l.Spec, l.Created.Format(time.DateTime), l.RunDir)
 		for _, p := range l.Processes {
-			fmt.Fprintf(e.stdout, "  %s/%s pid %d\n", p.Node, p.Name, p.PID)
+			state := "running"
+			if !p.Running() {
+				state = "exited"
+			}
+			fmt.Fprintf(e.stdout, "  %s/%s pid %d %s\n", p.Node, p.Name, p.PID, state)
 		}
 	}
 	return exitPass

@@ -119,6 +119,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cmd, cargs := rest[0], rest[1:]
+	if cmd != "help" && wantsHelp(cargs) && commandUsage(cmd) != "" {
+		printCommandHelp(stdout, cmd)
+		return exitPass
+	}
 	switch cmd {
 	case "run":
 		return e.cmdRun(ctx, cargs)

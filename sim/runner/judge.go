@@ -99,18 +99,7 @@ func checkCommand(ctx context.Context, lab *topo.Lab, c *spec.CommandCheck) Outc
 	if c.ExitCode != nil {
 		want = *c.ExitCode
 	}
-	text := strings.TrimSpace(string(out))
-	if len(text) > 300 {
-		text = text[:300] + "..."
-	}
-	detail := fmt.Sprintf("%s exited %d: %s", strings.Join(argv, " "), code, text)
-	held := code == want
-	if c.Match.Regexp != nil {
-		held = held && c.Match.Match(out)
-	}
-	if c.NoMatch.Regexp != nil {
-		held = held && !c.NoMatch.Match(out)
-	}
+	held, detail := commandVerdict(strings.Join(argv, " "), out, code, want, c.Match, c.NoMatch)
 	return Outcome{Held: held, Detail: detail}
 }
 

@@ -471,8 +471,8 @@ type CommandCheck struct {
 	Node     string   `yaml:"node" lvs:"required" doc:"node the command runs in"`
 	Cmd      []string `yaml:"cmd" doc:"argv"`
 	Shell    string   `yaml:"shell" doc:"script for /bin/sh -c (instead of cmd)"`
-	Match    Regexp   `yaml:"match" doc:"regular expression the output must match"`
-	NoMatch  Regexp   `yaml:"no_match" doc:"regular expression the output must not match"`
+	Match    Regexp   `yaml:"match" doc:"regular expression (Go RE2) the output must match somewhere; ^ and $ anchor the whole output (stdout and stderr together), start the expression with (?m) to anchor each line"`
+	NoMatch  Regexp   `yaml:"no_match" doc:"regular expression the output must not match anywhere; ^ and $ as for match"`
 	ExitCode *int     `yaml:"exit_code" doc:"expected exit status (default 0)"`
 }
 

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"lvslab/sim/capture"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -101,6 +102,9 @@ func (e *env) cmdValidate(args []string) int {
 	code := exitPass
 	for _, f := range fs.Args() {
 		s, err := spec.LoadWith(f, spec.Options{Vars: vars})
+		if err == nil {
+			err = segcap.CheckFilters(context.Background(), "", s)
+		}
 		if err != nil {
 			e.printErrors(err)
 			code = exitInvalid
@@ -211,6 +215,9 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 
 func (e *env) runOne(ctx context.Context, file string, lopts spec.Options, dur time.Duration, out string, many bool) int {
 	s, err := spec.LoadWith(file, lopts)
+	if err == nil {
+		err = segcap.CheckFilters(ctx, "", s)
+	}
 	if err != nil {
 		e.printErrors(err)
 		return exitInvalid

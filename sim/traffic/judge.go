@@ -348,8 +348,7 @@ func observe(run *runner.Run, t *spec.Traffic, reqs []runner.Request, metric, ba
 		o.why = fmt.Sprintf("%s answered %d of %d successful requests; %s", backendName(top), n, st.Successes, backendList(st))
 		return o, true
 	case "bytes":
-		return observation{value: float64(st.Bytes), unit: spec.UnitNumber,
-			why: fmt.Sprintf("%s acknowledged in %d successful requests", fmtBytes(st.Bytes), st.Successes)}, true
+		return observation{value: float64(st.Bytes), unit: spec.UnitNumber, why: bytesWhy(reqs, w, st)}, true
 	}
 	return observation{}, false
 }

@@ -127,3 +127,27 @@ func clientName(a netip.Addr, traffic string) string {
 	}
 	return a.String() + " (" + traffic + ")"
 }
+
+// bytesWhy is "1.0 MiB acknowledged in 16 chunks; 1 digest check": a
+// stream's successful records are its chunks and, with verify:, the
+// digest check at its end, which carries no bytes and is no chunk.
+func bytesWhy(reqs []runner.Request, w Window, st Stats) string {
+	chunks := 0
+	for _, r := range reqs {
+		if w.Contains(r.At) && r.Err == "" && r.Bytes > 0 {
+			chunks++
+		}
+	}
+	s := fmt.Sprintf("%s acknowledged in %d chunk%s", fmtBytes(st.Bytes), chunks, plural(chunks))
+	if other := st.Successes - chunks; other > 0 {
+		s += fmt.Sprintf("; %d digest check%s", other, plural(other))
+	}
+	return s
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -111,7 +111,7 @@ func (Role) enumValues() []string {
 // Node is one host in its own network namespace.
 type Node struct {
 	Name         string         `yaml:"-" lvs:"key"`
-	Role         Role           `yaml:"role" lvs:"required" doc:"client, router, director, realserver or host (no defaults)"`
+	Role         Role           `yaml:"role" lvs:"required" doc:"client, router, director, realserver or host (no defaults); a router gets ip_forward=1 and no rp_filter change: on an asymmetric DR/TUN path set net.ipv4.conf.all.rp_filter 0 or 2, since strict mode (1) drops the real servers' replies (source the VIP) arriving where the VIP is not routed (sim/README.md)"`
 	Description  string         `yaml:"description" doc:"what the node stands for in the seed"`
 	RoleDefaults *bool          `yaml:"role_defaults" doc:"apply this role's defaults (default: defaults.role_defaults)"`
 	Interfaces   []Interface    `yaml:"interfaces" doc:"interfaces, each attached to a segment"`

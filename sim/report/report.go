@@ -127,7 +127,11 @@ func (r *Reporter) Write(ctx context.Context, d *Data) error {
 		}
 		// Observations (neighbour and address changes) can be hundreds: the
 		// picture marks only the scenario's own events.
-		svg := TimelineSVG(title, d.Ran, d.Traffic, timelineEvents(d.Events))
+		var topts TimelineOptions
+		if d.Spec != nil && d.Spec.Report != nil && d.Spec.Report.Timeline != nil {
+			topts.ByClient = d.Spec.Report.Timeline.Split == spec.SplitClient
+		}
+		svg := TimelineSVGWith(title, d.Ran, d.Traffic, timelineEvents(d.Events), topts)
 		path := filepath.Join(d.Dir, TimelineFile)
 		if err := os.WriteFile(path, svg, 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("report: %w", err))

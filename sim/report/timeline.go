@@ -124,6 +124,11 @@ const (
 
 // TimelineSVG draws the picture. d is how long traffic ran.
 func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Request, events []runner.Event) []byte {
+	return TimelineSVGWith(title, d, traffic, events, TimelineOptions{})
+}
+
+// TimelineSVGWith draws the picture with the bands opts chooses.
+func TimelineSVGWith(title string, d time.Duration, traffic map[string][]runner.Request, events []runner.Event, opts TimelineOptions) []byte {
 	// The extent covers the run and anything recorded after it.
 	span := d
 	for _, reqs := range traffic {
@@ -136,8 +141,10 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 	}
 	span = max(span, time.Second)
 	b := bucketFor(span)
-	series := Buckets(traffic, span, b)
-	bsec := b.Seconds()
+	series, edges := bucketize(traffic, gridEdges(span, b, events), opts)
+	nb := len(edges) - 1
+	lo := func(k int) float64 { return edges[k].Seconds() }
+	hi := func(k int) float64 { return edges[k+1].Seconds() }
 
 	const (
 		width, height = 960, 440
@@ -145,15 +152,15 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 		top, bottom   = 48, 56
 	)
 	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	xmax := float64(len(series0(series, span, b))) * bsec
+	xmax := edges[nb].Seconds()
 	// Stacked: the top of the last band is all requests of the bucket.
 	ymax := 0.0
-	for k := range series0(series, span, b) {
+	for k := range nb {
 		total := 0
 		for _, s := range series {
 			total += s.Counts[k]
 		}
-		ymax = max(ymax, float64(total)/bsec)
+		ymax = max(ymax, float64(total)/(hi(k)-lo(k)))
 	}
 	ystep := niceStep(max(ymax, 1), 5)
 	ymax = math.Ceil(max(ymax, 1)/ystep) * ystep
@@ -165,7 +172,7 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 	fmt.Fprintf(&w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&w, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", width, height)
 	fmt.Fprintf(&w, `<text x="%d" y="20" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(title))
-	fmt.Fprintf(&w, `<text x="%d" y="37" fill="#555555">requests per second per real server, in %s buckets; failed requests in red; stacked; dashed lines: timeline events</text>`+"\n", left, b)
+	fmt.Fprintf(&w, `<text x="%d" y="37" fill="#555555">requests per second per %s, in %s buckets (edges on the events); failed requests in red; stacked; dashed lines: timeline events</text>`+"\n", left, bandWord(opts), b)
 
 	// Grid and axes.
 	w.WriteString(`<g stroke="#e5e5e5" stroke-width="1">` + "\n")
@@ -195,16 +202,16 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 	if len(series) == 0 {
 		fmt.Fprintf(&w, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#777777">no requests recorded</text>`+"\n", x(xmax/2), y(ymax/2))
 	}
-	base := make([]float64, len(series0(series, span, b)))
+	base := make([]float64, nb)
 	for i, s := range series {
 		var top, bottom []string
 		for k, c := range s.Counts {
-			lo := base[k]
-			hi := lo + float64(c)/bsec
-			base[k] = hi
-			x0, x1 := x(float64(k)*bsec), x(float64(k+1)*bsec)
-			top = append(top, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x0, y(hi), x1, y(hi)))
-			bottom = append(bottom, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x1, y(lo), x0, y(lo)))
+			vlo := base[k]
+			vhi := vlo + float64(c)/(hi(k)-lo(k))
+			base[k] = vhi
+			x0, x1 := x(lo(k)), x(hi(k))
+			top = append(top, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x0, y(vhi), x1, y(vhi)))
+			bottom = append(bottom, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x1, y(vlo), x0, y(vlo)))
 		}
 		slices.Reverse(bottom)
 		color := seriesColor(s, i)
@@ -231,7 +238,7 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 
 	// Legend.
 	lx := float64(width-right) + 16
-	fmt.Fprintf(&w, `<text x="%.1f" y="%d" font-weight="bold">backend (requests)</text>`+"\n", lx, top+4)
+	fmt.Fprintf(&w, `<text x="%.1f" y="%d" font-weight="bold">%s (requests)</text>`+"\n", lx, top+4, bandWord(opts))
 	for i, s := range series {
 		ly := float64(top+24) + float64(i)*20
 		fmt.Fprintf(&w, `<rect x="%.1f" y="%.1f" width="22" height="10" fill="%s" fill-opacity="0.7" stroke="%s"/>`, lx, ly-9, seriesColor(s, i), seriesColor(s, i))
@@ -241,22 +248,21 @@ func TimelineSVG(title string, d time.Duration, traffic map[string][]runner.Requ
 	return w.Bytes()
 }
 
-// series0 is the bucket list length (every series has the same).
-func series0(series []Series, span, b time.Duration) []int {
-	if len(series) > 0 {
-		return series[0].Counts
+func bandWord(o TimelineOptions) string {
+	if o.ByClient {
+		return "client → backend"
 	}
-	return make([]int, max(1, int((span+b-1)/b)))
+	return "backend"
 }
 
-func seriesColor(s Series, i int) string {
+func seriesColor(s Series, _ int) string {
 	switch {
 	case s.Errors:
 		return errorColor
-	case strings.HasPrefix(s.Name, "("):
+	case strings.Contains(s.Name, "(backend unknown)"):
 		return unknownColor
 	}
-	return palette[i%len(palette)]
+	return backendColor(s.Name)
 }
 
 func num(v float64) string {

@@ -538,9 +538,26 @@ func (ReportFormat) enumValues() []string {
 
 // Report configures the report directory.
 type Report struct {
-	Formats []ReportFormat `yaml:"formats" doc:"artefacts to write (default: all)"`
-	Walk    *Walk          `yaml:"walk" doc:"hop-by-hop view of one request"`
+	Formats  []ReportFormat  `yaml:"formats" doc:"artefacts to write (default: all)"`
+	Walk     *Walk           `yaml:"walk" doc:"hop-by-hop view of one request"`
+	Timeline *TimelineReport `yaml:"timeline" doc:"how timeline.svg splits the requests"`
 }
+
+// TimelineReport tunes the timeline picture.
+type TimelineReport struct {
+	Split TimelineSplit `yaml:"split" doc:"backend (default: one band per backend) or client (one band per traffic entry and backend, for persistence scenarios)"`
+}
+
+// TimelineSplit is what the timeline's bands stand for.
+type TimelineSplit string
+
+// The timeline splits.
+const (
+	SplitBackend TimelineSplit = "backend"
+	SplitClient  TimelineSplit = "client"
+)
+
+func (TimelineSplit) enumValues() []string { return []string{"backend", "client"} }
 
 // Walk selects the request shown hop by hop.
 type Walk struct {

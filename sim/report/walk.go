@@ -774,6 +774,9 @@ func (nm *names) findings(q Query, req, rep []*pkt) (mode string, out []Finding)
 			break
 		}
 	}
+	if f, ok := nm.resetFinding(mode, last, first, via); ok {
+		out = append(out, f)
+	}
 	if nm.rs[nm.node[first.src]] {
 		same := ""
 		if first.src == last.dst {

@@ -51,6 +51,10 @@ func printCommandHelp(w io.Writer, cmd string) {
 		fmt.Fprint(w, usage)
 		return
 	}
-	fmt.Fprintf(w, "usage: lvslab [global flags] %s\n", strings.TrimSpace(strings.SplitN(u, "\n", 2)[0]))
+	synopsis := strings.TrimSpace(strings.SplitN(u, "\n", 2)[0])
+	if i := strings.Index(synopsis, "  "); i >= 0 {
+		synopsis = synopsis[:i] // the description follows after two spaces
+	}
+	fmt.Fprintf(w, "usage: lvslab [global flags] %s\n", synopsis)
 	fmt.Fprint(w, u)
 }

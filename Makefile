@@ -11,7 +11,7 @@ STATICCHECK := $(TOOLS_DIR)/$(STATICCHECK_MOD)@$(STATICCHECK_VERSION)/bin/static
 FUZZTIME  ?= 20s
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test unit run bench fuzz lint deps tools clean
+.PHONY: all build test unit run bench fuzz lint deps tools clean soak-tests
 
 all: build
 
@@ -40,6 +40,14 @@ unit:
 ## test: everything — lint, unit, golden, property, netns integration (as root).
 test: deps lint build
 	$(GO) test -count=1 -p 1 -timeout 14m ./...
+
+## soak-tests: the netns integration packages N times (default 10), pass/fail
+## counts per test; HOG=1 keeps every core busy meanwhile; PKGS, RUN narrow it.
+## Logs of failing runs stay in out/soak/.
+N    ?= 10
+HOG  ?= 0
+soak-tests: deps
+	@N=$(N) HOG=$(HOG) PKGS="$(PKGS)" RUN="$(RUN)" GO=$(GO) scripts/soak-tests.sh
 
 ## fuzz: every fuzz target for FUZZTIME each.
 fuzz:

@@ -306,8 +306,8 @@ func observe(run *runner.Run, t *spec.Traffic, reqs []runner.Request, metric, ba
 		o := observation{value: float64(st.Broken), unit: spec.UnitNumber}
 		var first []string
 		for _, r := range reqs {
-			if r.Broken && w.Contains(r.At) && len(first) < 3 {
-				first = append(first, fmt.Sprintf("at %s: %s", fmtDur(r.At), r.Err))
+			if seen := r.At + r.Latency; r.Broken && w.Contains(seen) && len(first) < 3 {
+				first = append(first, fmt.Sprintf("at %s: %s", fmtDur(seen), r.Err))
 			}
 		}
 		o.why = fmt.Sprintf("over %d records, %d of them acknowledged chunks", st.Requests, st.Successes)

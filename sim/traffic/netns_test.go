@@ -49,15 +49,21 @@ func requireLab(t *testing.T) string {
 
 // scriptStage is the test's own small timeline: it carries out the
 // process.kill, process.start and exec entries of the spec at their at:
-// times and reports them as events, as the real timeline stage does.
+// times and reports them as events, as the real timeline stage does: each
+// entry on its own (one slow kill does not delay the blackhole due at the
+// same time), stamped when its action began, so whatever it caused is
+// seen after the stamp. A process.start is stamped when the process is
+// ready instead: "after: sink-restarted" judges the restarted sink, not
+// its start-up.
 type scriptStage struct {
 	spec   *spec.Spec
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error
+	err    error // the first entry that failed
 
 	mu     sync.Mutex
 	events []runner.Event
+	spans  map[string][2]time.Duration // when each action began and ended
 }
 
 func (s *scriptStage) Name() string { return "script" }
@@ -73,24 +79,37 @@ func (s *scriptStage) Claims(sp *spec.Spec) []string {
 func (s *scriptStage) Start(ctx context.Context, lab *topo.Lab, t0 time.Time) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
-	tl := slices.Clone(s.spec.Timeline)
-	slices.SortStableFunc(tl, func(a, b spec.Event) int { return int(a.At.D() - b.At.D()) })
-	go func() {
-		defer close(s.done)
-		for _, e := range tl {
+	s.spans = map[string][2]time.Duration{}
+	var wg sync.WaitGroup
+	for _, e := range s.spec.Timeline {
+		wg.Go(func() {
 			select {
 			case <-time.After(time.Until(t0.Add(e.At.D()))):
 			case <-ctx.Done():
 				return
 			}
-			if err := s.do(ctx, lab, e); err != nil {
-				s.err = fmt.Errorf("%s: %w", e.Name, err)
+			began := time.Since(t0)
+			err := s.do(ctx, lab, e)
+			ended := time.Since(t0)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if err != nil {
+				if s.err == nil {
+					s.err = fmt.Errorf("%s: %w", e.Name, err)
+				}
 				return
 			}
-			s.mu.Lock()
-			s.events = append(s.events, runner.Event{Name: e.Name, At: time.Since(t0), Kind: string(e.Fault)})
-			s.mu.Unlock()
-		}
+			at := began
+			if e.Fault == spec.FaultProcessStart {
+				at = ended
+			}
+			s.events = append(s.events, runner.Event{Name: e.Name, At: at, Kind: string(e.Fault)})
+			s.spans[e.Name] = [2]time.Duration{began, ended}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(s.done)
 	}()
 	return nil
 }
@@ -127,13 +146,45 @@ func (s *scriptStage) do(ctx context.Context, lab *topo.Lab, e spec.Event) error
 func (s *scriptStage) Events() []runner.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.events)
+	evs := slices.Clone(s.events)
+	slices.SortStableFunc(evs, func(a, b runner.Event) int { return int(a.At - b.At) })
+	return evs
 }
 
 func (s *scriptStage) Stop(context.Context) error {
 	s.cancel()
 	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.err
+}
+
+// assertPaced checks the pacing of one generator's records (started on
+// the ticks of interval from T0, for at most runFor) by what a pacer
+// guarantees on any machine: never more records than ticks, and the i-th
+// record never before the i-th tick (missed ticks are dropped, never made
+// up). How many ticks a loaded machine misses is not the test's to say;
+// the pacer's own unit tests (TestPacerDropsMissedTicks) judge that.
+func assertPaced(t *testing.T, reqs []runner.Request, interval, runFor time.Duration) {
+	t.Helper()
+	require.NotEmpty(t, reqs)
+	ticks := int(runFor / interval)
+	assert.LessOrEqual(t, len(reqs), ticks, "at most one record per tick")
+	for i, r := range reqs {
+		assert.GreaterOrEqual(t, r.At, time.Duration(i)*interval, "record %d came before tick %d", i+1, i)
+	}
+	t.Logf("%d records on %d ticks of %s", len(reqs), ticks, interval)
+}
+
+// span is when the scripted timeline's action for an event began and
+// ended (since T0).
+func (s *scriptStage) span(t *testing.T, name string) (began, ended time.Duration) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp, ok := s.spans[name]
+	require.True(t, ok, "no event %s in %+v", name, s.events)
+	return sp[0], sp[1]
 }
 
 // TestTrafficInALab runs every generator kind against real services in
@@ -170,10 +221,7 @@ func TestTrafficInALab(t *testing.T) {
 
 	t.Run("http paced, one backend, one connection each", func(t *testing.T) {
 		reqs := st.Requests("web1")
-		// 20/s for 3s: 60 ticks; a loaded machine may lose a few.
-		assert.InDelta(t, 58, len(reqs), 4, "requests at 20/s for 3s")
-		ports := map[uint16]bool{}
-		var gaps []time.Duration
+		assertPaced(t, reqs, 50*ms, 3*time.Second)
 		for i, r := range reqs {
 			assert.Empty(t, r.Err)
 			assert.Equal(t, "web1", r.Backend)
@@ -181,15 +229,13 @@ func TestTrafficInALab(t *testing.T) {
 			assert.Equal(t, netip.MustParseAddrPort("10.9.0.1:80"), r.Remote)
 			assert.Equal(t, int64(len("web1\n")), r.Bytes)
 			assert.Equal(t, i+1, r.Seq)
-			ports[r.Local.Port()] = true
 			if i > 0 {
-				gaps = append(gaps, r.At-reqs[i-1].At)
+				// A kept-alive connection would carry the next request;
+				// a port the kernel hands out again later is a new
+				// connection all the same (seen on 6.18: 57 ports for 60).
+				assert.NotEqual(t, reqs[i-1].Local, r.Local, "request %d on the connection of request %d", i+1, i)
 			}
 		}
-		assert.Len(t, ports, len(reqs), "a new connection per request")
-		slices.Sort(gaps)
-		require.NotEmpty(t, gaps)
-		assert.InDelta(t, 50*ms, gaps[len(gaps)/2], float64(5*ms), "median spacing at 20/s")
 	})
 
 	t.Run("http keep-alive from the source address", func(t *testing.T) {
@@ -211,6 +257,7 @@ func TestTrafficInALab(t *testing.T) {
 		var chunks, verified int
 		var bytes int64
 		conns := map[netip.AddrPort]bool{}
+		perConn := map[netip.AddrPort][]runner.Request{}
 		for _, r := range reqs {
 			assert.Empty(t, r.Err)
 			assert.False(t, r.Broken)
@@ -221,17 +268,22 @@ func TestTrafficInALab(t *testing.T) {
 			}
 			chunks++
 			bytes += r.Bytes
+			perConn[r.Local] = append(perConn[r.Local], r)
 			assert.Equal(t, int64(8<<10), r.Bytes)
-			assert.Less(t, r.Latency, 500*ms)
+			assert.Less(t, r.Latency, DefaultTimeout, "acknowledged within the stream's timeout")
 		}
 		assert.Equal(t, 2, verified, "one digest check per stream")
 		assert.Len(t, conns, 2, "two long-lived connections")
-		assert.InDelta(t, 2*58, chunks, 8, "20 chunks/s on each of 2 streams")
+		for _, chunks := range perConn {
+			assertPaced(t, chunks, 50*ms, 3*time.Second)
+		}
 		assert.Equal(t, int64(chunks)*8<<10, bytes)
 	})
 
 	t.Run("a killed sink breaks the stream once, then it reconnects", func(t *testing.T) {
 		reqs := st.Requests("breaking")
+		killBegan, killEnded := script.span(t, "sink-killed")
+		restartBegan, restartEnded := script.span(t, "sink-restarted")
 		var broken []runner.Request
 		var refused int
 		// The longest stretch between successful chunks, found directly.
@@ -252,10 +304,19 @@ func TestTrafficInALab(t *testing.T) {
 		}
 		require.Len(t, broken, 1, "%+v", broken)
 		assert.Regexp(t, `closed by peer|reset by peer|broken pipe|unacknowledged`, broken[0].Err)
+		assert.GreaterOrEqual(t, broken[0].At+broken[0].Latency, killBegan, "the break is seen after the kill")
 		assert.Greater(t, refused, 5, "reconnects are refused while the sink is down")
-		assert.InDelta(t, time.Second, outageFrom, float64(100*ms), "the outage starts at the kill")
-		assert.Greater(t, outage, 900*ms)
-		assert.Less(t, outage, 1800*ms, "the outage ends soon after the restart at 2s")
+		// Judged on the test's own actions, not on the clock: the outage
+		// starts while the sink is being killed, lasts at least until its
+		// restart begins, and ends as soon as it is ready: every record
+		// started after that succeeded.
+		assert.LessOrEqual(t, outageFrom, killEnded, "the outage starts at the kill")
+		assert.GreaterOrEqual(t, outageFrom+outage, restartBegan, "nothing succeeds before the restart")
+		for _, r := range reqs {
+			if r.At >= restartEnded {
+				assert.Empty(t, r.Err, "a record started after the sink was ready again (%s)", restartEnded)
+			}
+		}
 		last := reqs[len(reqs)-1]
 		assert.Zero(t, last.Bytes, "the last record is the digest check")
 		assert.Empty(t, last.Err, "the new connection's data arrived intact")
@@ -284,7 +345,7 @@ func TestTrafficInALab(t *testing.T) {
 
 	t.Run("refused connects", func(t *testing.T) {
 		reqs := st.Requests("closed")
-		assert.InDelta(t, 29, len(reqs), 3)
+		assertPaced(t, reqs, 100*ms, 3*time.Second)
 		for _, r := range reqs {
 			assert.Equal(t, "connect: connection refused", r.Err)
 		}
@@ -300,12 +361,16 @@ func TestTrafficInALab(t *testing.T) {
 			assert.Equal(t, int64(len("web1\n")+DefaultUDPPayload), r.Bytes)
 			ports[r.Local.Port()] = true
 		}
-		assert.Len(t, ports, len(reqs), "a fresh source port per datagram")
+		// A fresh socket per datagram: the kernel picks its port at
+		// random from ~28000, so among 30 two coincide in 1.5% of runs,
+		// three in about one in a million; one reused socket would give
+		// one port.
+		assert.GreaterOrEqual(t, len(ports), len(reqs)-2, "a fresh source port per datagram")
 	})
 
 	t.Run("icmp echo", func(t *testing.T) {
 		reqs := st.Requests("ping")
-		assert.InDelta(t, 29, len(reqs), 3)
+		assertPaced(t, reqs, 100*ms, 3*time.Second)
 		for _, r := range reqs {
 			assert.Empty(t, r.Err)
 			assert.Equal(t, netip.MustParseAddr("10.9.0.2"), r.Remote.Addr())
@@ -314,8 +379,8 @@ func TestTrafficInALab(t *testing.T) {
 
 	t.Run("count stops early", func(t *testing.T) {
 		reqs := st.Requests("count")
-		assert.Len(t, reqs, 5)
-		assert.Less(t, reqs[4].At, 200*ms, "5 at 50/s take 80ms")
+		require.Len(t, reqs, 5, "count: 5 ends it, though the run goes on")
+		assertPaced(t, reqs, 20*ms, 3*time.Second)
 	})
 
 	t.Run("series", func(t *testing.T) {

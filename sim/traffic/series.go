@@ -14,7 +14,8 @@ import (
 // Bucket k covers [k*Bucket, (k+1)*Bucket) after T0 and counts the
 // requests that started in it (runner.Request.At), so a fault at 10s and
 // the errors of requests sent from 10s line up even when those requests
-// time out later. Values are per second: count / Bucket.
+// time out later. Values are per second: count / Bucket. A break is
+// counted where it was seen (At+Latency), as Stats.Broken does.
 type TimeSeries struct {
 	Bucket time.Duration
 	// Backends are the backends with successful requests, in name order.
@@ -60,6 +61,9 @@ func Series(reqs []runner.Request, bucket, end time.Duration) TimeSeries {
 			continue
 		}
 		n = max(n, int(r.At/bucket)+1)
+		if r.Broken {
+			n = max(n, int((r.At+r.Latency)/bucket)+1)
+		}
 		if r.Err == "" {
 			seen[r.Backend] = true
 		}
@@ -81,7 +85,7 @@ func Series(reqs []runner.Request, bucket, end time.Duration) TimeSeries {
 		}
 		k := int(r.At / bucket)
 		if r.Broken {
-			s.Broken[k]++
+			s.Broken[int((r.At+r.Latency)/bucket)]++
 		}
 		if r.Err != "" {
 			s.Errors[k] += per

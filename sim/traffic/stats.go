@@ -32,8 +32,12 @@ func (w Window) Contains(at time.Duration) bool { return at >= w.From && at < w.
 
 // Stats summarise the records that started in a window.
 type Stats struct {
-	Requests  int
-	Errors    int
+	Requests int
+	Errors   int
+	// Broken counts the streams whose break was seen in the window: a
+	// break is placed when its record completed (At+Latency), not when its
+	// chunk was written, because a chunk written just before a fault and
+	// broken by it belongs after the fault (as MaxGap places successes).
 	Broken    int
 	Bytes     int64 // bytes of successful requests
 	Successes int
@@ -49,17 +53,18 @@ type Stats struct {
 	Latencies []time.Duration
 }
 
-// Summarize counts the records of reqs that started in w.
+// Summarize counts the records of reqs that started in w, and the breaks
+// seen in w.
 func Summarize(reqs []runner.Request, w Window) Stats {
 	s := Stats{Backends: map[string]int{}, ErrorBackends: map[string]int{}, ErrorKinds: map[string]int{}}
 	for _, r := range reqs {
+		if r.Broken && w.Contains(r.At+r.Latency) {
+			s.Broken++
+		}
 		if !w.Contains(r.At) {
 			continue
 		}
 		s.Requests++
-		if r.Broken {
-			s.Broken++
-		}
 		if r.Err != "" {
 			s.Errors++
 			s.ErrorKinds[r.Err]++

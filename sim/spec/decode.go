@@ -20,6 +20,11 @@ import (
 // file expand exponentially ("billion laughs").
 const decodeBudget = 200_000
 
+// expandBudget bounds the size of one decode: the bytes of every value
+// stored, after aliases, ${vars} and {{i}} are expanded. A count of values
+// alone lets a small file alias a long string into gigabytes.
+const expandBudget = 16 << 20
+
 // maxRange bounds name[a..b] expansion.
 const maxRange = 256
 
@@ -43,6 +48,7 @@ type decoder struct {
 	iter    int // current {{i}}, valid when inRange
 	inRange bool
 	budget  int
+	bytes   int // what is left of expandBudget
 	over    bool
 	fields  map[reflect.Type][]fieldInfo
 }
@@ -72,11 +78,17 @@ func newDecoder(file string) *decoder {
 		pos:    map[string]Pos{},
 		vars:   map[string]string{},
 		budget: decodeBudget,
+		bytes:  expandBudget,
 		fields: map[reflect.Type][]fieldInfo{},
 	}
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	if d.over {
+		// Past a budget, values are left empty: what that causes is not
+		// the file's problem, the budget error says what is.
+		return
+	}
 	e := Error{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
@@ -149,8 +161,23 @@ func (d *decoder) spend(n *yaml.Node, path string) bool {
 		return true
 	}
 	if !d.over {
-		d.over = true
 		d.errorf(n, path, "document too large or too deeply aliased (more than %d values)", decodeBudget)
+		d.over = true
+	}
+	return false
+}
+
+// spendBytes takes the size of one expanded value from the size budget;
+// false once it is exhausted, and then nothing more is decoded.
+func (d *decoder) spendBytes(n *yaml.Node, path string, size int) bool {
+	d.bytes -= size
+	if d.bytes >= 0 {
+		return true
+	}
+	d.budget = -1
+	if !d.over {
+		d.errorf(n, path, "document too large: its values come to more than %d MiB once aliases, ${vars} and ranges are expanded", expandBudget>>20)
+		d.over = true
 	}
 	return false
 }
@@ -179,8 +206,17 @@ func kindName(n *yaml.Node) string {
 	return "nothing"
 }
 
-// expand substitutes ${var} and {{i}} in a scalar.
+// expand substitutes ${var} and {{i}} in a scalar, and charges the result
+// to the size budget ("" once that is spent).
 func (d *decoder) expand(n *yaml.Node, path, s string) string {
+	s = d.substitute(n, path, s)
+	if !d.spendBytes(n, path, len(s)) {
+		return ""
+	}
+	return s
+}
+
+func (d *decoder) substitute(n *yaml.Node, path, s string) string {
 	if strings.Contains(s, "{{") {
 		s = iterRef.ReplaceAllStringFunc(s, func(m string) string {
 			if !d.inRange {

@@ -59,14 +59,63 @@ func (l ErrorList) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// sorted orders by position and drops exact duplicates (an alias decoded
-// twice reports its problems once).
+// sorted orders by position, drops exact duplicates (an alias decoded
+// twice reports its problems once) and caps what is left (capped).
 func (l ErrorList) sorted() ErrorList {
 	out := slices.Clone(l)
 	slices.SortStableFunc(out, func(a, b Error) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
-	return slices.CompactFunc(out, func(a, b Error) bool { return a == b })
+	return slices.CompactFunc(out, func(a, b Error) bool { return a == b }).capped()
+}
+
+// maxErrors bounds what one file reports, and maxRepeats the errors with
+// one message at one position: an alias or a name[a..b] range repeats a
+// bad value wherever it is used, and a hostile file can do that hundreds
+// of thousands of times. The first ones say what to fix.
+const (
+	maxErrors  = 100
+	maxRepeats = 3
+)
+
+// capped keeps the first maxRepeats errors of each message at each
+// position and the first maxErrors in all, and says how many it left out.
+func (l ErrorList) capped() ErrorList {
+	type at struct {
+		line, col int
+		msg       string
+	}
+	count := map[at]int{}
+	for _, e := range l {
+		count[at{e.Line, e.Column, e.Msg}]++
+	}
+	kept := map[at]int{}
+	var out ErrorList
+	var over *Error // the first error left out by maxErrors
+	hidden := 0
+	for _, e := range l {
+		k := at{e.Line, e.Column, e.Msg}
+		if kept[k] == maxRepeats {
+			continue
+		}
+		if len(out) == maxErrors {
+			if over == nil {
+				over = &e
+			}
+			hidden++
+			continue
+		}
+		kept[k]++
+		if kept[k] == maxRepeats && count[k] > maxRepeats {
+			e.Msg += fmt.Sprintf(" (and %d more times here, where aliases or ranges use it again)", count[k]-maxRepeats)
+		}
+		out = append(out, e)
+	}
+	if over != nil {
+		out = append(out, Error{File: over.File, Line: over.Line, Column: over.Column,
+			Msg: fmt.Sprintf("too many errors: %d more from here on not shown", hidden)})
+	}
+	return out
 }
 
 // suggest returns ` (did you mean "x"?)` for the candidate closest to s, if

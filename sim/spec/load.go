@@ -65,10 +65,16 @@ func Parse(data []byte, file string, opts Options) (s *Spec, err error) {
 			}
 		}
 	}
+	if d.over {
+		// vars: alone exhausted a budget: the main pass would stop
+		// silently at the first value.
+		return nil, d.errs.sorted()
+	}
 	for k, v := range opts.Vars {
 		d.vars[k] = v
 	}
-	d.errs = nil
+	// The main pass decodes vars: again, with the whole budget.
+	d.errs, d.budget, d.bytes = nil, decodeBudget, expandBudget
 	s = &Spec{File: file}
 	d.decode(root, reflectValue(s), "", fieldInfo{})
 	s.pos = d.pos

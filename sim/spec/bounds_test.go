@@ -105,11 +105,11 @@ func TestRepeatedErrorsCapped(t *testing.T) {
 			here = append(here, e.Error())
 		}
 	}
-	require.Len(t, here, maxRepeats, "%v", list)
+	require.Len(t, here, 3, "%v", list) // maxRepeats
 	assert.Equal(t, `t.yaml:13:27: nodes.b.interfaces[0].segmnet: unknown field "segmnet" (did you mean "segment"?)`, here[0])
 	assert.Equal(t, `t.yaml:13:27: nodes.b.interfaces[2].segmnet: unknown field "segmnet" (did you mean "segment"?)`+
 		` (and 298 more times here, where aliases or ranges use it again)`, here[2])
-	assert.LessOrEqual(t, len(list), maxErrors+1)
+	assert.LessOrEqual(t, len(list), 100+1) // maxErrors and the line saying how many more
 
 	b.Reset()
 	b.WriteString(base)
@@ -117,7 +117,7 @@ func TestRepeatedErrorsCapped(t *testing.T) {
 		fmt.Fprintf(&b, "    colour%d: blue\n", i)
 	}
 	list = parseErrors(t, b.String(), "t.yaml")
-	require.Len(t, list, maxErrors+1)
+	require.Len(t, list, 100+1)
 	assert.Equal(t, `t.yaml:10:5: nodes.a.colour0: unknown field "colour0"`, list[0].Error())
-	assert.Equal(t, `t.yaml:110:5: too many errors: 400 more from here on not shown`, list[maxErrors].Error())
+	assert.Equal(t, `t.yaml:110:5: too many errors: 400 more from here on not shown`, list[100].Error())
 }

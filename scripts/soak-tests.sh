@@ -42,8 +42,8 @@ if [ -z "${PKGS:-}" ]; then
 fi
 [ -n "$PKGS" ] || { echo "soak-tests: no packages" >&2; exit 2; }
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-dir=$OUT/$stamp
+# The PID keeps two soaks started in the same second apart.
+dir=$OUT/$(date -u +%Y%m%dT%H%M%SZ)-$$
 mkdir -p "$dir"
 results=$dir/results.tsv # iteration, package, test, action
 : >"$results"
@@ -97,7 +97,9 @@ for ((i = 1; i <= N; i++)); do
 	# shellcheck disable=SC2086
 	rc=0
 	"$GO" test -json -count=1 -p 1 -timeout "$TIMEOUT" "${runargs[@]}" $PKGS >"$json" 2>"$dir/run-$i.stderr" || rc=$?
-	jq -r --arg i "$i" 'select(.Action == "pass" or .Action == "fail" or .Action == "skip")
+	# -R and fromjson?: a line that is not JSON (a test binary's stray
+	# output) is skipped rather than ending the soak.
+	jq -Rr --arg i "$i" 'fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")
 		| [$i, .Package, (.Test // "(package)"), .Action] | @tsv' "$json" >>"$results"
 	nfail=$(awk -F'\t' -v i="$i" '$1 == i && $4 == "fail"' "$results" | wc -l)
 	if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
@@ -110,9 +112,9 @@ for ((i = 1; i <= N; i++)); do
 		# The output of each failing test, readable without jq.
 		awk -F'\t' -v i="$i" '$1 == i && $4 == "fail" {print $2 "\t" $3}' "$results" |
 			while IFS=$'\t' read -r pkg test; do
-				log=$dir/run-$i.$(echo "$pkg/$test" | tr -c 'A-Za-z0-9._-' '_').log
-				jq -r --arg p "$pkg" --arg t "$test" \
-					'select(.Package == $p and (.Test // "(package)") == $t and .Output != null) | .Output' \
+				log=$dir/run-$i.$(printf '%s' "${pkg#lvslab/}/$test" | tr -c 'A-Za-z0-9._-' '_').log
+				jq -Rrj --arg p "$pkg" --arg t "$test" \
+					'fromjson? | select(.Package == $p and (.Test // "(package)") == $t and .Output != null) | .Output' \
 					"$json" >"$log"
 			done
 		echo "run $i/$N: $nfail failed ($(($(date +%s) - t0)) s), logs in $dir/run-$i.*"

@@ -282,7 +282,8 @@ func TestCrashClean(t *testing.T) {
 		require.True(t, alive(p.PID), "%s/%s runs before the crash", p.Node, p.Name)
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	time.Sleep(100 * time.Millisecond)
+	// Its lock goes with it: wait for the exit, not for a while.
+	require.Eventually(t, func() bool { return !alive(cmd.Process.Pid) }, 10*time.Second, 10*time.Millisecond, "lvslab survived SIGKILL")
 
 	// The crash left everything behind ...
 	left := s.leftovers(lab)
@@ -317,7 +318,7 @@ func TestRunSweepsStale(t *testing.T) {
 	cmd, _ := s.startUntil("msg=running", "-v", "run", "--duration", "1m", "--name", lab, "--out", t.TempDir(), scen)
 	rec := s.record(lab)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return !alive(cmd.Process.Pid) }, 10*time.Second, 10*time.Millisecond, "lvslab survived SIGKILL")
 	require.NotEmpty(t, s.leftovers(lab))
 
 	code, out := s.run("run", "--duration", "200ms", "--name", lab, "--out", t.TempDir(), scen)

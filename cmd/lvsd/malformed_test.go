@@ -99,9 +99,7 @@ func TestMalformedFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	metrics := dir.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
-	for _, want := range []string{
+	wants := []string{
 		`lvsd_parse_errors_total{reason="truncated_header"}`,
 		`lvsd_parse_errors_total{reason="bad_ipv4_header_length"}`,
 		`lvsd_parse_errors_total{reason="bad_ipv4_header_checksum"}`,
@@ -110,7 +108,24 @@ func TestMalformedFrames(t *testing.T) {
 		`lvsd_drops_total{reason="ttl_expired"}`,
 		`lvsd_drops_total{reason="unknown_protocol"}`,
 		"lvsd_rx_ip_options_total",
-	} {
+	}
+	// lvsd counts the frames when it gets to them: poll the counters
+	// until every one is there (or the deadline, and then say which not).
+	var metrics string
+	counted := func() bool {
+		metrics = dir.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
+		for _, want := range wants {
+			if metric(metrics, want) < 3 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !counted() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range wants {
 		if v := metric(metrics, want); v < 3 {
 			t.Errorf("%s = %d, want at least 3 (one per frame sent)", want, v)
 		}

@@ -75,9 +75,13 @@ func TestSeedNATExample(t *testing.T) {
 
 	// Capture the first connection on both sides of the director.
 	cliPcap, rsPcap := filepath.Join(tmp, "client.pcap"), filepath.Join(tmp, "server.pcap")
-	capCli, _ := cli.Start("tshark", "-q", "-n", "-i", "eth0", "-f", "tcp port 3456", "-a", "duration:4", "-w", cliPcap)
-	capRS, _ := rs2.Start("tshark", "-q", "-n", "-i", "eth0", "-f", "tcp port 3456", "-a", "duration:4", "-w", rsPcap)
-	time.Sleep(1500 * time.Millisecond) // tshark needs a moment before it captures
+	// No -a duration: both run until told to stop after the traffic, since
+	// on a loaded machine one may start seconds after the other.
+	capCli, cliOut := cli.Start("tshark", "-q", "-n", "-i", "eth0", "-f", "tcp port 3456", "-w", cliPcap)
+	capRS, rsOut := rs2.Start("tshark", "-q", "-n", "-i", "eth0", "-f", "tcp port 3456", "-w", rsPcap)
+	// The first connection must not come before both capture.
+	waitCapturing(t, cliOut)
+	waitCapturing(t, rsOut)
 
 	counts := map[string]int{}
 	err := cli.Do(func() error {
@@ -112,8 +116,12 @@ func TestSeedNATExample(t *testing.T) {
 		t.Errorf("300 connections landed %v, want rs1 (172.16.0.2:80) 100 and rs2 (172.16.0.3:8000) 200", counts)
 	}
 
-	_ = capCli.Wait()
-	_ = capRS.Wait()
+	// SIGINT: tshark (and its dumpcap, in its process group) write out
+	// what they have and exit.
+	for _, p := range []*nstest.Proc{capCli, capRS} {
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT)
+		_ = p.Wait()
+	}
 	// The seed's rewrite table: what the client sends and receives, and what
 	// the real server receives and sends, for one connection.
 	wantClient := []string{"198.51.100.2:3456 > 203.0.113.5:80", "203.0.113.5:80 > 198.51.100.2:3456"}

@@ -91,7 +91,7 @@ func runSelftest(t *testing.T, mode string, watchRIP, tso bool) {
 	if watchRIP {
 		// Anything from 172.16.0.0/24 reaching the client is a leak.
 		_, capture = s.Client.Start("tshark", "-l", "-n", "-i", "br0", "-f", "src net 172.16.0.0/24", "-T", "fields", "-e", "ip.src")
-		time.Sleep(500 * time.Millisecond)
+		waitCapturing(t, capture)
 	}
 
 	dir := t.TempDir()
@@ -154,7 +154,24 @@ func runSelftest(t *testing.T, mode string, watchRIP, tso bool) {
 
 func waitFor(t *testing.T, what string, cond func() bool, log func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitForWithin(t, what, 10*time.Second, cond, log)
+}
+
+// tsharkStartup bounds how long tshark takes to start capturing: seconds
+// on a loaded machine (13 s seen while other builds ran).
+const tsharkStartup = time.Minute
+
+// waitCapturing waits until a tshark started with nstest's Start says its
+// capture runs (dumpcap's "Capture started"), so nothing is sent before it
+// can be seen.
+func waitCapturing(t *testing.T, out *nstest.SyncBuffer) {
+	t.Helper()
+	waitForWithin(t, "tshark capturing", tsharkStartup, func() bool { return strings.Contains(out.String(), "Capture started") }, out.String)
+}
+
+func waitForWithin(t *testing.T, what string, within time.Duration, cond func() bool, log func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s\n%s", what, log())

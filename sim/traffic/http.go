@@ -44,6 +44,13 @@ func newHTTP(b *base) (*httpGen, error) {
 		MaxIdleConnsPerHost: b.concurrency,
 		IdleConnTimeout:     30 * time.Second,
 	}
+	if reuse {
+		// A request that starts before the previous one's connection is
+		// back in the idle pool (the transport returns it from another
+		// goroutine, late on a loaded machine) waits for it rather than
+		// dialling a second one.
+		tr.MaxConnsPerHost = b.concurrency
+	}
 	return &httpGen{base: b, url: u.String(), tr: tr, client: &http.Client{
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,19 +72,31 @@ func requireNetns(t *testing.T) {
 	}
 }
 
-// pinger is a stage that pings across the lab while the captures run.
+// pinger is a stage that pings across the lab while the captures run. It
+// carries out the timeline entry "pinging": its event is stamped when the
+// pings start, so windows after it hold them however late that is.
 type pinger struct {
-	lab  *topo.Lab
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []string
+	lab    *topo.Lab
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []string
+	events []runner.Event
 }
 
 func (p *pinger) Name() string               { return "pinger" }
-func (p *pinger) Claims(*spec.Spec) []string { return nil }
+func (p *pinger) Claims(*spec.Spec) []string { return []string{"timeline pinging"} }
 
-func (p *pinger) Start(ctx context.Context, lab *topo.Lab, _ time.Time) error {
+func (p *pinger) Events() []runner.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.events)
+}
+
+func (p *pinger) Start(ctx context.Context, lab *topo.Lab, t0 time.Time) error {
 	p.lab = lab
+	p.mu.Lock()
+	p.events = append(p.events, runner.Event{Name: "pinging", At: time.Since(t0), Kind: string(spec.FaultExec)})
+	p.mu.Unlock()
 	for _, job := range []struct {
 		node, count, dst string
 	}{{"a", "3", "10.81.0.2"}, {"c", "2", "10.82.0.2"}, {"c", "2", "10.83.0.4"}} {

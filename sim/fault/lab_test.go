@@ -228,7 +228,7 @@ func TestFaultsInLab(t *testing.T) {
 		assert.Zero(t, ln.Attrs().RawFlags&unix.IFF_LOWER_UP, "a:eth0 has no carrier")
 		assert.False(t, l.ping("a", "10.81.0.2"))
 		end := waitEvent(t, st, "cut.end", 3*time.Second)
-		assert.InDelta(t, 1500*time.Millisecond, end.At-ev.At, float64(200*time.Millisecond))
+		assertLate(t, 1500*time.Millisecond, end.At-ev.At, "for: 1500ms")
 		assert.Eventually(t, func() bool { return l.ping("a", "10.81.0.2") }, 3*time.Second, 100*time.Millisecond)
 	})
 
@@ -288,12 +288,18 @@ func TestFaultsInLab(t *testing.T) {
 		out := l.transfer(t, "c", "a", "10.81.0.1", size)
 		t.Logf("a->b %s, c->a %s", into, out)
 		for _, d := range []time.Duration{into, out} {
+			// A limit only slows a transfer down: the lower bound is the
+			// rate's, the upper one only says it finished (a loaded
+			// machine adds seconds of process start-up to it).
 			assert.Greater(t, d, 600*time.Millisecond)
-			assert.Less(t, d, 5*time.Second)
+			assert.Less(t, d, 20*time.Second)
 		}
 		stopStage(t, st)
+		// Unlimited again: judged on the qdiscs the fault put in, not on
+		// how fast this machine happens to be now.
+		assert.NotContains(t, l.inSegment("lan", "tc", "qdisc", "show"), "tbf")
 		free := l.transfer(t, "a", "b", "10.81.0.2", size)
-		assert.Less(t, free, 500*time.Millisecond, "unlimited again")
+		t.Logf("a->b without the limit %s", free)
 	})
 
 	t.Run("process.stop and process.cont", func(t *testing.T) {
@@ -376,7 +382,7 @@ func TestFaultsInLab(t *testing.T) {
 `)
 		end := waitEvent(t, st, "blip.end", 2*time.Second)
 		later := waitEvent(t, st, "later", 3*time.Second)
-		assert.InDelta(t, time.Second, later.At-end.At, float64(100*time.Millisecond))
+		assertLate(t, time.Second, later.At-end.At, "after: 1s")
 		assert.Contains(t, later.Detail, "from-c")
 	})
 
@@ -447,6 +453,15 @@ func TestFaultsInLab(t *testing.T) {
 	for k, v := range before {
 		assert.Equal(t, v, after[k], k)
 	}
+}
+
+// assertLate checks a scheduled delay by what a timer guarantees: never
+// early, and late only by what a loaded machine adds to a wake-up (up to a
+// second here; 360ms has been seen with both cores busy).
+func assertLate(t *testing.T, want, got time.Duration, what string) {
+	t.Helper()
+	assert.GreaterOrEqual(t, got, want, "%s: never early", what)
+	assert.Less(t, got, want+time.Second, "%s: late by at most a loaded machine's wake-up", what)
 }
 
 func names(evs []runner.Event) []string {

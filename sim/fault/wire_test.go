@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -83,6 +86,22 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// wireSettled is the wire snapshot once it equals want, or after 5s the
+// last one: the kernel finishes taking a veth pair and its peer's netns
+// reference apart after the call that deleted it has returned ("Peer netns
+// reference is invalid" in ip link meanwhile).
+func (l *testLab) wireSettled(t *testing.T, want map[string]string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := l.wireSnapshot(t)
+		if maps.Equal(got, want) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // wireSnapshot is what a delay wire changes and must put back, as text:
@@ -191,12 +210,12 @@ func TestDelayWireInLab(t *testing.T) {
 		took := l.sendFile(t, "a", "b", "10.81.0.2", 2_000_000)
 		t.Logf("2 MB a->b through the wire: %s", took)
 		end := waitEvent(t, st, "slow.end", 8*time.Second)
-		assert.InDelta(t, 5*time.Second, end.At-ev.At, float64(300*time.Millisecond))
+		assertLate(t, 5*time.Second, end.At-ev.At, "for: 5s")
 		after := l.rtts(t, "a", "10.81.0.2", 3, "0.1")
 		t.Logf("RTT a->b after: %v", after)
 		require.Len(t, after, 3)
 		assert.Less(t, median(after), 50*time.Millisecond)
-		assert.Equal(t, before, l.wireSnapshot(t), "the fault's end put everything back")
+		assert.Equal(t, before, l.wireSettled(t, before), "the fault's end put everything back")
 		assert.Contains(t, logs.String(), "delay wire removed")
 	})
 
@@ -211,7 +230,7 @@ func TestDelayWireInLab(t *testing.T) {
 		assert.Greater(t, median(rtt), 90*time.Millisecond)
 		assert.Less(t, median(rtt), 200*time.Millisecond)
 		stopStage(t, st)
-		assert.Equal(t, before, l.wireSnapshot(t))
+		assert.Equal(t, before, l.wireSettled(t, before))
 	})
 
 	t.Run("jitter spreads the delay", func(t *testing.T) {
@@ -225,29 +244,40 @@ func TestDelayWireInLab(t *testing.T) {
 		t.Logf("RTT a->b with 60ms ± 40ms out of b: %v", rtt)
 		require.GreaterOrEqual(t, len(rtt), 14)
 		assert.GreaterOrEqual(t, slices.Min(rtt), 15*time.Millisecond)
-		assert.Less(t, slices.Max(rtt), 150*time.Millisecond)
+		// The median, not the maximum: a loaded machine can hold one
+		// frame in the userspace wire for hundreds of milliseconds.
+		assert.Less(t, median(rtt), 150*time.Millisecond)
 		assert.Greater(t, slices.Max(rtt)-slices.Min(rtt), 25*time.Millisecond, "jitter spreads the round trips")
 	})
 
 	t.Run("blackhole and loss still apply through the wire", func(t *testing.T) {
 		st, _ := l.wireTimeline(t, `
-  - {name: hole, at: 0s, fault: blackhole, target: b:eth0, direction: egress, for: 2s}
+  - {name: hole, at: 0s, fault: blackhole, target: b:eth0, direction: egress, for: 6s}
   - {name: slow, when: {event: hole, after: 300ms}, fault: delay, target: b:eth0, delay: 50ms}
-  - {name: lossy, when: {event: hole.end, after: 1s}, fault: loss, target: b:eth0, loss: 100%, direction: egress}
+  - {name: lossy, when: {state: {addr: {node: b, has: 10.81.0.98}}}, fault: loss, target: b:eth0, loss: 100%, direction: egress}
 `)
+		// The hole lasts long enough for the pings made while it is there
+		// however slowly ping starts; the loss comes when the test says so
+		// (the address), after it has measured the round trips.
 		waitEvent(t, st, "slow", 2*time.Second)
 		assert.Contains(t, l.inSegment("lan", "nft", "list", "ruleset"), "lvslab_wire_", "the wire mirrors the blackhole")
 		assert.False(t, l.ping("a", "10.81.0.2"), "a delay wire put in after a blackhole keeps it")
-		waitEvent(t, st, "hole.end", 3*time.Second)
+		waitEvent(t, st, "hole.end", 10*time.Second)
 		assert.NotContains(t, l.inSegment("lan", "nft", "list", "ruleset"), "lvslab_wire_", "nothing left to mirror")
 		rtt := l.rtts(t, "a", "10.81.0.2", 3, "0.2")
 		t.Logf("RTT a->b between the filters: %v", rtt)
 		require.Len(t, rtt, 3)
 		assert.Greater(t, median(rtt), 90*time.Millisecond)
-		waitEvent(t, st, "lossy", 3*time.Second)
+		h := l.lab.Node("b").Netlink()
+		lo, err := h.LinkByName("lo")
+		require.NoError(t, err)
+		mark := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("10.81.0.98"), Mask: net.CIDRMask(32, 32)}}
+		require.NoError(t, h.AddrAdd(lo, mark))
+		waitEvent(t, st, "lossy", 5*time.Second)
 		assert.False(t, l.ping("a", "10.81.0.2"), "a loss put in over a delay wire applies")
+		require.NoError(t, h.AddrDel(lo, mark))
 		stopStage(t, st)
-		assert.Equal(t, before, l.wireSnapshot(t))
+		assert.Equal(t, before, l.wireSettled(t, before))
 		assert.True(t, l.ping("a", "10.81.0.2"))
 	})
 
@@ -266,7 +296,7 @@ func TestDelayWireInLab(t *testing.T) {
 		waitEvent(t, st, "cut", 4*time.Second)
 		assert.False(t, l.ping("c", "10.81.0.1"), "link.down still cuts the node off")
 		stopStage(t, st)
-		assert.Equal(t, before, l.wireSnapshot(t))
+		assert.Equal(t, before, l.wireSettled(t, before))
 		assert.True(t, l.ping("c", "10.81.0.1"))
 	})
 
@@ -280,7 +310,7 @@ func TestDelayWireInLab(t *testing.T) {
 `)
 		ev := waitEvent(t, st, "slow.failed", 2*time.Second)
 		assert.Contains(t, ev.Detail, "b-eth0.dbr")
-		assert.Equal(t, blocked, l.wireSnapshot(t))
+		assert.Equal(t, blocked, l.wireSettled(t, blocked))
 		assert.True(t, l.ping("a", "10.81.0.2"))
 	})
 
@@ -294,11 +324,11 @@ func TestDelayWireInLab(t *testing.T) {
 		a.wireFault = func(step string) error { return fmt.Errorf("injected failure at %s", step) }
 		_, _, err = a.delay(ctx, &spec.Event{Name: "slow", Fault: spec.FaultDelay, Target: "b:eth0", Delay: spec.Duration(10 * time.Millisecond)})
 		require.ErrorContains(t, err, "injected failure at up")
-		assert.Equal(t, withHole, l.wireSnapshot(t), "the mirror table, the pair and the swap are undone")
+		assert.Equal(t, withHole, l.wireSettled(t, withHole), "the mirror table, the pair and the swap are undone")
 		require.NoError(t, undoHole(ctx))
 		assert.Empty(t, a.ingress, "the filter's record went with it")
 		assert.Empty(t, a.wires)
 	})
 
-	assert.Equal(t, before, l.wireSnapshot(t), "nothing any subtest did remains")
+	assert.Equal(t, before, l.wireSettled(t, before), "nothing any subtest did remains")
 }

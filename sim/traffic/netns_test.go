@@ -267,7 +267,11 @@ func TestTrafficInALab(t *testing.T) {
 			assert.Equal(t, netip.MustParseAddr("10.9.0.11"), r.Local.Addr(), "source: binds")
 			ports[r.Local] = true
 		}
-		assert.Len(t, ports, 1, "new_connection: false reuses one connection")
+		// Go's transport gives a connection up instead of reusing it when
+		// its writer has not reported the request written within 50ms
+		// (maxWriteWaitBeforeConnReuse): a starved machine sees a second
+		// connection now and then. Without reuse every request has its own.
+		assert.Less(t, len(ports), max(2, len(reqs)/4), "new_connection: false reuses its connection: %d for %d requests", len(ports), len(reqs))
 	})
 
 	t.Run("stream chunks acknowledged and digests verified", func(t *testing.T) {

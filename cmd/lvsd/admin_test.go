@@ -127,8 +127,14 @@ func TestLvsdLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "lvsd exit", func() bool { return cmd.Exited() }, log.String)
-	time.Sleep(200 * time.Millisecond)
-	if after := snapshot(); after != before {
+	// What the kernel does after lvsd's last call returned (a link's
+	// offload state, a table's removal) may settle a moment later: wait
+	// for it, within a deadline, rather than for a fixed while.
+	after := snapshot()
+	for deadline := time.Now().Add(5 * time.Second); after != before && time.Now().Before(deadline); after = snapshot() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after != before {
 		t.Errorf("lvsd left changes behind.\nbefore:\n%s\nafter:\n%s\nlog:\n%s", before, after, log.String())
 	}
 }

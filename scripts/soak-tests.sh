@@ -36,8 +36,8 @@ done
 # The integration packages: those whose tests make network namespaces,
 # whichever gate they use.
 if [ -z "${PKGS:-}" ]; then
-	PKGS=$(grep -rlE --include='*_test.go' \
-		'nstest\.(Require|New)|testenv\.Netns|requireNetns|requireLab|os\.Geteuid\(\) != 0' . |
+	PKGS=$(grep -rlE --include='*_test.go' --exclude-dir=out --exclude-dir=.tools --exclude-dir=.git \
+		'nstest\.(Require|New)|[^.]\bRequire\(t\)|testenv\.(Netns|Root)|requireNetns|requireLab|os\.Geteuid\(\) != 0' . |
 		xargs -n1 dirname | sort -u | tr '\n' ' ')
 fi
 [ -n "$PKGS" ] || { echo "soak-tests: no packages" >&2; exit 2; }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -69,9 +70,18 @@ func TestMedian(t *testing.T) {
 }
 
 func TestCPUTimes(t *testing.T) {
-	// Burn a little CPU so the counters have something to show.
-	end := time.Now().Add(30 * time.Millisecond)
-	for time.Now().Before(end) {
+	// Burn a little CPU so the counters have something to show: 30ms of
+	// CPU, as the process's own rusage counts it, not 30ms of wall time,
+	// which on a loaded machine may hold less than the 10ms clock tick
+	// /proc counts in.
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	for start, deadline := cpu(), time.Now().Add(time.Minute); cpu()-start < 30*time.Millisecond && time.Now().Before(deadline); {
 	}
 	if d, err := processTime(os.Getpid()); err != nil || d <= 0 {
 		t.Errorf("processTime(self) = %v, %v", d, err)

@@ -69,15 +69,17 @@ func TestMemPair(t *testing.T) {
 func TestMemDeadlineAndClose(t *testing.T) {
 	a, b := NewMemPair(MemConfig{})
 	in := newFrames(4, 128)
-	if err := b.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+	// Judged against the deadline itself: the time between setting it and
+	// reading is the scheduler's (8ms of it were seen under load).
+	deadline := time.Now().Add(20 * time.Millisecond)
+	if err := b.SetReadDeadline(deadline); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if _, err := b.ReadBatch(in); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past deadline: %v", err)
 	}
-	if d := time.Since(start); d < 15*time.Millisecond {
-		t.Fatalf("returned after %v", d)
+	if early := time.Until(deadline); early > 0 {
+		t.Fatalf("returned %v before its deadline", early)
 	}
 	_ = b.SetReadDeadline(time.Time{})
 

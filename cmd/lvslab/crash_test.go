@@ -50,7 +50,9 @@ func TestKillRunThenClean(t *testing.T) {
 	<-done
 	require.NotEmpty(t, leftovers(t, opts, lab), "a killed run leaves its lab behind")
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A safety net for the clean and a whole second run, not a measure:
+	// on a loaded machine the run alone has taken more than a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args("clean", lab)...).CombinedOutput()
 	require.NoError(t, err, "%s", out)

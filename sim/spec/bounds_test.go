@@ -39,7 +39,7 @@ func TestKeepalivedRefused(t *testing.T) {
 	list := parseErrors(t, src, filepath.Join(dir, "s.yaml"))
 	require.Len(t, list, 1, "%v", list)
 	assert.Equal(t, filepath.Join(dir, "s.yaml")+":13:28: nodes.d.director.keepalived: keepalived: is not supported yet: "+
-		"this lvslab has no keepalived-compatible daemon to run keepalived.conf; write the virtual servers as rules: or rules_file: (ipvsadm lines)",
+		"the lab does not run lvskeepalived with keepalived.conf; write the virtual servers as rules: or rules_file: (ipvsadm lines)",
 		list[0].Error())
 }
 

@@ -587,11 +587,11 @@ func (c *checker) director(n *Node, p string) {
 		}
 	}
 	if d.Keepalived != "" {
-		// lvsd has no -f: until a keepalived-compatible daemon runs beside
-		// it, a lab with keepalived: would pass here and then fail to come
-		// up (exit 1, as if an expectation had failed) instead of being
-		// refused as the invalid spec it is for this lvslab (exit 2).
-		c.errorf(p+".keepalived", "keepalived: is not supported yet: this lvslab has no keepalived-compatible daemon to run %s; write the virtual servers as rules: or rules_file: (ipvsadm lines)", d.Keepalived)
+		// lvsd has no -f, and the lab does not start lvskeepalived beside
+		// it yet: a lab with keepalived: would pass here and then fail to
+		// come up (exit 1, as if an expectation had failed) instead of
+		// being refused as the invalid spec it is for this lvslab (exit 2).
+		c.errorf(p+".keepalived", "keepalived: is not supported yet: the lab does not run lvskeepalived with %s; write the virtual servers as rules: or rules_file: (ipvsadm lines)", d.Keepalived)
 	}
 	if d.Socket != "" && strings.ContainsAny(d.Socket, " \t\n") {
 		c.errorf(p+".socket", "invalid socket name %q", d.Socket)

@@ -219,6 +219,14 @@ func (s *session) record(lab string) *topo.Record {
 	return rec
 }
 
+// waitReaped waits until a killed child of the test is gone entirely: not
+// only dead (a zombie still answers kill 0, and lvslab takes a lab whose
+// owner answers as in use) but reaped by its Wait.
+func waitReaped(t *testing.T, pid int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, 30*time.Second, 10*time.Millisecond, "lvslab %d survived SIGKILL", pid)
+}
+
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil && !isZombie(pid) }
 
 func isZombie(pid int) bool {
@@ -283,7 +291,7 @@ func TestCrashClean(t *testing.T) {
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	// Its lock goes with it: wait for the exit, not for a while.
-	require.Eventually(t, func() bool { return !alive(cmd.Process.Pid) }, 10*time.Second, 10*time.Millisecond, "lvslab survived SIGKILL")
+	waitReaped(t, cmd.Process.Pid)
 
 	// The crash left everything behind ...
 	left := s.leftovers(lab)
@@ -318,7 +326,7 @@ func TestRunSweepsStale(t *testing.T) {
 	cmd, _ := s.startUntil("msg=running", "-v", "run", "--duration", "1m", "--name", lab, "--out", t.TempDir(), scen)
 	rec := s.record(lab)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	require.Eventually(t, func() bool { return !alive(cmd.Process.Pid) }, 10*time.Second, 10*time.Millisecond, "lvslab survived SIGKILL")
+	waitReaped(t, cmd.Process.Pid)
 	require.NotEmpty(t, s.leftovers(lab))
 
 	code, out := s.run("run", "--duration", "200ms", "--name", lab, "--out", t.TempDir(), scen)

@@ -44,7 +44,7 @@ func TestSYNFloodDefences(t *testing.T) {
 		settings[0].name = "flags " + v
 		settings[0].runtime = ""
 	}
-	seconds := 3
+	seconds := 5
 	if v := os.Getenv("LVSLAB_SYNFLOOD_FULL"); v != "" && v != "0" {
 		seconds = 10
 		settings = []setting{
@@ -58,8 +58,8 @@ func TestSYNFloodDefences(t *testing.T) {
 	for _, s := range settings {
 		t.Run(s.name, func(t *testing.T) {
 			r := synFlood(t, s.flags, seconds, s.runtime, s.want)
-			t.Logf("%s, %d s flood: during %d/%d requests completed (%.1f%%), after %d/%d, first success %v after the end; lvsd: %s",
-				s.name, seconds, r.duringOK, r.during, pct(r.duringOK, r.during), r.afterOK, r.after, r.firstAfter.Round(time.Millisecond), r.counters)
+			t.Logf("%s, %d s flood: during %d/%d requests completed (%.1f%%), in the first 2 s after %d/%d, later %d/%d, first success %v after the end; lvsd: %s",
+				s.name, seconds, r.duringOK, r.during, pct(r.duringOK, r.during), r.earlyOK, r.early, r.afterOK, r.after, r.firstAfter.Round(time.Millisecond), r.counters)
 			if !s.judge {
 				return
 			}
@@ -67,7 +67,7 @@ func TestSYNFloodDefences(t *testing.T) {
 				t.Errorf("during the flood %d of %d requests completed, want at least 90%% of at least 5", r.duringOK, r.during)
 			}
 			if r.afterOK != r.after {
-				t.Errorf("after the flood %d of %d requests completed, want all", r.afterOK, r.after)
+				t.Errorf("from 2 s after the flood %d of %d requests completed, want all (in the first 2 s: %d of %d)", r.afterOK, r.after, r.earlyOK, r.early)
 			}
 			if r.reclaimed == 0 {
 				t.Errorf("lvsd_defense_drop_entry_reclaimed_total is 0: drop_entry never made room (did the flood fill the table?)")
@@ -85,6 +85,7 @@ func pct(a, b int) float64 {
 
 type floodResult struct {
 	during, duringOK, after, afterOK int
+	early, earlyOK                   int // requests in the first 2 s after the flood (not judged)
 	firstAfter                       time.Duration
 	reclaimed                        int
 	counters                         string
@@ -161,13 +162,29 @@ func synFlood(t *testing.T, defence []string, seconds int, runtime, want string)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// After the flood: the acceptance is "100% within 2 s after it ends",
+	// so requests that start in the first 2 s are counted (and give the
+	// first-success figure) but only those that start later must all
+	// succeed. Ask at least 20 in all and at least 10 after the mark, so
+	// the judged set never depends on how fast a loaded machine runs.
 	end := time.Now()
-	for i := 0; i < 20; i++ {
-		r.after++
-		if try() {
-			if r.afterOK == 0 {
-				r.firstAfter = time.Since(end)
+	const settle = 2 * time.Second
+	for judged := 0; r.after < 20 || judged < 10; {
+		started := time.Since(end)
+		ok := try()
+		if ok && r.firstAfter == 0 {
+			r.firstAfter = time.Since(end)
+		}
+		if started < settle {
+			r.early++
+			if ok {
+				r.earlyOK++
 			}
+			continue
+		}
+		judged++
+		r.after++
+		if ok {
 			r.afterOK++
 		}
 	}

@@ -5,10 +5,12 @@
 //     identity and a newline; headers X-Lvslab-Backend and X-Lvslab-Peer
 //     say who answered and which client address it saw), so traffic
 //     generators learn which real server served each request;
-//   - tcp-sink reads a connection to its end, then answers
-//     "bytes=N sha256=HEX" and logs the same as a JSON line, so a sender can
-//     check the payload arrived intact (as the kernel's IPVS selftest does
-//     with cmp);
+//   - tcp-sink greets each connection with "lvslab tcp-sink NAME" and a
+//     newline as soon as it accepts it (so a long-lived stream learns which
+//     real server it reached long before its end), reads the connection to
+//     its end, then answers "bytes=N sha256=HEX" and logs the same as a JSON
+//     line, so a sender can check the payload arrived intact (as the
+//     kernel's IPVS selftest does with cmp);
 //   - udp-echo answers each datagram with its identity, a newline and the
 //     datagram.
 //
@@ -28,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -136,6 +139,23 @@ func SinkAnswer(bytes int64, sum []byte) string {
 	return fmt.Sprintf("bytes=%d sha256=%s\n", bytes, hex.EncodeToString(sum))
 }
 
+// sinkGreetingPrefix starts the line tcp-sink sends on accept.
+const sinkGreetingPrefix = "lvslab tcp-sink "
+
+// SinkGreeting is the line tcp-sink sends as soon as it accepts a
+// connection.
+func SinkGreeting(identity string) string { return sinkGreetingPrefix + identity + "\n" }
+
+// ParseSinkGreeting returns the identity in a greeting line (with or
+// without its newline); false when line is not one.
+func ParseSinkGreeting(line string) (string, bool) {
+	id, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), sinkGreetingPrefix)
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
 func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
 	ln, err := listenTCP(ctx, c.Listen)
 	if err != nil {
@@ -145,6 +165,7 @@ func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
 		<-ctx.Done()
 		ln.Close()
 	}()
+	greeting := SinkGreeting(c.Identity)
 	ready(out, c, ln.Addr())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -161,6 +182,8 @@ func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
 			defer wg.Done()
 			defer conn.Close()
 			start := time.Now()
+			// A failed greeting shows up as the read error below.
+			_, _ = io.WriteString(conn, greeting)
 			h := sha256.New()
 			n, rerr := io.Copy(h, bufio.NewReaderSize(conn, 64<<10))
 			sum := h.Sum(nil)

@@ -92,11 +92,30 @@ func TestTCPSink(t *testing.T) {
 	_, err = conn.Write(payload)
 	require.NoError(t, err)
 	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	br := bufio.NewReader(conn)
+	hello, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "lvslab tcp-sink rs7\n", hello, "the greeting says who was reached")
+	id, ok := ParseSinkGreeting(hello)
+	assert.True(t, ok)
+	assert.Equal(t, "rs7", id)
+	line, err := br.ReadString('\n')
 	require.NoError(t, err)
 	sum := sha256.Sum256(payload)
 	assert.Equal(t, SinkAnswer(int64(len(payload)), sum[:]), line)
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"bytes":300000`) }, 2*time.Second, 10*time.Millisecond)
+}
+
+func TestParseSinkGreeting(t *testing.T) {
+	for line, want := range map[string]string{"lvslab tcp-sink rs1\n": "rs1", "lvslab tcp-sink web-2\r\n": "web-2", "lvslab tcp-sink a b": "a b"} {
+		id, ok := ParseSinkGreeting(line)
+		assert.True(t, ok, line)
+		assert.Equal(t, want, id)
+	}
+	for _, line := range []string{"", "lvslab tcp-sink \n", "bytes=0 sha256=00\n", "lvslab http-echo rs1\n"} {
+		_, ok := ParseSinkGreeting(line)
+		assert.False(t, ok, "%q is no greeting", line)
+	}
 }
 
 func TestUDPEcho(t *testing.T) {

@@ -284,6 +284,7 @@ func TestTrafficInALab(t *testing.T) {
 		for _, r := range reqs {
 			assert.Empty(t, r.Err)
 			assert.False(t, r.Broken)
+			assert.Equal(t, "web1", r.Backend, "the tcp-sink's greeting names the real server")
 			conns[r.Local] = true
 			if r.Bytes == 0 {
 				verified++
@@ -343,6 +344,7 @@ func TestTrafficInALab(t *testing.T) {
 		last := reqs[len(reqs)-1]
 		assert.Zero(t, last.Bytes, "the last record is the digest check")
 		assert.Empty(t, last.Err, "the new connection's data arrived intact")
+		assert.Equal(t, "web2", last.Backend, "the reconnected stream learnt its backend again")
 	})
 
 	t.Run("a blackholed sink stalls the stream past its timeout", func(t *testing.T) {
@@ -414,7 +416,7 @@ func TestTrafficInALab(t *testing.T) {
 		// machine got to it after the stop offset.
 		last := reqs[len(reqs)-1]
 		require.Equal(t, max(int(runFor/bucket), int(last.At/bucket)+1), ser.Len())
-		assert.Equal(t, []string{""}, ser.Backends)
+		assert.Equal(t, []string{"web2"}, ser.Backends, "every record of the stream names the sink it reached")
 		// Judged against the test's own actions: buckets wholly before the
 		// kill, and wholly inside the outage it made.
 		killBegan, killEnded := script.span(t, "sink-killed")

@@ -20,7 +20,8 @@ type TimeSeries struct {
 	Bucket time.Duration
 	// Backends are the backends with successful requests, in name order.
 	// "" (first when present) stands for successes whose backend the
-	// generator cannot tell: tcp-connect, tcp-stream, icmp.
+	// generator cannot tell: tcp-connect, icmp, a tcp-stream not (yet)
+	// greeted by a tcp-sink.
 	Backends []string
 	// OK[i][k] is successful requests per second answered by Backends[i]
 	// in bucket k.

@@ -1,9 +1,11 @@
 package traffic
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lvslab/sim/runner"
+	"lvslab/sim/service"
 )
 
 // streamGen keeps streams: connections open, each writing a chunk per
@@ -71,7 +74,7 @@ func (g *streamGen) stream(ctx context.Context, stop <-chan struct{}, n int) {
 			// tick's record reports the break.
 			idx := g.rec.begin(g.since(start))
 			first := sc.markBroken()
-			g.rec.finish(idx, runner.Request{Err: sc.peerReason(), Broken: first, Local: sc.local, Remote: sc.remote})
+			g.rec.finish(idx, runner.Request{Err: sc.peerReason(), Broken: first, Local: sc.local, Remote: sc.remote, Backend: sc.backend()})
 			sc.abort()
 			sc = nil
 			continue
@@ -119,7 +122,7 @@ func (g *streamGen) connect(ctx context.Context) (*streamConn, error) {
 	sc := &streamConn{g: g, c: tc, raw: raw, hash: sha256.New(),
 		local: addrPort(c.LocalAddr()), remote: addrPort(c.RemoteAddr()),
 		slots: make(chan struct{}, g.concurrency), pending: make(chan chunk, g.concurrency),
-		dead: make(chan struct{}), readDone: make(chan struct{}), ackerDone: make(chan struct{})}
+		dead: make(chan struct{}), greeted: make(chan struct{}), readDone: make(chan struct{}), ackerDone: make(chan struct{})}
 	// bytes_acked counts from the handshake; what matters is what was
 	// acknowledged since.
 	if sc.ackBase, err = sc.bytesAcked(); err != nil {
@@ -142,7 +145,7 @@ func (g *streamGen) write(sc *streamConn, rng *rand.ChaCha8, idx int, start time
 	if err != nil {
 		reason := describe("write", err, g.timeout)
 		first := sc.markBroken()
-		g.rec.finish(idx, runner.Request{Latency: time.Since(start), Err: reason, Broken: first, Local: sc.local, Remote: sc.remote})
+		g.rec.finish(idx, runner.Request{Latency: time.Since(start), Err: reason, Broken: first, Local: sc.local, Remote: sc.remote, Backend: sc.backend()})
 		<-sc.slots
 		return
 	}
@@ -161,7 +164,7 @@ func (g *streamGen) end(ctx context.Context, sc *streamConn) {
 	}
 	start := time.Now()
 	idx := g.rec.begin(g.since(start))
-	r := runner.Request{Local: sc.local, Remote: sc.remote}
+	r := runner.Request{Local: sc.local, Remote: sc.remote, Backend: sc.backend()}
 	fail := func(reason string) {
 		r.Err = reason
 		r.Broken = sc.markBroken()
@@ -215,8 +218,11 @@ type streamConn struct {
 	pending   chan chunk    // written, waiting for the acknowledgement
 	ackerDone chan struct{}
 
-	// The reader: the sink says nothing until it has our EOF, so anything
-	// it reads before that means the peer went away.
+	// The reader: the sink greets (its identity), then says nothing until
+	// it has our EOF, so anything else it reads before that means the peer
+	// went away.
+	greeted      chan struct{} // closed once the greeting is in (or cannot come)
+	identity     string        // the greeting's, written before greeted closes
 	readDone     chan struct{}
 	answer       []byte
 	readErr      error
@@ -229,7 +235,32 @@ type streamConn struct {
 
 func (sc *streamConn) read() {
 	defer close(sc.readDone)
-	sc.answer, sc.readErr = io.ReadAll(io.LimitReader(sc.c, 4096))
+	br := bufio.NewReader(io.LimitReader(sc.c, 4096))
+	line, err := br.ReadString('\n')
+	if id, ok := service.ParseSinkGreeting(line); ok && err == nil {
+		sc.identity, line = id, ""
+	}
+	close(sc.greeted)
+	if err != nil {
+		// EOF before a whole line: line is all the peer said.
+		sc.answer = []byte(line)
+		if !errors.Is(err, io.EOF) {
+			sc.readErr = err
+		}
+		return
+	}
+	rest, err := io.ReadAll(br)
+	sc.answer, sc.readErr = append([]byte(line), rest...), err
+}
+
+// backend is the identity the sink greeted with; "" until it has.
+func (sc *streamConn) backend() string {
+	select {
+	case <-sc.greeted:
+		return sc.identity
+	default:
+		return ""
+	}
 }
 
 // peerGone reports that the reader ended before we half-closed.
@@ -315,6 +346,7 @@ func (sc *streamConn) bytesAcked() (uint64, error) {
 func (sc *streamConn) track(ctx context.Context) {
 	defer close(sc.ackerDone)
 	g := sc.g
+	ungreeted := false
 	for ch := range sc.pending {
 		r := runner.Request{Local: sc.local, Remote: sc.remote}
 		deadline := ch.start.Add(g.timeout)
@@ -356,9 +388,36 @@ func (sc *streamConn) track(ctx context.Context) {
 			interval = min(2*interval, 10*time.Millisecond)
 		}
 		r.Latency = time.Since(ch.start)
+		if r.Err == "" && !ungreeted && !sc.waitGreeting(ctx, deadline) {
+			// Not a tcp-sink, or a silent one: later chunks do not wait.
+			ungreeted = true
+		}
+		r.Backend = sc.backend()
 		g.rec.finish(ch.idx, r)
 		<-sc.slots
 	}
+}
+
+// waitGreeting waits until the sink's greeting is in: the peer's kernel
+// may acknowledge the first chunk before the sink has accepted and
+// greeted, and that chunk's bytes belong to a backend too. False when it
+// did not come by deadline.
+func (sc *streamConn) waitGreeting(ctx context.Context, deadline time.Time) bool {
+	select {
+	case <-sc.greeted:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-sc.greeted:
+		return true
+	case <-sc.dead:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // checkAnswer compares tcp-sink's "bytes=N sha256=HEX" with what was sent;

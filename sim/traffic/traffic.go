@@ -44,8 +44,11 @@
 //     tcp-sink's "bytes=N sha256=HEX" answer with what it sent: one more
 //     record with Bytes 0, Broken if the digest differs or never comes.
 //     So a stream's requests are its chunks, failed connects and digest
-//     checks; bytes is what the peer acknowledged. Backend is unknown ("")
-//     for streams.
+//     checks; bytes is what the peer acknowledged. A tcp-sink greets each
+//     connection with its identity: every record of that connection (its
+//     chunks, its break, its digest check) carries it as Backend, so bytes
+//     per tick per backend are in the records ("" until the greeting has
+//     come, or when the peer is not a tcp-sink).
 //
 // Errors are short and stable so the judge can count them by kind:
 // "connect: connection refused", "connect: timeout after 1s", "read:

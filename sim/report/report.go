@@ -127,9 +127,16 @@ func (r *Reporter) Write(ctx context.Context, d *Data) error {
 		}
 		// Observations (neighbour and address changes) can be hundreds: the
 		// picture marks only the scenario's own events.
-		var topts TimelineOptions
+		topts := TimelineOptions{Streams: map[string]bool{}}
 		if d.Spec != nil && d.Spec.Report != nil && d.Spec.Report.Timeline != nil {
 			topts.ByClient = d.Spec.Report.Timeline.Split == spec.SplitClient
+		}
+		if d.Spec != nil {
+			for _, t := range d.Spec.Traffic {
+				if t.Kind == spec.TrafficTCPStream {
+					topts.Streams[t.Name] = true
+				}
+			}
 		}
 		svg := TimelineSVGWith(title, d.Ran, d.Traffic, timelineEvents(d.Events), topts)
 		path := filepath.Join(d.Dir, TimelineFile)

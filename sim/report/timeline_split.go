@@ -16,6 +16,16 @@ type TimelineOptions struct {
 	// client being the traffic entry: a persistence scenario shows each
 	// client staying on its backend instead of one mixed stack.
 	ByClient bool
+	// Streams names the traffic whose records are chunks of long-lived
+	// connections (tcp-stream): a chunk is bytes, not a request, so their
+	// successful records are drawn as bytes per second per backend in a
+	// panel of their own; their failures stay with the failed requests.
+	Streams map[string]bool
+}
+
+// inBytes tells that a record belongs in the bytes panel.
+func (o TimelineOptions) inBytes(traffic string, r runner.Request) bool {
+	return o.Streams[traffic] && r.Err == ""
 }
 
 // seriesKey names the band a request belongs to.
@@ -61,7 +71,34 @@ func gridEdges(span, b time.Duration, events []runner.Event) []time.Duration {
 
 // bucketize counts requests per band between consecutive edges; a request
 // at or after the last edge opens one more bucket of the last one's width.
+// Stream chunks (opts.Streams) are left to streamBuckets.
 func bucketize(traffic map[string][]runner.Request, edges []time.Duration, opts TimelineOptions) ([]Series, []time.Duration) {
+	return bucketizeBy(traffic, edges, func(name string, r runner.Request) (string, bool, int) {
+		if opts.inBytes(name, r) {
+			return "", false, 0
+		}
+		key, errs := opts.seriesKey(name, r)
+		return key, errs, 1
+	})
+}
+
+// streamBuckets sums the bytes of stream chunks per band (backend, or
+// client and backend) between the edges bucketize returned. A record
+// with no bytes (a stream's digest check) adds nothing.
+func streamBuckets(traffic map[string][]runner.Request, edges []time.Duration, opts TimelineOptions) []Series {
+	s, _ := bucketizeBy(traffic, edges, func(name string, r runner.Request) (string, bool, int) {
+		if !opts.inBytes(name, r) || r.Bytes <= 0 {
+			return "", false, 0
+		}
+		key, _ := opts.seriesKey(name, r)
+		return key, false, int(r.Bytes)
+	})
+	return s
+}
+
+// bucketizeBy adds each record's weight to the band pick names (weight 0:
+// not drawn).
+func bucketizeBy(traffic map[string][]runner.Request, edges []time.Duration, pick func(traffic string, r runner.Request) (key string, errs bool, weight int)) ([]Series, []time.Duration) {
 	n := len(edges) - 1
 	last := edges[n]
 	for _, reqs := range traffic {
@@ -89,14 +126,17 @@ func bucketize(traffic map[string][]runner.Request, edges []time.Duration, opts 
 			if k >= n {
 				k = n - 1
 			}
-			key, errs := opts.seriesKey(name, r)
+			key, errs, weight := pick(name, r)
+			if weight == 0 {
+				continue
+			}
 			s, ok := byName[key]
 			if !ok {
 				s = &Series{Name: key, Counts: make([]int, n), Errors: errs}
 				byName[key] = s
 			}
-			s.Counts[k]++
-			s.Total++
+			s.Counts[k] += weight
+			s.Total += weight
 		}
 	}
 	out := make([]Series, 0, len(byName))

@@ -328,15 +328,14 @@ func (p *panel) legendTotal(s Series) string {
 	return fmt.Sprint(s.Total)
 }
 
-// sizeText writes a byte count in the largest binary unit it reaches.
+// sizeText writes a byte count as the judge's details do (traffic's
+// fmtBytes), so a legend and summary.md agree: "1.0 MiB".
 func sizeText(n int64) string {
-	for _, u := range []struct {
-		div  int64
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
-		if n >= u.div {
-			return num(math.Round(float64(n)/float64(u.div)*10)/10) + " " + u.name
-		}
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
 }

@@ -74,15 +74,15 @@ func TestTimelineStreamPanel(t *testing.T) {
 	assert.Contains(t, svg, "backend (bytes)", "a second legend for the bytes panel")
 	assert.Contains(t, svg, ">KiB/s</text>", "the bytes panel's y axis")
 	assert.Contains(t, svg, ">requests/s</text>")
-	assert.Contains(t, svg, "rs1 (192 KiB)")
-	assert.Contains(t, svg, "rs2 (128 KiB)")
+	assert.Contains(t, svg, "rs1 (192.0 KiB)")
+	assert.Contains(t, svg, "rs2 (128.0 KiB)")
 	assert.Contains(t, svg, "tcp-stream bytes acknowledged per second per backend (ftp)")
 	assert.NotContains(t, svg, "(backend unknown)")
 	assert.Equal(t, 1, strings.Count(svg, ">rs1-killed</text>"), "the event is named once")
 	assert.Equal(t, 2, strings.Count(svg, "<title>rs1-killed at"), "and drawn across both panels")
 	// The bytes bands take the backend's own colour, as the requests do.
 	assert.Contains(t, svg, `<polygon fill="`+palette[1]+`" fill-opacity="0.7" stroke="`+palette[1]+`" stroke-width="1" stroke-linejoin="round" points="`)
-	assert.Contains(t, svg, `rs2: 128 KiB in 131072 bytes</title>`)
+	assert.Contains(t, svg, `rs2: 128.0 KiB in 131072 bytes</title>`)
 	assert.Contains(t, svg, `height="584"`, "two panels make a taller picture")
 }
 
@@ -94,7 +94,7 @@ func TestTimelineStreamsOnly(t *testing.T) {
 	parseXML(t, []byte(svg))
 	assert.Contains(t, svg, "stream bytes per second per backend")
 	assert.Contains(t, svg, ">MiB/s</text>")
-	assert.Contains(t, svg, "ns2 (1 MiB)")
+	assert.Contains(t, svg, "ns2 (1.0 MiB)")
 	assert.NotContains(t, svg, "(requests)")
 	assert.NotContains(t, svg, "no requests recorded")
 	assert.Contains(t, svg, `height="440"`)
@@ -102,8 +102,9 @@ func TestTimelineStreamsOnly(t *testing.T) {
 
 func TestSizeTextAndByteScale(t *testing.T) {
 	assert.Equal(t, "512 B", sizeText(512))
-	assert.Equal(t, "64 KiB", sizeText(64<<10))
+	assert.Equal(t, "64.0 KiB", sizeText(64<<10))
 	assert.Equal(t, "1.5 MiB", sizeText(3<<19))
+	assert.Equal(t, "6.2 MiB", sizeText(6553600), "as summary.md writes ftp.bytes")
 	p := &panel{unit: "bytes", series: []Series{{Counts: []int{300 << 10}}}}
 	p.scale([]time.Duration{0, time.Second})
 	assert.Equal(t, "KiB/s", p.axis)

@@ -98,7 +98,7 @@ func (c *curlStage) Start(ctx context.Context, lab *topo.Lab, t0 time.Time) erro
 		for i := 1; i <= c.count; i++ {
 			start := time.Now()
 			r := runner.Request{Seq: i, At: start.Sub(t0)}
-			cmd, err := lab.Command(ctx, "client", "curl", "-sS", "-m", "3", "-w", "\n%{local_ip} %{local_port} %{remote_ip} %{remote_port}\n", c.url)
+			cmd, err := lab.Command(ctx, "client", "curl", "-sS", "-m", "10", "-w", "\n%{local_ip} %{local_port} %{remote_ip} %{remote_port}\n", c.url)
 			if err == nil {
 				var out []byte
 				out, err = cmd.Output()

@@ -36,6 +36,8 @@ type Job struct {
 	Skip func() bool
 	// Start, if not zero, is the first run's delay instead of FirstDelay.
 	Start time.Duration
+	// Ref is the caller's, carried into Events.
+	Ref any
 }
 
 // Event is a result the engine reports: a transition, or a probe that set

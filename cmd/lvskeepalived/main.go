@@ -1,13 +1,29 @@
 // Command lvskeepalived is to lvsd what keepalived is to the kernel's IPVS:
-// it reads keepalived.conf (config/keepalived) and, in the daemon that
-// follows, programs lvsd through its control socket and runs the health
-// checkers and VRRP.
+// it reads keepalived.conf (config/keepalived), programs lvsd through its
+// control socket (@lvsd, the protocol lvsadm uses; --lvsd-socket or
+// LVSD_SOCKET choose another) and runs the health checkers (package check).
 //
-// Its command line is keepalived 2.2.7's (keepalived(8)); this version
-// implements the configuration test and genhash:
+// Its command line is keepalived 2.2.7's (keepalived(8)):
 //
+//	lvskeepalived [-f FILE] [-n] [-l] [-D] [-G] [-g FILE] [-C|-P] [-p PID] [-c PID] [-r PID] [-I]
 //	lvskeepalived -t [-f FILE] [-d]      check the configuration, print every problem with file:line (-d: the parsed configuration as JSON)
 //	lvskeepalived -T -s IP -p PORT -u URL [-S] [-I] [-V VHOST] [-P 1.0|1.0c|1.1] [-t SECS] [-m MARK] [-v]
+//
+// The daemon. Without -n it detaches (the same command line with -n, in a
+// new session). It writes the pid files (-p, default /run/keepalived.pid;
+// -c /run/keepalived_checkers.pid; -r /run/keepalived_vrrp.pid; one
+// process, so one pid) and refuses to start while the main one names a
+// live process. It logs keepalived's texts ("TCP connection to
+// [172.16.0.2]:tcp:80 success.", "Removing service [172.16.0.2]:tcp:80
+// from VS [10.0.0.100]:tcp:80", "Lost quorum 1-0=1 > 0 for VS ...") to
+// syslog unless -G, to stderr with -l, to a file with -g. At start it
+// reads lvsd's tables (lvsadm -S) and sends only the commands that make
+// them what the configuration and the checkers want; SIGHUP reloads the
+// same way (an unchanged service or real server gets no command and keeps
+// its connections; a configuration with a fatal error keeps the running
+// one and says why); SIGTERM removes its services unless -I, as keepalived
+// does. SIGKILL leaves lvsd forwarding with the tables it has, and a new
+// lvskeepalived continues from them. -P (VRRP only) runs no side yet.
 //
 // Exit codes of -t are keepalived's: 0 clean, 5 any problem reported
 // (a lone warning included), 6 scripts that would run as root without
@@ -26,6 +42,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"lvslab/check"
@@ -67,6 +84,9 @@ type options struct {
 	configTestLog                      string
 	genhash                            bool
 	help, version                      bool
+	// lvsdSocket is lvsd's control socket (lvskeepalived's own
+	// --lvsd-socket; else LVSD_SOCKET as lvsadm reads it; else @lvsd).
+	lvsdSocket string
 }
 
 // opt describes one option: short letter, long name, argument kind.
@@ -124,6 +144,7 @@ var table = []opt{
 	{'T', "genhash", noArg, func(o *options, _ string) { o.genhash = true }},
 	{'v', "version", noArg, func(o *options, _ string) { o.version = true }},
 	{'h', "help", noArg, func(o *options, _ string) { o.help = true }},
+	{0, "lvsd-socket", reqArg, func(o *options, v string) { o.lvsdSocket = v }},
 }
 
 // parseArgs is getopt_long over table. -T stops parsing: the rest belongs
@@ -235,6 +256,7 @@ const usage = `Usage: lvskeepalived [OPTION...]
   -T, --genhash                Enter into genhash utility mode (this should be the first option used).
   -v, --version                Display the version number
   -h, --help                   Display this help message
+      --lvsd-socket=NAME       lvsd's control socket (default $LVSD_SOCKET, else @lvsd)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -284,8 +306,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitConfig
 	}
-	fmt.Fprintln(stderr, "lvskeepalived: not yet: checkers and daemon arrive with the next change (-t checks the configuration)")
-	return exitConfig
+	if !o.dontFork {
+		return daemonize(args, stderr)
+	}
+	return serve(o)
+}
+
+// daemonize is keepalived's fork without -n: the same command line with
+// -n, in a new session, detached; the parent exits 0.
+func daemonize(args []string, stderr io.Writer) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	defer devnull.Close()
+	p, err := os.StartProcess(self, append([]string{self, "-n"}, args...), &os.ProcAttr{
+		Files: []*os.File{devnull, devnull, devnull},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	_ = p.Release()
+	return exitOK
 }
 
 // configTest is -t: every problem with file:line and a hint, and

@@ -88,9 +88,10 @@ func TestCommandLine(t *testing.T) {
 	code, _, stderr := runCmd("-Q")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "unknown option -Q")
-	code, _, stderr = runCmd("-f", write(t, "global_defs {\n}\n"))
+	// The daemon does not start on a fatal configuration (keepalived's exit 2).
+	code, _, stderr = runCmd("-n", "-f", write(t, "global_defs {\n router_id\n}\n"))
 	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr, "not yet")
+	assert.Contains(t, stderr, "missing a parameter")
 }
 
 // genhash: the MD5 of the body only, keepalived's request on the wire.

@@ -24,7 +24,7 @@ var (
 )
 
 // Bin returns the path of a freshly built lvslab binary (lvsd, lvsadm,
-// lvsrs), building all of them once per test process.
+// lvsrs, lvskeepalived), building all of them once per test process.
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -34,7 +34,7 @@ func Bin(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvsd", "./cmd/lvsadm", "./cmd/lvsrs", "./cmd/lvslab")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvsd", "./cmd/lvsadm", "./cmd/lvsrs", "./cmd/lvslab", "./cmd/lvskeepalived")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"crypto/ecdsa"
-	"crypto/md5"
 	"crypto/elliptic"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"

@@ -35,3 +35,7 @@ if [ -x scripts/bench-arp.sh ]; then
 	echo "== lvsd under a hostile neighbour: 30 s ARP attacks, full-rate ARP-reply flood (RSS, latency)"
 	scripts/bench-arp.sh
 fi
+if [ -x scripts/bench-keepalived.sh ]; then
+	echo "== lvskeepalived: 1,000 and 10,000 TCP_CHECKed real servers (CPU, RSS); forwarding gap while 100 real servers flap"
+	scripts/bench-keepalived.sh
+fi

@@ -16,7 +16,7 @@ import (
 // lab is a director namespace running lvsd and lvskeepalived, and a real
 // server namespace on the same link with one address per real server.
 type lab struct {
-	t        *testing.T
+	t        testing.TB
 	dir, rs  *nstest.NS
 	conf     string
 	tmp      string
@@ -27,7 +27,13 @@ type lab struct {
 	pidFiles []string
 }
 
-func newLab(t *testing.T, name string, rsAddrs ...string) *lab {
+func newLab(t testing.TB, name string, rsAddrs ...string) *lab {
+	l := newLabNoLVSD(t, name, rsAddrs...)
+	l.lvsdLog = e2e.StartLVSD(t, l.dir, "eth0")
+	return l
+}
+
+func newLabNoLVSD(t testing.TB, name string, rsAddrs ...string) *lab {
 	nstest.Require(t)
 	l := &lab{t: t, dir: nstest.New(t, name+"d"), rs: nstest.New(t, name+"r"), tmp: t.TempDir(), servers: map[string]*nstest.Proc{}}
 	nstest.Veth(t, l.dir, "eth0", l.rs, "eth0", 1500)
@@ -35,7 +41,6 @@ func newLab(t *testing.T, name string, rsAddrs ...string) *lab {
 	for _, a := range rsAddrs {
 		l.rs.Addr("eth0", a+"/24")
 	}
-	l.lvsdLog = e2e.StartLVSD(t, l.dir, "eth0")
 	l.conf = filepath.Join(l.tmp, "keepalived.conf")
 	return l
 }

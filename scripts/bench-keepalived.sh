@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# lvskeepalived at scale (issue 9, acceptance 5): CPU and RSS of
+# lvskeepalived with 1,000 and 10,000 TCP_CHECKed real servers at
+# delay_loop 1 (LVSLAB_KA_WINDOW seconds, default 10), and the longest gap
+# of a 1 packet/ms UDP stream through lvsd while 100 real servers flap every
+# second (LVSLAB_KA_FLAP seconds, default 20). Needs root and netns;
+# otherwise it says why. About a minute and a half.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+go test -count=1 -run '^$' -bench '^Benchmark(CheckScale|FlapGap)$' -benchtime 1x -timeout 15m -v ./cmd/lvskeepalived 2>&1 |
+	grep -v 'level=' | awk '!/^(goos|goarch|cpu|pkg):/ && !/^=== RUN/ && !/^        [A-Z][a-z][a-z] [A-Z][a-z][a-z] / && $0 != "PASS"'

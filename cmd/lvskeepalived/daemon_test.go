@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,5 +239,106 @@ func TestTCPCheckDaemon(t *testing.T) {
 	}
 	if _, err := os.Stat(l.pidFiles[0]); err == nil {
 		t.Errorf("pid file %s left behind", l.pidFiles[0])
+	}
+}
+
+const streamConf = `virtual_server 10.0.0.200 7000 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 172.16.0.2 7000 {
+        TCP_CHECK {
+            connect_timeout 1
+            warmup 0
+        }
+    }
+}
+`
+
+// TestReloadKeepsStream is acceptance 3 with a live stream: a TCP
+// connection through the VIP stays intact across a SIGHUP that adds a
+// virtual server and changes nothing in its own, across a SIGHUP with a
+// fatal error, and across a SIGKILL of lvskeepalived and a new start (lvsd
+// keeps forwarding with the tables it has; the new instance continues).
+func TestReloadKeepsStream(t *testing.T) {
+	l := newLabNoLVSD(t, "kar", "172.16.0.2")
+	cli := nstest.New(t, "karc")
+	nstest.Veth(t, cli, "eth0", l.dir, "ext", 1500)
+	cli.Addr("eth0", "198.51.100.2/24")
+	cli.Route("10.0.0.200/32", "198.51.100.1", "eth0")
+	l.dir.Addr("ext", "198.51.100.1/24")
+	l.rs.Route("198.51.100.0/24", "172.16.0.1", "eth0")
+	e2e.StartLVSD(t, l.dir, "ext,eth0")
+	_, echoLog := l.rs.Start("socat", "TCP-LISTEN:7000,bind=172.16.0.2,fork,reuseaddr", "EXEC:cat")
+	l.waitFor("echo listening", func() bool {
+		o, _ := l.rs.Try("ss", "-ltnH", "src", "172.16.0.2:7000")
+		return strings.Contains(o, "LISTEN")
+	}, echoLog.String)
+	l.writeConf(streamConf)
+	l.start()
+	l.waitTable("service", func(s string) bool { return strings.Contains(s, "-r 172.16.0.2:7000 -m -w 1") })
+
+	var conn net.Conn
+	if err := cli.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", "10.0.0.200:7000", 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	echo := func(what string) {
+		t.Helper()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(conn, "%s\n", what); err != nil {
+			t.Fatalf("%s: write: %v", what, err)
+		}
+		got, err := r.ReadString('\n')
+		if err != nil || got != what+"\n" {
+			t.Fatalf("%s: echo %q, %v", what, got, err)
+		}
+	}
+	echo("before")
+	conns := func() string { return e2e.LVSADM(t, l.dir, "-L -n -c") }
+	if !strings.Contains(conns(), "198.51.100.2") {
+		t.Fatalf("no connection entry:\n%s", conns())
+	}
+
+	l.writeConf(streamConf + strings.ReplaceAll(strings.ReplaceAll(streamConf, "7000", "7001"), "10.0.0.200", "10.0.0.201"))
+	if err := l.ka.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l.waitTable("second service", func(s string) bool { return strings.Contains(s, "10.0.0.201:7001") })
+	echo("after reload")
+
+	l.writeConf("global_defs {\n router_id\n}\n")
+	if err := l.ka.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l.waitLog("Reload failed")
+	echo("after fatal reload")
+
+	before := l.save()
+	if err := l.ka.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor("killed", l.ka.Exited, l.kaLog.String)
+	echo("after SIGKILL")
+	if got := l.save(); got != before {
+		t.Errorf("SIGKILL changed lvsd's tables:\n%s\nwant\n%s", got, before)
+	}
+	l.writeConf(streamConf)
+	l.start()
+	// A service the new configuration does not name stays, as keepalived
+	// leaves IPVS services it did not create at start (lvs_flush clears).
+	l.waitTable("the service after restart", func(s string) bool {
+		return strings.Contains(s, "10.0.0.200:7000") && strings.Contains(s, "-r 172.16.0.2:7000 -m -w 1")
+	})
+	l.waitLog("TCP connection to [172.16.0.2]:tcp:7000 success.")
+	echo("after restart")
+	if !strings.Contains(conns(), "198.51.100.2") {
+		t.Errorf("the connection entry is gone:\n%s", conns())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -93,6 +94,9 @@ func (e *Engine) guardRefs(local map[[4]byte]bool) map[GuardElem]int {
 
 func tableRefs(t config.Table, local map[[4]byte]bool) map[GuardElem]int {
 	refs := map[GuardElem]int{}
+	for a := range local {
+		refs[addrElem(SetLocal, netip.AddrFrom4(a))]++
+	}
 	for _, vs := range t.Services {
 		for _, el := range svcElems(vs.Service, local) {
 			refs[el]++
@@ -118,6 +122,8 @@ func (e *Engine) installGuard(refs map[GuardElem]int, marks []MarkRule) error {
 				r.OwnedPorts = append(r.OwnedPorts, el.Key)
 			case SetNATReal:
 				r.NATReal = append(r.NATReal, el.Key)
+			case SetLocal:
+				r.Local = append(r.Local, el.Key.Addr())
 			}
 		}
 		r.Marks = marks

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"sync"
@@ -216,7 +217,8 @@ func (e *Engine) SetLocalAddrs(addrs []netip.Addr) error {
 
 // SetNetState replaces routes and own addresses together, re-resolving the
 // real servers once: what lvsd does every second. The route lookups happen
-// outside the data-path lock. When an address lvsd serves becomes (or stops
+// outside the data-path lock. When the own addresses change (the guard
+// exempts them from its NAT-reply drops), or an address lvsd serves becomes (or stops
 // being) one of the kernel's, the guard is reinstalled to match; the error
 // says that failed (the engine then keeps the old addresses).
 func (e *Engine) SetNetState(t *RouteTable, addrs []netip.Addr) error {
@@ -227,7 +229,7 @@ func (e *Engine) SetNetState(t *RouteTable, addrs []netip.Addr) error {
 
 func (e *Engine) setNetState(t *RouteTable, local map[[4]byte]bool) error {
 	var err error
-	if e.kernelHeldChanged(local) {
+	if e.kernelHeldChanged(local) || !maps.Equal(e.localAddrs, local) {
 		if err = e.installGuard(e.guardRefs(local), e.marksLocked()); err != nil {
 			local = e.localAddrs
 		}

@@ -80,6 +80,8 @@ type GuardRule struct {
 	// Marks are lvsd's classifier rules: what they match is balanced by a
 	// fwmark service, so the kernel must not see it either.
 	Marks []MarkRule
+	// Local are the namespace's own addresses (SetLocal).
+	Local []netip.Addr
 }
 
 // ProtoAddrPort names one L4 endpoint.
@@ -97,10 +99,16 @@ const (
 	SetOwnedSvc                 // ipv4_addr . inet_proto . inet_service: daddr . l4proto . dport dropped
 	SetNATReal                  // ipv4_addr . inet_proto . inet_service: saddr . l4proto . sport dropped
 	SetNATRS                    // ipv4_addr: ICMP errors from saddr dropped
+	// SetLocal are the namespace's own addresses: a packet from a NAT real
+	// server to one of them is not a reply lvsd translates (those go to
+	// clients) but the director's own connection, such as a health check
+	// of lvskeepalived, so the nat_real and nat_rs rules let it through,
+	// as ip_vs_out lets a packet without a connection pass.
+	SetLocal // ipv4_addr: daddr exempt from the nat_real and nat_rs drops
 	numGuardSets
 )
 
-var guardSetNames = [numGuardSets]string{"owned", "owned_svc", "nat_real", "nat_rs"}
+var guardSetNames = [numGuardSets]string{"owned", "owned_svc", "nat_real", "nat_rs", "local"}
 
 func (s GuardSet) String() string {
 	if s < numGuardSets {
@@ -118,7 +126,7 @@ type GuardElem struct {
 
 func (el GuardElem) String() string {
 	switch el.Set {
-	case SetOwned, SetNATRS:
+	case SetOwned, SetNATRS, SetLocal:
 		return fmt.Sprintf("%s %s", el.Set, el.Key.Addr())
 	}
 	return fmt.Sprintf("%s %s . %s . %d", el.Set, el.Key.Addr(), protoName(el.Key.Proto), el.Key.Port())
@@ -148,6 +156,9 @@ func (r GuardRule) Elems() []GuardElem {
 		add(GuardElem{Set: SetNATReal, Key: k})
 		add(addrElem(SetNATRS, k.Addr()))
 	}
+	for _, a := range r.Local {
+		add(addrElem(SetLocal, a))
+	}
 	return out
 }
 
@@ -165,7 +176,7 @@ const (
 func elemKey(el GuardElem) []byte {
 	a := el.Key.Addr().As4()
 	switch el.Set {
-	case SetOwned, SetNATRS:
+	case SetOwned, SetNATRS, SetLocal:
 		return a[:]
 	}
 	k := make([]byte, 12)
@@ -182,7 +193,7 @@ func (g *KernelGuard) tableRef() *nftables.Table {
 func (g *KernelGuard) setRef(s GuardSet) *nftables.Set {
 	set := &nftables.Set{Table: g.tableRef(), Name: s.String()}
 	switch s {
-	case SetOwned, SetNATRS:
+	case SetOwned, SetNATRS, SetLocal:
 		set.KeyType = nftables.TypeIPAddr
 	default:
 		set.KeyType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
@@ -425,6 +436,8 @@ func guardChainRules(sets [numGuardSets]*nftables.Set, icmp *nftables.Set, marks
 		return &expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID}
 	}
 	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	// ip daddr != @local
+	notLocal := []expr.Any{ipField(16), &expr.Lookup{SourceRegister: reg1, SetName: sets[SetLocal].Name, SetID: sets[SetLocal].ID, Invert: true}}
 	rule := func(parts ...expr.Any) []expr.Any {
 		return slices.Concat(isIPv4(), parts, drop)
 	}
@@ -433,12 +446,12 @@ func guardChainRules(sets [numGuardSets]*nftables.Set, icmp *nftables.Set, marks
 		rule(ipField(16), lookup(sets[SetOwned])),
 		// ip daddr . meta l4proto . th dport @owned_svc
 		rule(ipField(16), l4proto(reg32_1), thPort(2, reg32_2), lookup(sets[SetOwnedSvc])),
-		// ip saddr . meta l4proto . th sport @nat_real
-		rule(ipField(12), l4proto(reg32_1), thPort(0, reg32_2), lookup(sets[SetNATReal])),
+		// ip daddr != @local ip saddr . meta l4proto . th sport @nat_real
+		rule(notLocal[0], notLocal[1], ipField(12), l4proto(reg32_1), thPort(0, reg32_2), lookup(sets[SetNATReal])),
 		// ip saddr @nat_rs icmp type @icmp_err: ICMP errors from NAT real
 		// servers quote the untranslated flow; lvsd translates them, the
 		// kernel would forward them as they are.
-		rule(ipField(12), lookup(sets[SetNATRS]),
+		rule(notLocal[0], notLocal[1], ipField(12), lookup(sets[SetNATRS]),
 			l4proto(reg1), &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{1}},
 			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			lookup(icmp)),

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"lvslab/config"
 	"lvslab/internal/nstest"
 )
 
@@ -58,5 +59,20 @@ func TestKernelGuardHidesOwnedFlows(t *testing.T) {
 	}
 	if out := dir.Run("nft", "list", "ruleset"); strings.Contains(out, "lvsd_test") {
 		t.Fatalf("table left behind:\n%s", out)
+	}
+}
+
+// TestGuardLocalExempt: the director's own addresses go into the local set,
+// which the NAT-reply drops exempt (a health check of a NAT real server
+// from the director reaches the kernel).
+func TestGuardLocalExempt(t *testing.T) {
+	a := netip.MustParseAddr("172.16.0.1")
+	els := GuardRule{Local: []netip.Addr{a, a}}.Elems()
+	if len(els) != 1 || els[0] != addrElem(SetLocal, a) || els[0].String() != "local 172.16.0.1" {
+		t.Fatalf("Elems = %v, want [local 172.16.0.1]", els)
+	}
+	refs := tableRefs(config.Table{}, map[[4]byte]bool{a.As4(): true})
+	if refs[addrElem(SetLocal, a)] != 1 {
+		t.Fatalf("tableRefs = %v, want the local address", refs)
 	}
 }

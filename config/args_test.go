@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	"lvslab/sched"
 )
 
@@ -352,14 +353,25 @@ func TestParseArgsSeedCommands(t *testing.T) {
 		"$weight", "1", "$forwarding", "-g", "VIP:0", "192.168.0.218:0")
 	for _, sc := range seedCommands {
 		t.Run(sc.line, func(t *testing.T) {
-			if files, _ := filepath.Glob("/work/shared/seeds/" + sc.file + "_*.txt"); len(files) == 1 {
-				b, err := os.ReadFile(files[0])
-				require.NoError(t, err)
-				require.Contains(t, string(b), sc.line, "the line is quoted from the seed")
-			}
 			words := strings.Fields(vars.Replace(sc.line))[1:]
 			_, err := Parser{Names: testNames()}.ParseArgs(words)
 			assert.NoError(t, err)
+		})
+	}
+}
+
+// The commands above are quoted from the seeds, not retyped: a retyped line
+// would lose what makes them hard (the en dashes of seed 000, say).
+func TestSeedCommandsQuoted(t *testing.T) {
+	seeds := testenv.SharedFile(t, "seeds")
+	for _, sc := range seedCommands {
+		t.Run(sc.line, func(t *testing.T) {
+			files, err := filepath.Glob(filepath.Join(seeds, sc.file+"_*.txt"))
+			require.NoError(t, err)
+			require.Len(t, files, 1, "one seed numbered %s in %s", sc.file, seeds)
+			b, err := os.ReadFile(files[0])
+			require.NoError(t, err)
+			require.Contains(t, string(b), sc.line, "the line is quoted from the seed")
 		})
 	}
 }

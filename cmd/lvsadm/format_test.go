@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lvslab/config"
+	"lvslab/internal/testenv"
 	"lvslab/ipvs/ctl"
 	"lvslab/sched"
 )
@@ -29,10 +30,8 @@ func golden(t *testing.T, name string) string {
 
 // The golden files must still be what the reference says.
 func TestGoldenFilesMatchReference(t *testing.T) {
-	ref, err := os.ReadFile("/work/shared/reference/ipvs.md")
-	if err != nil {
-		t.Skip("reference/ipvs.md not present")
-	}
+	ref, err := os.ReadFile(testenv.SharedFile(t, "reference/ipvs.md"))
+	require.NoError(t, err)
 	files, _ := filepath.Glob("testdata/*.golden")
 	require.NotEmpty(t, files)
 	for _, f := range files {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lvslab/internal/testenv"
 )
 
 func TestMemPair(t *testing.T) {
@@ -178,9 +180,11 @@ func TestPcapRoundTrip(t *testing.T) {
 		}
 	}
 
+	// The round trip is checked; whether tshark reads the file needs it.
+	testenv.Tools(t, "tshark")
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
-		t.Skip("tshark not installed: round trip checked, tshark reading not")
+		t.Fatal(err)
 	}
 	out, err := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "frame.len").Output()
 	if err != nil {
@@ -199,9 +203,10 @@ func TestPcapRoundTrip(t *testing.T) {
 
 // pcapng files (what the lab's captures are) replay too.
 func TestPcapngReplay(t *testing.T) {
+	testenv.Tools(t, "tshark") // to convert a recording to pcapng
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
-		t.Skip("needs tshark to convert a recording to pcapng")
+		t.Fatal(err)
 	}
 	a, _ := NewMemPair(MemConfig{})
 	dir := t.TempDir()

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"lvslab/internal/testenv"
 )
 
 func TestParseMode(t *testing.T) {
@@ -91,7 +93,7 @@ func TestOwnerAlive(t *testing.T) {
 	}
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skipf("cannot run true: %v", err)
+		testenv.Skipf(t, "cannot run true: %v", err)
 	}
 	if (&Owner{PID: cmd.Process.Pid}).Alive() {
 		t.Fatal("an exited process counts as alive")
@@ -120,7 +122,7 @@ func TestStoreStale(t *testing.T) {
 		t.Fatalf("load = %+v, %v", got, err)
 	}
 	if s.ns.Cookie == 0 {
-		t.Skip("kernel without SO_NETNS_COOKIE: stale files cannot be told apart")
+		testenv.KernelLacks(t, "SO_NETNS_COOKIE", "stale state files cannot be told apart by cookie; the save and load above did run")
 	}
 	st.NetNS.Cookie = s.ns.Cookie + 1
 	if err := s.save(st); err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lvslab/internal/nstest"
+	"lvslab/internal/testenv"
 )
 
 // selftestLab is the kernel IPVS selftest topology (reference/ipvs.md
@@ -433,7 +434,7 @@ func TestTUNUserspaceDecap(t *testing.T) {
 func TestTUNKernel(t *testing.T) {
 	nstest.Require(t)
 	if !KernelIPIP() {
-		t.Skip("this kernel has no ipip module: the userspace path is TestTUNUserspaceDecap")
+		testenv.KernelLacks(t, "the ipip module", "the userspace path is TestTUNUserspaceDecap")
 	}
 	l := newSelftestLab(t)
 	r := l.rs

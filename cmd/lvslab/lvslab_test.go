@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -105,17 +106,8 @@ func TestMain(m *testing.M) {
 // lvslabBinary builds cmd/lvslab once per test run.
 func lvslabBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testenv.Netns(t)
+	testenv.Tools(t, "curl", "go")
 	buildOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {

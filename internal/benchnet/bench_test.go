@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lvslab/internal/nstest"
+	"lvslab/internal/testenv"
 )
 
 // BenchmarkE2E is acceptance point 7: 64-byte UDP frames at a VIP,
@@ -25,7 +26,7 @@ import (
 // of forwarder, generator and sink; default -10, 0 leaves it).
 func BenchmarkE2E(b *testing.B) {
 	if why := Available(); why != "" {
-		b.Skip("end-to-end benchmark: " + why)
+		testenv.Skip(b, "end-to-end benchmark: "+why)
 	}
 	nstest.Require(b)
 	rounds := 5

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"lvslab/internal/nstest"
+	"lvslab/internal/testenv"
 )
 
 var (
@@ -27,6 +28,7 @@ var (
 // lvsrs, lvskeepalived), building all of them once per test process.
 func Bin(t testing.TB, name string) string {
 	t.Helper()
+	testenv.Go(t)
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")

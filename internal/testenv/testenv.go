@@ -46,6 +46,21 @@ func Skipf(t testing.TB, format string, args ...any) {
 	Skip(t, fmt.Sprintf(format, args...))
 }
 
+// KernelLacks skips t because this kernel lacks a feature the test is
+// about, even when Strict. It is not "cannot run here": the project cannot
+// install a kernel module or a newer kernel, and the case must be one
+// where another test covers the path taken without the feature (the
+// userspace TUN decapsulator where there is no ipip module, say). what
+// names the feature, why says what covers the case instead; both go in
+// the skip message so the two kinds of skip read differently in a log.
+//
+// Use Skip for everything the project installs or the CI machine has
+// (root, namespaces, Debian tools, the go toolchain, shared/ files).
+func KernelLacks(t testing.TB, what, why string) {
+	t.Helper()
+	t.Skipf("not applicable here: this kernel lacks %s (%s)", what, why)
+}
+
 // SkipShort skips an integration test in -short mode. That is the caller's
 // explicit choice (make unit), so it skips even when Strict.
 func SkipShort(t testing.TB) {

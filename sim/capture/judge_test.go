@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -70,9 +70,7 @@ func (e events) Events() []runner.Event                          { return e }
 // TestJudgeWindows counts echo requests of a written capture with tshark,
 // over the whole file, a during: window and an after:/within: window.
 func TestJudgeWindows(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("needs tshark")
-	}
+	testenv.Tools(t, "tshark")
 	dir := t.TempDir()
 	t0 := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	path := SegmentFile(dir, "lan")

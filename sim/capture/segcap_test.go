@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	segcap "lvslab/sim/capture"
 	"lvslab/sim/report"
 	"lvslab/sim/runner"
@@ -59,17 +60,8 @@ expect: [{name: x, pcap: {segment: off, filter: arp}, gt: 0}]`))
 
 func requireNetns(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "ping", "tshark"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testenv.Netns(t)
+	testenv.Tools(t, "ping", "tshark")
 }
 
 // pinger is a stage that pings across the lab while the captures run. It

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"lvslab/internal/testenv"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -30,17 +31,8 @@ import (
 
 func requireNetns(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft", "ping", "socat", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testenv.Netns(t)
+	testenv.Tools(t, "nft", "ping", "socat", "nsenter")
 }
 
 type testLab struct {

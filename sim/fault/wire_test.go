@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"lvslab/internal/testenv"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
 )
@@ -180,11 +180,7 @@ func (l *testLab) sendFile(t *testing.T, from, to, toAddr string, size int) time
 
 func TestDelayWireInLab(t *testing.T) {
 	requireNetns(t)
-	for _, tool := range []string{"bridge", "tc", "ss", "sha256sum"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testenv.Tools(t, "bridge", "tc", "ss", "sha256sum")
 	l := buildLabNamed(t, "dly")
 	base := l.rtts(t, "a", "10.81.0.2", 3, "0.1")
 	require.Len(t, base, 3, "the lab must work before any fault")

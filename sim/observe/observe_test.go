@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"lvslab/config"
+	"lvslab/internal/testenv"
 	"lvslab/ipvs/ctl"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -27,15 +28,7 @@ import (
 
 func requireNetns(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	testenv.Netns(t)
 }
 
 func loadLab(t *testing.T, file, what string, opts topo.Options) *topo.Lab {
@@ -235,9 +228,7 @@ func TestMain(m *testing.M) {
 
 func TestStatsScrapesDirector(t *testing.T) {
 	requireNetns(t)
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("needs socat")
-	}
+	testenv.Tools(t, "socat")
 	bin := lvsdBinDir(t)
 	lab := loadLab(t, "testdata/nat.yaml", "stats", topo.Options{BinDir: bin})
 	ctx := context.Background()

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	segcap "lvslab/sim/capture"
 	"lvslab/sim/report"
 	"lvslab/sim/runner"
@@ -57,10 +58,9 @@ report: {walk: {traffic: web, request: 2}}
 // built-in services) into a temporary directory.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
+	testenv.Go(t)
 	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go toolchain to build lvsd, lvsrs and lvslab")
-	}
+	require.NoError(t, err)
 	mod, err := exec.Command(goBin, "env", "GOMOD").Output()
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -135,17 +135,8 @@ func (c *curlStage) Stop(context.Context) error {
 // from the real captures, shows the director rewriting only the MACs and
 // the reply going from the real server straight to the client.
 func TestLiveDRWalk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testenv.Netns(t)
+	testenv.Tools(t, "curl")
 	bin := buildBinaries(t)
 	name := fmt.Sprintf("t%d-livedr", os.Getpid())
 	s, err := spec.Parse(fmt.Appendf(nil, liveDR, name), "live-dr.yaml", spec.Options{})

@@ -18,21 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lvslab/capture"
+	"lvslab/internal/testenv"
 	"lvslab/sim/spec"
 )
 
-// requireNetns skips unless namespace tests can run here.
+// requireNetns skips unless namespace tests can run here (fails under CI).
 func requireNetns(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	testenv.Netns(t)
 }
 
 // labName is unique to this test process, so parallel test binaries and a

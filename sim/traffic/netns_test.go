@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lvslab/internal/testenv"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
@@ -26,21 +27,11 @@ import (
 // lvslab binary the lab runs its built-in services with.
 func requireLab(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("netns integration test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (processes start with ip netns exec; the test blackholes a port with nft)", tool)
-		}
-	}
+	testenv.Netns(t)
+	testenv.Tools(t, "nft") // the test blackholes a port with nft
+	testenv.Go(t)           // to build lvslab for the lab's services
 	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go toolchain to build lvslab for the lab's services")
-	}
+	require.NoError(t, err)
 	dir := t.TempDir()
 	out, err := exec.Command(goBin, "build", "-o", dir+"/", "lvslab/cmd/lvslab").CombinedOutput()
 	require.NoError(t, err, "go build lvslab: %s", out)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"lvslab/internal/netns"
 )
 
 // ErrAlreadyStarted says this namespace already has a different or a
@@ -278,13 +280,13 @@ func (a *applier) sysctl(key, want string) error {
 		return nil
 	}
 	a.seen[key] = true
-	prev, err := ReadSysctl(key)
+	prev, err := netns.ReadSysctl(key)
 	if err != nil {
 		return err
 	}
 	it := &SysctlItem{Key: key, Want: want, Prev: prev}
 	if prev != want {
-		if err := WriteSysctl(key, want); err != nil {
+		if err := netns.WriteSysctl(key, want); err != nil {
 			return err
 		}
 		it.Changed = true
@@ -341,14 +343,7 @@ func nlAddr(it *AddrItem) *netlink.Addr {
 }
 
 func addrList(h *netlink.Handle) ([]netlink.Addr, error) {
-	var as []netlink.Addr
-	var err error
-	for range 3 { // a dump interrupted by a concurrent change is retried
-		as, err = h.AddrList(nil, netlink.FAMILY_V4)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	as, err := netns.Retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
@@ -528,7 +523,7 @@ func revertItem(h *netlink.Handle, it Item, tun *os.File, log *slog.Logger) erro
 		if !s.Changed {
 			return nil
 		}
-		err := WriteSysctl(s.Key, s.Prev)
+		err := netns.WriteSysctl(s.Key, s.Prev)
 		if errors.Is(err, fs.ErrNotExist) {
 			// The device went away, and its settings with it.
 			log.Debug("nothing to restore, device gone", "key", s.Key)
@@ -651,7 +646,7 @@ func verify(h *netlink.Handle, st *State) []Check {
 		c := Check{Item: it.String(), OK: true}
 		switch {
 		case it.Sysctl != nil:
-			v, err := ReadSysctl(it.Sysctl.Key)
+			v, err := netns.ReadSysctl(it.Sysctl.Key)
 			switch {
 			case err != nil:
 				c.OK, c.Problem = false, err.Error()

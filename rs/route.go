@@ -1,7 +1,6 @@
 package rs
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"lvslab/internal/netns"
 )
 
 // SavedRoute is an IPv4 default route of the main table, with what is
@@ -142,14 +143,9 @@ func (r SavedRoute) netlink(h *netlink.Handle) (*netlink.Route, error) {
 
 // defaultRoutes lists the IPv4 default routes of the main table.
 func defaultRoutes(h *netlink.Handle) ([]netlink.Route, error) {
-	var rs []netlink.Route
-	var err error
-	for range 3 { // a dump interrupted by a concurrent change is retried
-		rs, err = h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	rs, err := netns.Retry(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"lvslab/internal/netns"
 	"lvslab/internal/nstest"
 	"lvslab/internal/testenv"
 )
@@ -459,7 +460,7 @@ func TestTUNKernel(t *testing.T) {
 
 func readSysctlIn(ns *nstest.NS, key string) (string, error) {
 	var v string
-	err := ns.Do(func() (err error) { v, err = ReadSysctl(key); return err })
+	err := ns.Do(func() (err error) { v, err = netns.ReadSysctl(key); return err })
 	return v, err
 }
 

@@ -1,7 +1,6 @@
 package rs
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"lvslab/internal/netns"
 )
 
 // Snapshot is the part of a network namespace's configuration lvsrs may
@@ -50,13 +51,9 @@ func TakeSnapshot() (Snapshot, error) {
 	for _, a := range addrs {
 		s.Addrs = append(s.Addrs, fmt.Sprintf("%s %s label %s scope %d", linkName(h, a.LinkIndex), a.IPNet, a.Label, a.Scope))
 	}
-	var routes []netlink.Route
-	for range 3 {
-		routes, err = h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	routes, err := netns.Retry(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return s, fmt.Errorf("list routes: %w", err)
 	}
@@ -75,7 +72,7 @@ func TakeSnapshot() (Snapshot, error) {
 	for _, d := range devs {
 		for _, name := range [...]string{"arp_ignore", "arp_announce", "rp_filter"} {
 			key := confKey(d.Name(), name)
-			v, err := ReadSysctl(key)
+			v, err := netns.ReadSysctl(key)
 			if err != nil {
 				return s, err
 			}

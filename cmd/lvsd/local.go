@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"lvslab/internal/netns"
 	"lvslab/ipvs"
 	"lvslab/rewrite"
 )
@@ -52,9 +53,9 @@ func openLocal(name string, nl *netlink.Handle) (ipvs.LocalPort, error) {
 		f.Close()
 		return nil, fmt.Errorf("TAP %s up: %w", name, err)
 	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/rp_filter", []byte("0"), 0o644); err != nil {
+	if err := netns.WriteSysctl("net/ipv4/conf/"+name+"/rp_filter", "0"); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("TAP %s rp_filter: %w", name, err)
+		return nil, fmt.Errorf("TAP %s: %w", name, err)
 	}
 	return &localDev{f: f, mac: rewrite.MAC(link.Attrs().HardwareAddr)}, nil
 }

@@ -3,9 +3,9 @@
 // when the test ends (and, after a crash, by the next run: every name carries
 // the Prefix).
 //
-// Namespaces are created and configured through netlink handles; processes
-// are started with `ip netns exec`, which also gives them the namespace's
-// view of /sys.
+// Namespaces are created, entered and configured through internal/netns
+// (handles, netlink, sysctls); processes are started with `ip netns exec`,
+// which also gives them the namespace's view of /sys.
 package nstest
 
 import (
@@ -18,7 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +27,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 
+	"lvslab/internal/netns"
 	"lvslab/internal/testenv"
 )
 
@@ -55,7 +56,7 @@ func Require(t testing.TB) {
 // gone. The creator's PID is part of every name, so test binaries running in
 // parallel never remove each other's namespaces.
 func CleanStale() {
-	entries, err := os.ReadDir("/run/netns")
+	entries, err := os.ReadDir(netns.DefaultDir)
 	if err != nil {
 		return
 	}
@@ -65,7 +66,7 @@ func CleanStale() {
 			continue
 		}
 		killNamespacePids(e.Name())
-		_ = netns.DeleteNamed(e.Name())
+		_ = netns.Unpin(filepath.Join(netns.DefaultDir, e.Name()))
 	}
 }
 
@@ -90,10 +91,9 @@ func processAlive(pid int) bool {
 
 // NS is one network namespace owned by a test.
 type NS struct {
-	Name   string
-	handle netns.NsHandle
-	nl     *netlink.Handle
-	t      testing.TB
+	Name string
+	ns   *netns.NS
+	t    testing.TB
 }
 
 // New creates a namespace called Prefix+pid-name-random, with lo up. It is
@@ -106,59 +106,26 @@ func New(t testing.TB, name string) *NS {
 	if len(full) > 80 {
 		t.Fatalf("namespace name %q too long", full)
 	}
-	h, err := newNamed(full)
+	h, err := netns.NewPinned(netns.DefaultDir, full)
 	if err != nil {
 		t.Fatalf("create netns %s: %v", full, err)
 	}
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		h.Close()
-		_ = netns.DeleteNamed(full)
-		t.Fatalf("netlink handle in %s: %v", full, err)
-	}
-	ns := &NS{Name: full, handle: h, nl: nl, t: t}
+	ns := &NS{Name: full, ns: h, t: t}
 	t.Cleanup(ns.destroy)
-	lo, err := nl.LinkByName("lo")
-	if err == nil {
-		err = nl.LinkSetUp(lo)
-	}
-	if err != nil {
-		t.Fatalf("lo up in %s: %v", full, err)
-	}
 	return ns
-}
-
-// newNamed creates a named namespace without leaving the calling thread in
-// it: netns.NewNamed switches the current thread, so do it on a locked
-// thread and switch back.
-func newNamed(name string) (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return 0, err
-	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		// A thread stuck in the wrong namespace must not be reused.
-		panic(fmt.Sprintf("nstest: cannot return to the original netns: %v", serr))
-	}
-	return h, err
 }
 
 func (n *NS) destroy() {
 	killNamespacePids(n.Name)
-	n.nl.Close()
-	n.handle.Close()
-	if err := netns.DeleteNamed(n.Name); err != nil {
+	if err := n.ns.Delete(); err != nil {
 		n.t.Logf("delete netns %s: %v", n.Name, err)
 	}
 }
 
 // killNamespacePids kills every process still in the namespace, except this
-// one: a test binary whose main thread ran a locked, exited goroutine of Do
-// stays listed in the namespace it entered.
+// one, which is listed while one of its threads is inside (a Do under way,
+// or a thread that could not switch back and is parked: the main thread is
+// parked rather than terminated).
 func killNamespacePids(name string) {
 	out, err := exec.Command("ip", "netns", "pids", name).Output()
 	if err != nil {
@@ -175,33 +142,14 @@ func killNamespacePids(name string) {
 }
 
 // Netlink is a netlink handle bound to the namespace.
-func (n *NS) Netlink() *netlink.Handle { return n.nl }
+func (n *NS) Netlink() *netlink.Handle { return n.ns.Netlink() }
 
 // Handle is the namespace's file handle.
-func (n *NS) Handle() netns.NsHandle { return n.handle }
+func (n *NS) Handle() vnetns.NsHandle { return n.ns.Handle() }
 
 // Do runs fn on an OS thread switched into the namespace (for sockets that
-// must be opened inside it).
-func (n *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is never unlocked: it exits with the goroutine, so a
-		// failed switch back cannot leak a thread in the wrong namespace.
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(n.handle); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// must be opened inside it); see internal/netns for what fn may do.
+func (n *NS) Do(fn func() error) error { return n.ns.Do(fn) }
 
 // Cmd returns a command that runs inside the namespace.
 func (n *NS) Cmd(ctx context.Context, name string, args ...string) *exec.Cmd {
@@ -279,17 +227,15 @@ func (n *NS) Start(name string, args ...string) (*Proc, *SyncBuffer) {
 // Sysctl writes a sysctl (dotted or slashed key) inside the namespace.
 func (n *NS) Sysctl(key, value string) {
 	n.t.Helper()
-	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	err := n.Do(func() error { return os.WriteFile(path, []byte(value), 0o644) })
-	if err != nil {
-		n.t.Fatalf("%s: sysctl %s=%s: %v", n.Name, key, value, err)
+	if err := n.ns.WriteSysctl(key, value); err != nil {
+		n.t.Fatalf("%s: %v", n.Name, err)
 	}
 }
 
 // Link returns a link of the namespace by name.
 func (n *NS) Link(name string) netlink.Link {
 	n.t.Helper()
-	l, err := n.nl.LinkByName(name)
+	l, err := n.Netlink().LinkByName(name)
 	if err != nil {
 		n.t.Fatalf("%s: link %s: %v", n.Name, name, err)
 	}
@@ -305,10 +251,10 @@ func (n *NS) Addr(link, cidr string) {
 		n.t.Fatalf("address %q: %v", cidr, err)
 	}
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}}
-	if err := n.nl.AddrAdd(l, a); err != nil {
+	if err := n.Netlink().AddrAdd(l, a); err != nil {
 		n.t.Fatalf("%s: addr add %s dev %s: %v", n.Name, cidr, link, err)
 	}
-	if err := n.nl.LinkSetUp(l); err != nil {
+	if err := n.Netlink().LinkSetUp(l); err != nil {
 		n.t.Fatalf("%s: link %s up: %v", n.Name, link, err)
 	}
 }
@@ -327,7 +273,7 @@ func (n *NS) Route(dst, gw, dev string) {
 	if gw != "" {
 		r.Gw = net.ParseIP(gw)
 	}
-	if err := n.nl.RouteAdd(r); err != nil {
+	if err := n.Netlink().RouteAdd(r); err != nil {
 		n.t.Fatalf("%s: route add %s via %s dev %s: %v", n.Name, dst, gw, dev, err)
 	}
 }
@@ -344,9 +290,9 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string, mtu int) {
 	la := netlink.NewLinkAttrs()
 	la.Name = aName
 	la.MTU = mtu
-	la.Namespace = netlink.NsFd(a.handle)
-	v := &netlink.Veth{LinkAttrs: la, PeerName: bName, PeerNamespace: netlink.NsFd(b.handle)}
-	if err := a.nl.LinkAdd(v); err != nil {
+	la.Namespace = netlink.NsFd(a.Handle())
+	v := &netlink.Veth{LinkAttrs: la, PeerName: bName, PeerNamespace: netlink.NsFd(b.Handle())}
+	if err := a.Netlink().LinkAdd(v); err != nil {
 		t.Fatalf("veth %s/%s: %v", aName, bName, err)
 	}
 	for _, side := range []struct {
@@ -355,11 +301,11 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string, mtu int) {
 	}{{a, aName}, {b, bName}} {
 		l := side.ns.Link(side.name)
 		if mtu != 0 {
-			if err := side.ns.nl.LinkSetMTU(l, mtu); err != nil {
+			if err := side.ns.Netlink().LinkSetMTU(l, mtu); err != nil {
 				t.Fatalf("mtu %s: %v", side.name, err)
 			}
 		}
-		if err := side.ns.nl.LinkSetUp(l); err != nil {
+		if err := side.ns.Netlink().LinkSetUp(l); err != nil {
 			t.Fatalf("%s up: %v", side.name, err)
 		}
 	}
@@ -371,16 +317,16 @@ func (n *NS) Bridge(name string, ports ...string) {
 	la := netlink.NewLinkAttrs()
 	la.Name = name
 	br := &netlink.Bridge{LinkAttrs: la}
-	if err := n.nl.LinkAdd(br); err != nil {
+	if err := n.Netlink().LinkAdd(br); err != nil {
 		n.t.Fatalf("%s: bridge %s: %v", n.Name, name, err)
 	}
 	brl := n.Link(name)
 	for _, p := range ports {
-		if err := n.nl.LinkSetMaster(n.Link(p), brl); err != nil {
+		if err := n.Netlink().LinkSetMaster(n.Link(p), brl); err != nil {
 			n.t.Fatalf("%s: %s master %s: %v", n.Name, p, name, err)
 		}
 	}
-	if err := n.nl.LinkSetUp(brl); err != nil {
+	if err := n.Netlink().LinkSetUp(brl); err != nil {
 		n.t.Fatalf("%s: %s up: %v", n.Name, name, err)
 	}
 }

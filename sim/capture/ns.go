@@ -1,7 +1,7 @@
 package segcap
 
-import "lvslab/sim/topo"
+import "lvslab/internal/netns"
 
 // doInPinned runs fn on a fresh OS thread switched into the namespace
 // pinned at path; the caller's thread never moves.
-func doInPinned(path string, fn func() error) error { return topo.DoIn(path, fn) }
+func doInPinned(path string, fn func() error) error { return netns.DoPath(path, fn) }

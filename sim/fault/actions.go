@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"lvslab/internal/netns"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
 )
@@ -52,7 +53,7 @@ func (a *labActor) close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range a.segs {
-		s.close()
+		_ = s.Close()
 	}
 	a.segs = map[string]*segmentNS{}
 }
@@ -224,16 +225,6 @@ func stopProcess(ctx context.Context, p *topo.Process) error {
 	return fmt.Errorf("%s/%s does not end after KILL", p.Node, p.Name)
 }
 
-// sysctlPath maps net.ipv4.conf.eth0.rp_filter (or the slashed form, for
-// names with dots) to its /proc/sys file.
-func sysctlPath(key string) string {
-	rel := key
-	if !strings.Contains(key, "/") {
-		rel = strings.ReplaceAll(key, ".", "/")
-	}
-	return "/proc/sys/" + strings.TrimPrefix(rel, "/")
-}
-
 func (a *labActor) sysctl(e *spec.Event) (undoFunc, string, error) {
 	n := a.lab.Node(e.Target)
 	if n == nil {
@@ -246,8 +237,8 @@ func (a *labActor) sysctl(e *spec.Event) (undoFunc, string, error) {
 		// ends at its first old value.
 		var errs []error
 		for i := len(done) - 1; i >= 0; i-- {
-			if err := os.WriteFile(sysctlPath(done[i].key), []byte(done[i].old), 0o644); err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", done[i].key, done[i].old, err))
+			if err := netns.WriteSysctl(done[i].key, done[i].old); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
@@ -255,14 +246,12 @@ func (a *labActor) sysctl(e *spec.Event) (undoFunc, string, error) {
 	var parts []string
 	err := n.Do(func() error {
 		for _, kv := range e.Set {
-			p := sysctlPath(kv.Key)
-			old, err := os.ReadFile(p)
+			oldv, err := netns.ReadSysctl(kv.Key)
 			if err != nil {
-				return fmt.Errorf("read sysctl %s: %w", kv.Key, err)
+				return err
 			}
-			oldv := strings.TrimSpace(string(old))
-			if err := os.WriteFile(p, []byte(kv.Value), 0o644); err != nil {
-				return fmt.Errorf("sysctl %s=%s: %w", kv.Key, kv.Value, err)
+			if err := netns.WriteSysctl(kv.Key, kv.Value); err != nil {
+				return err
 			}
 			done = append(done, saved{kv.Key, oldv})
 			parts = append(parts, fmt.Sprintf("%s=%s (was %s)", kv.Key, kv.Value, oldv))

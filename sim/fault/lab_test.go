@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"lvslab/internal/netns"
 	"lvslab/internal/testenv"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
@@ -143,9 +144,8 @@ func (l *testLab) link(node, dev string) netlink.Link {
 func (l *testLab) sysctl(node, key string) string {
 	l.t.Helper()
 	var v string
-	require.NoError(l.t, l.lab.Node(node).Do(func() error {
-		b, err := os.ReadFile(sysctlPath(key))
-		v = strings.TrimSpace(string(b))
+	require.NoError(l.t, l.lab.Node(node).Do(func() (err error) {
+		v, err = netns.ReadSysctl(key)
 		return err
 	}))
 	return v

@@ -12,45 +12,18 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"lvslab/internal/netns"
 	"lvslab/sim/spec"
 	"lvslab/sim/topo"
 )
-
-// netlink dumps may be interrupted by concurrent changes; retry as
-// sim/topo does.
-func retry[T any](f func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range 5 {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
 
 // segmentNS is a segment's hidden namespace, holding its bridge and one
 // port per attached interface.
 type segmentNS struct {
 	segment string
-	name    string // namespace name
-	path    string
-	h       netns.NsHandle
-	nl      *netlink.Handle
-}
-
-func (s *segmentNS) close() {
-	if s.nl != nil {
-		s.nl.Close()
-		s.nl = nil
-	}
-	if s.h.IsOpen() {
-		s.h.Close()
-	}
+	*netns.NS
 }
 
 // segment opens a segment's namespace (once) by its pin.
@@ -62,16 +35,11 @@ func (a *labActor) segment(name string) (*segmentNS, error) {
 	}
 	nsName := topo.NamespaceName(a.lab.Name(), name)
 	path := filepath.Join(a.netnsDir, nsName)
-	h, err := netns.GetFromPath(path)
+	ns, err := netns.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("segment %s: open namespace %s: %w", name, path, err)
+		return nil, fmt.Errorf("segment %s: %w", name, err)
 	}
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("segment %s: netlink: %w", name, err)
-	}
-	s := &segmentNS{segment: name, name: nsName, path: path, h: h, nl: nl}
+	s := &segmentNS{segment: name, NS: ns}
 	a.segs[name] = s
 	return s, nil
 }
@@ -124,7 +92,7 @@ func (a *labActor) port(r ifaceRef) (*port, error) {
 	if err != nil {
 		return nil, err
 	}
-	links, err := retry(seg.nl.LinkList)
+	links, err := netns.Retry(seg.Netlink().LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: list links: %w", seg.segment, err)
 	}
@@ -143,7 +111,7 @@ func (a *labActor) nodeLink(r ifaceRef) (*netlink.Handle, netlink.Link, error) {
 		return nil, nil, fmt.Errorf("no node %q", r.node)
 	}
 	h := n.Netlink()
-	l, err := retry(func() (netlink.Link, error) { return h.LinkByName(r.iface) })
+	l, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(r.iface) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", r, err)
 	}
@@ -159,7 +127,7 @@ func (a *labActor) linkDown(e *spec.Event) (undoFunc, string, error) {
 	undo := func(context.Context) error {
 		var errs []error
 		for _, p := range downed {
-			if err := p.seg.nl.LinkSetUp(p.link); err != nil {
+			if err := p.seg.Netlink().LinkSetUp(p.link); err != nil {
 				errs = append(errs, fmt.Errorf("bridge port %s of %s up: %w", p.name(), p.ref, err))
 			}
 		}
@@ -175,7 +143,7 @@ func (a *labActor) linkDown(e *spec.Event) (undoFunc, string, error) {
 			parts = append(parts, fmt.Sprintf("%s already without carrier", r))
 			continue
 		}
-		if err := p.seg.nl.LinkSetDown(p.link); err != nil {
+		if err := p.seg.Netlink().LinkSetDown(p.link); err != nil {
 			return nil, "", errors.Join(fmt.Errorf("bridge port %s of %s down: %w", p.name(), r, err), undo(context.Background()))
 		}
 		downed = append(downed, p)
@@ -195,7 +163,7 @@ func (a *labActor) linkUp(e *spec.Event) (undoFunc, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		if err := p.seg.nl.LinkSetUp(p.link); err != nil {
+		if err := p.seg.Netlink().LinkSetUp(p.link); err != nil {
 			return nil, "", fmt.Errorf("bridge port %s of %s up: %w", p.name(), r, err)
 		}
 		// An interface the spec left down (down: true) comes up too.
@@ -246,7 +214,7 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 			for _, hook := range portHooks(e.Direction) {
 				add(p, chainSpec{Device: p.name(), Hook: hook, Rules: []string{rule}})
 				if hook == "ingress" {
-					key := rootKey{p.seg.name, p.link.Attrs().Index}
+					key := rootKey{p.seg.Name(), p.link.Attrs().Index}
 					ingress[key] = append(ingress[key], rule)
 				}
 			}
@@ -364,7 +332,7 @@ func (a *labActor) identity(refs []ifaceRef) (sideIdentity, error) {
 		if hw := l.Attrs().HardwareAddr; len(hw) > 0 {
 			id.MACs = append(id.MACs, hw.String())
 		}
-		addrs, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
+		addrs, err := netns.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
 		if err != nil {
 			return id, fmt.Errorf("addresses of %s: %w", r, err)
 		}
@@ -383,15 +351,15 @@ func (a *labActor) identity(refs []ifaceRef) (sideIdentity, error) {
 func runNft(ctx context.Context, s *segmentNS, script string) error {
 	var argv []string
 	if p, err := exec.LookPath("nsenter"); err == nil {
-		argv = []string{p, "--net=" + s.path, "nft", "-f", "-"}
+		argv = []string{p, "--net=" + s.Path(), "nft", "-f", "-"}
 	} else {
-		argv = []string{"ip", "netns", "exec", s.name, "nft", "-f", "-"}
+		argv = []string{"ip", "netns", "exec", s.Name(), "nft", "-f", "-"}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("nft -f - in %s: %w: %s", s.name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("nft -f - in %s: %w: %s", s.Name(), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -448,7 +416,7 @@ func (a *labActor) qdisc(e *spec.Event) (undoFunc, string, error) {
 				if err != nil {
 					return fail(err)
 				}
-				h, l, ns = p.seg.nl, p.link, p.seg.name
+				h, l, ns = p.seg.Netlink(), p.link, p.seg.Name()
 				what = fmt.Sprintf("%s ingress (bridge port %s)", r, p.name())
 			}
 			key := rootKey{ns, l.Attrs().Index}
@@ -502,7 +470,7 @@ func qdiscSides(d spec.Direction) []string {
 // checkRootFree refuses to replace a root qdisc someone configured (a veth
 // starts with noqueue, which is not a configured one).
 func checkRootFree(h *netlink.Handle, l netlink.Link) error {
-	qs, err := retry(func() ([]netlink.Qdisc, error) { return h.QdiscList(l) })
+	qs, err := netns.Retry(func() ([]netlink.Qdisc, error) { return h.QdiscList(l) })
 	if err != nil {
 		return fmt.Errorf("list qdiscs: %w", err)
 	}
@@ -580,7 +548,7 @@ func (a *labActor) arpFlush(e *spec.Event) (undoFunc, string, error) {
 	h := n.Netlink()
 	index := 0
 	if e.Dev != "" {
-		l, err := retry(func() (netlink.Link, error) { return h.LinkByName(e.Dev) })
+		l, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(e.Dev) })
 		if err != nil {
 			return nil, "", fmt.Errorf("%s:%s: %w", e.Target, e.Dev, err)
 		}
@@ -593,7 +561,7 @@ func (a *labActor) arpFlush(e *spec.Event) (undoFunc, string, error) {
 	var flushed []string
 	var errs []error
 	for _, fam := range families {
-		list, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, fam) })
+		list, err := netns.Retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, fam) })
 		if err != nil {
 			return nil, "", fmt.Errorf("list neighbours of %s: %w", e.Target, err)
 		}
@@ -663,12 +631,12 @@ func neighState(s int) string {
 
 // neighDev is the interface of node whose connected subnet holds ip.
 func neighDev(h *netlink.Handle, sn *spec.Node, ip netip.Addr) (string, error) {
-	links, err := retry(h.LinkList)
+	links, err := netns.Retry(h.LinkList)
 	if err != nil {
 		return "", err
 	}
 	for _, l := range links {
-		addrs, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(l, neighFamily(ip)) })
+		addrs, err := netns.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, neighFamily(ip)) })
 		if err != nil {
 			continue
 		}
@@ -731,7 +699,7 @@ func (a *labActor) neighWrong(e *spec.Event) (undoFunc, string, error) {
 			return nil, "", err
 		}
 	}
-	l, err := retry(func() (netlink.Link, error) { return h.LinkByName(dev) })
+	l, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(dev) })
 	if err != nil {
 		return nil, "", fmt.Errorf("%s:%s: %w", e.Target, dev, err)
 	}
@@ -774,7 +742,7 @@ func (a *labActor) neighWrong(e *spec.Event) (undoFunc, string, error) {
 
 // findNeigh returns the entry for ip on the interface, or nil.
 func findNeigh(h *netlink.Handle, index int, ip netip.Addr) (*netlink.Neigh, error) {
-	list, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, neighFamily(ip)) })
+	list, err := netns.Retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, neighFamily(ip)) })
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours: %w", err)
 	}

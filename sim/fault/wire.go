@@ -13,8 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"lvslab/capture"
+	"lvslab/internal/netns"
 	"lvslab/sim/spec"
-	"lvslab/sim/topo"
 )
 
 // The userspace delay wire: delay on a kernel without netem.
@@ -67,9 +67,6 @@ func wireNames(port string, index int) (br, fw string) {
 	}
 	return fmt.Sprintf("dw%d.br", index), fmt.Sprintf("dw%d.fw", index)
 }
-
-// do runs fn on a throw-away thread inside the segment namespace.
-func (s *segmentNS) do(fn func() error) error { return topo.DoIn(s.path, fn) }
 
 // delay adds latency: netem where the kernel has it, else the userspace
 // wire.
@@ -128,7 +125,7 @@ func (a *labActor) addWire(ctx context.Context, e *spec.Event, p *port) (_ *wire
 	if attrs.MasterIndex == 0 {
 		return nil, fmt.Errorf("bridge port %s of %s is on no bridge", p.name(), p.ref)
 	}
-	key := rootKey{seg.name, attrs.Index}
+	key := rootKey{seg.Name(), attrs.Index}
 	a.wireMu.Lock()
 	if owner, busy := a.wires[key]; busy {
 		a.wireMu.Unlock()
@@ -158,7 +155,7 @@ func (a *labActor) addWire(ctx context.Context, e *spec.Event, p *port) (_ *wire
 
 	// br0 never filters VLANs (sim/topo), so there is no port VLAN
 	// membership to carry over; the port flags are.
-	h := seg.nl
+	h := seg.Netlink()
 	if w.prot, err = h.LinkGetProtinfo(p.link); err != nil {
 		return nil, fmt.Errorf("bridge port flags of %s: %w", p.name(), err)
 	}
@@ -173,11 +170,11 @@ func (a *labActor) addWire(ctx context.Context, e *spec.Event, p *port) (_ *wire
 		return nil, fmt.Errorf("veth %s/%s in segment %s: %w", w.br, w.fw, seg.segment, err)
 	}
 	undo = append(undo, func() error { return delLink(h, w.br) })
-	br, err := retry(func() (netlink.Link, error) { return h.LinkByName(w.br) })
+	br, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(w.br) })
 	if err != nil {
 		return nil, fmt.Errorf("veth %s: %w", w.br, err)
 	}
-	fw, err := retry(func() (netlink.Link, error) { return h.LinkByName(w.fw) })
+	fw, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(w.fw) })
 	if err != nil {
 		return nil, fmt.Errorf("veth %s: %w", w.fw, err)
 	}
@@ -196,12 +193,12 @@ func (a *labActor) addWire(ctx context.Context, e *spec.Event, p *port) (_ *wire
 	}
 
 	var nodePort, fwPort *capture.AFPacket
-	err = seg.do(func() error {
+	err = seg.Do(func() error {
 		// No IPv6 on the pair (a lab with IPv6 leaves it on in the
 		// segment): its link-local address, DAD and MLD would be frames
 		// on the segment that no scenario sent.
 		for _, n := range []string{w.br, w.fw} {
-			err := os.WriteFile("/proc/sys/net/ipv6/conf/"+n+"/disable_ipv6", []byte("1"), 0o644)
+			err := netns.WriteSysctl("net/ipv6/conf/"+n+"/disable_ipv6", "1")
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("disable IPv6 on %s: %w", n, err)
 			}
@@ -304,7 +301,7 @@ func (a *labActor) removeWire(ctx context.Context, w *wire) (lineStats, error) {
 	}
 	// The pair goes before P rejoins: P then gets back the bridge port
 	// number the pair's end had taken over from it (the lowest free one).
-	errs = append(errs, a.dropWireTable(ctx, w), delLink(w.seg.nl, w.br), a.restorePort(w))
+	errs = append(errs, a.dropWireTable(ctx, w), delLink(w.seg.Netlink(), w.br), a.restorePort(w))
 	a.wireMu.Lock()
 	delete(a.wires, w.key)
 	a.wireMu.Unlock()
@@ -314,8 +311,8 @@ func (a *labActor) removeWire(ctx context.Context, w *wire) (lineStats, error) {
 // restorePort puts P back on its bridge with the flags it had (joining a
 // bridge resets them).
 func (a *labActor) restorePort(w *wire) error {
-	h := w.seg.nl
-	cur, err := retry(func() (netlink.Link, error) { return h.LinkByIndex(w.port.Attrs().Index) })
+	h := w.seg.Netlink()
+	cur, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByIndex(w.port.Attrs().Index) })
 	if err != nil {
 		return fmt.Errorf("bridge port %s: %w", w.port.Attrs().Name, err)
 	}

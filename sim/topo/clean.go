@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"lvslab/internal/netns"
 	"lvslab/ipvs/runstate"
 )
 
@@ -281,7 +282,7 @@ func destroyRecordCount(ctx context.Context, r *Record, log *slog.Logger) (int, 
 	inodes := map[uint64]bool{}
 	var mine []NSRecord
 	for _, ns := range r.Namespaces {
-		ino := pinInode(filepath.Join(dir, ns.Name))
+		ino := netns.PinnedInode(filepath.Join(dir, ns.Name))
 		if ino != 0 && ns.Inode != 0 && ino != ns.Inode {
 			log.Warn("namespace of the same name belongs to another lab; left alone", "lab", r.Lab, "namespace", ns.Name)
 			continue
@@ -302,10 +303,10 @@ func destroyRecordCount(ctx context.Context, r *Record, log *slog.Logger) (int, 
 	// namespace, so its cleanup runs in each namespace before the unpin.
 	for _, ns := range mine {
 		pin := filepath.Join(dir, ns.Name)
-		if pinInode(pin) == 0 {
+		if netns.PinnedInode(pin) == 0 {
 			continue
 		}
-		err := DoIn(pin, func() error {
+		err := netns.DoPath(pin, func() error {
 			// The lvsd was just SIGKILLed; a big process takes a moment
 			// to finish dying after it has left its namespace.
 			deadline := time.Now().Add(5 * time.Second)
@@ -326,7 +327,7 @@ func destroyRecordCount(ctx context.Context, r *Record, log *slog.Logger) (int, 
 		}
 	}
 	for _, ns := range mine {
-		if err := deletePin(filepath.Join(dir, ns.Name)); err != nil {
+		if err := netns.Unpin(filepath.Join(dir, ns.Name)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -385,7 +386,7 @@ func Leftovers(opts Options, labs ...string) ([]string, error) {
 	for _, e := range entries {
 		if lab, ok := labOfNamespace(e.Name()); ok && match(lab) {
 			out = append(out, "namespace "+e.Name())
-			if ino := pinInode(filepath.Join(opts.NetnsDir, e.Name())); ino != 0 {
+			if ino := netns.PinnedInode(filepath.Join(opts.NetnsDir, e.Name())); ino != 0 {
 				inodes[ino] = true
 			}
 		}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"lvslab/internal/netns"
 	"lvslab/sim/spec"
 )
 
@@ -110,7 +111,7 @@ type Lab struct {
 
 type segment struct {
 	name string
-	ns   *netNS
+	ns   *netns.NS
 	mtu  int
 	next int // port counter
 }
@@ -119,15 +120,15 @@ type segment struct {
 type Node struct {
 	Name string
 	Dir  string // the node directory (files, logs, cwd of processes)
-	ns   *netNS
+	ns   *netns.NS
 	spec *spec.Node
 }
 
 // Namespace is the node's namespace name (for ip netns exec).
-func (n *Node) Namespace() string { return n.ns.name }
+func (n *Node) Namespace() string { return n.ns.Name() }
 
 // Do runs fn on a thread inside the node's namespace.
-func (n *Node) Do(fn func() error) error { return n.ns.do(fn) }
+func (n *Node) Do(fn func() error) error { return n.ns.Do(fn) }
 
 // Name is the lab's name.
 func (l *Lab) Name() string { return l.Spec.Name }
@@ -220,7 +221,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Lab, error) {
 
 func (l *Lab) build(ctx context.Context) error {
 	s := l.Spec
-	if err := ensureSharedDir(l.opts.NetnsDir); err != nil {
+	if err := netns.EnsureSharedDir(l.opts.NetnsDir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(l.opts.RunDir, 0o755); err != nil {
@@ -280,19 +281,19 @@ func (l *Lab) saveRecord() error {
 
 func (l *Lab) buildSegment(sg *spec.Segment, ipv6 bool) error {
 	name := NamespaceName(l.Spec.Name, sg.Name)
-	ns, err := createNamespace(l.opts.NetnsDir, name)
+	ns, err := netns.NewPinned(l.opts.NetnsDir, name)
 	if err != nil {
 		return err
 	}
 	seg := &segment{name: sg.Name, ns: ns, mtu: sg.MTU}
 	l.segments = append(l.segments, seg)
-	l.noteInode(name, ns.inode)
+	l.noteInode(name, ns.Inode())
 	if !ipv6 {
-		if err := ns.do(disableIPv6); err != nil {
+		if err := ns.Do(disableIPv6); err != nil {
 			return fmt.Errorf("segment %s: %w", sg.Name, err)
 		}
 	}
-	if err := createBridge(ns.nl, bridgeName, sg, spec.DefaultMAC(l.Spec.Name, sg.Name, bridgeName)); err != nil {
+	if err := createBridge(ns.Netlink(), bridgeName, sg, spec.DefaultMAC(l.Spec.Name, sg.Name, bridgeName)); err != nil {
 		return fmt.Errorf("segment %s: %w", sg.Name, err)
 	}
 	return nil
@@ -300,7 +301,7 @@ func (l *Lab) buildSegment(sg *spec.Segment, ipv6 bool) error {
 
 func disableIPv6() error {
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
-		if err := writeSysctl(k, "1"); err != nil {
+		if err := netns.WriteSysctl(k, "1"); err != nil {
 			return err
 		}
 	}
@@ -318,18 +319,18 @@ func (l *Lab) segment(name string) *segment {
 
 func (l *Lab) buildNode(sn *spec.Node, ipv6 bool) error {
 	name := NamespaceName(l.Spec.Name, sn.Name)
-	ns, err := createNamespace(l.opts.NetnsDir, name)
+	ns, err := netns.NewPinned(l.opts.NetnsDir, name)
 	if err != nil {
 		return err
 	}
 	node := &Node{Name: sn.Name, Dir: filepath.Join(l.opts.RunDir, "nodes", sn.Name), ns: ns, spec: sn}
 	l.nodes = append(l.nodes, node)
-	l.noteInode(name, ns.inode)
+	l.noteInode(name, ns.Inode())
 	wrap := func(err error) error { return fmt.Errorf("node %s: %w", sn.Name, err) }
 	if !ipv6 {
 		// Before the interfaces exist, so they inherit it: no router
 		// solicitations, DAD or MLD in the captures.
-		if err := ns.do(disableIPv6); err != nil {
+		if err := ns.Do(disableIPv6); err != nil {
 			return wrap(err)
 		}
 	}
@@ -338,16 +339,16 @@ func (l *Lab) buildNode(sn *spec.Node, ipv6 bool) error {
 			return wrap(err)
 		}
 	}
-	if err := configureAddresses(ns.nl, sn); err != nil {
+	if err := configureAddresses(ns.Netlink(), sn); err != nil {
 		return wrap(err)
 	}
-	if err := configureRoutes(ns.nl, sn); err != nil {
+	if err := configureRoutes(ns.Netlink(), sn); err != nil {
 		return wrap(err)
 	}
-	if err := configureNeighbors(ns.nl, l.Spec, sn); err != nil {
+	if err := configureNeighbors(ns.Netlink(), l.Spec, sn); err != nil {
 		return wrap(err)
 	}
-	if err := ns.do(func() error { return configureInside(sn) }); err != nil {
+	if err := ns.Do(func() error { return configureInside(sn) }); err != nil {
 		return wrap(err)
 	}
 	if err := writeFiles(l.Spec, sn, node.Dir); err != nil {
@@ -378,7 +379,7 @@ func (l *Lab) attach(node *Node, ifc *spec.Interface) error {
 		return fmt.Errorf("interface %s: %w", ifc.Name, err)
 	}
 	portMAC, _ := net.ParseMAC(string(spec.DefaultMAC(l.Spec.Name, "port:"+node.Name, ifc.Name)))
-	if err := createVeth(sg.ns.nl, node.ns, node.Name, port, portMAC, ifc, mac); err != nil {
+	if err := createVeth(sg.ns.Netlink(), node.ns, node.Name, port, portMAC, ifc, mac); err != nil {
 		return fmt.Errorf("interface %s on segment %s: %w", ifc.Name, ifc.Segment, err)
 	}
 	return nil
@@ -405,30 +406,28 @@ func (l *Lab) Close(ctx context.Context) error {
 	}
 	inodes := map[uint64]bool{}
 	for _, n := range l.nodes {
-		inodes[n.ns.inode] = true
+		inodes[n.ns.Inode()] = true
 	}
 	for _, sg := range l.segments {
-		inodes[sg.ns.inode] = true
+		inodes[sg.ns.Inode()] = true
 	}
 	if err := killInNamespaces(ctx, inodes); err != nil {
 		errs = append(errs, err)
 	}
 	for i := len(l.nodes) - 1; i >= 0; i-- {
 		n := l.nodes[i]
-		n.ns.close()
-		if err := deletePin(n.ns.path); err != nil {
+		if err := n.ns.Delete(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for i := len(l.segments) - 1; i >= 0; i-- {
 		sg := l.segments[i]
-		sg.ns.close()
-		if err := deletePin(sg.ns.path); err != nil {
+		if err := sg.ns.Delete(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// Planned namespaces never created are not touched: a pin of that name
-	// may belong to another lab (createNamespace removed its own partial
+	// may belong to another lab (NewPinned removed its own partial
 	// work).
 	if len(errs) == 0 {
 		if l.opts.Mode == ModeUp && isUnder(l.opts.RunDir, l.opts.StateDir) {
@@ -453,10 +452,10 @@ func (l *Lab) Detach() error {
 	l.rec.Mode = ModeUp
 	err := l.reg.save(l.rec)
 	for _, n := range l.nodes {
-		n.ns.close()
+		_ = n.ns.Close()
 	}
 	for _, sg := range l.segments {
-		sg.ns.close()
+		_ = sg.ns.Close()
 	}
 	l.lock.release()
 	return err
@@ -469,4 +468,4 @@ func isUnder(path, dir string) bool {
 
 // Netlink is a netlink handle inside the node's namespace (valid until the
 // lab is closed or detached).
-func (n *Node) Netlink() *netlink.Handle { return n.ns.nl }
+func (n *Node) Netlink() *netlink.Handle { return n.ns.Netlink() }

@@ -1,7 +1,6 @@
 package topo
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lvslab/capture"
+	"lvslab/internal/netns"
 	"lvslab/sim/spec"
 )
 
@@ -20,22 +20,8 @@ import (
 // so the name can be the same everywhere).
 const bridgeName = "br0"
 
-// netlink dumps may be interrupted by concurrent changes
-// (NLM_F_DUMP_INTR); retry as CNI's netlinksafe does.
-func retry[T any](f func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range 5 {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
-
 func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
-	l, err := retry(func() (netlink.Link, error) { return h.LinkByName(name) })
+	l, err := netns.Retry(func() (netlink.Link, error) { return h.LinkByName(name) })
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", name, err)
 	}
@@ -67,7 +53,7 @@ func createBridge(h *netlink.Handle, name string, sg *spec.Segment, mac spec.MAC
 // createVeth makes the veth pair port (in the segment namespace, enslaved
 // to the bridge) <-> ifc (in the node namespace), both created in place so
 // no name ever exists in the root namespace.
-func createVeth(segNL *netlink.Handle, node *netNS, nodeName, port string, portMAC net.HardwareAddr, ifc *spec.Interface, mac net.HardwareAddr) error {
+func createVeth(segNL *netlink.Handle, node *netns.NS, nodeName, port string, portMAC net.HardwareAddr, ifc *spec.Interface, mac net.HardwareAddr) error {
 	br, err := linkByName(segNL, bridgeName)
 	if err != nil {
 		return err
@@ -76,7 +62,7 @@ func createVeth(segNL *netlink.Handle, node *netNS, nodeName, port string, portM
 	la.Name = port
 	la.HardwareAddr = portMAC
 	la.MasterIndex = br.Attrs().Index
-	v := &netlink.Veth{LinkAttrs: la, PeerName: ifc.Name, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(node.handle)}
+	v := &netlink.Veth{LinkAttrs: la, PeerName: ifc.Name, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(node.Handle())}
 	if ifc.MTU != 0 {
 		v.MTU = ifc.MTU
 		v.PeerMTU = uint32(ifc.MTU)
@@ -97,11 +83,11 @@ func createVeth(segNL *netlink.Handle, node *netNS, nodeName, port string, portM
 	if ifc.Down {
 		return nil
 	}
-	nl, err := linkByName(node.nl, ifc.Name)
+	nl, err := linkByName(node.Netlink(), ifc.Name)
 	if err != nil {
 		return err
 	}
-	if err := node.nl.LinkSetUp(nl); err != nil {
+	if err := node.Netlink().LinkSetUp(nl); err != nil {
 		return fmt.Errorf("%s up: %w", ifc.Name, err)
 	}
 	return nil
@@ -238,7 +224,7 @@ func devFor(n *spec.Node, a netip.Addr) string {
 // sysctls and ethtool features. It runs in that thread.
 func configureInside(n *spec.Node) error {
 	for _, sc := range n.Sysctls {
-		if err := writeSysctl(sc.Key, sc.Value); err != nil {
+		if err := netns.WriteSysctl(sc.Key, sc.Value); err != nil {
 			return err
 		}
 	}

@@ -442,13 +442,13 @@ func (l *Lab) environ(n *Node, extra []string) []string {
 	}
 	env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") })
 	env = append(env, "PATH="+path, "LVSLAB_LAB="+l.Spec.Name, "LVSLAB_NODE="+n.Name,
-		"LVSLAB_NODE_DIR="+n.Dir, "LVSLAB_RUN_DIR="+l.opts.RunDir, "LVSLAB_NAMESPACE="+n.ns.name)
+		"LVSLAB_NODE_DIR="+n.Dir, "LVSLAB_RUN_DIR="+l.opts.RunDir, "LVSLAB_NAMESPACE="+n.ns.Name())
 	return append(env, extra...)
 }
 
 // nsCommand is argv run inside the node's namespace.
 func (l *Lab) nsCommand(ctx context.Context, n *Node, argv []string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.ns.name}, argv...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.ns.Name()}, argv...)...)
 	cmd.Dir = n.Dir
 	cmd.Env = l.environ(n, nil)
 	return cmd
@@ -549,7 +549,7 @@ func (p *Process) start() error {
 	}
 	// Not CommandContext: the process outlives the build's context and is
 	// stopped by Close.
-	cmd := exec.Command("ip", append([]string{"netns", "exec", p.node.ns.name}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", p.node.ns.Name()}, argv...)...)
 	cmd.Dir = p.node.Dir
 	cmd.Env = p.lab.environ(p.node, env)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -768,4 +768,13 @@ func hasMetricsFlag(flags []string) bool {
 		}
 	}
 	return false
+}
+
+// unwrapPath drops an *os.PathError's path where the message names it.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lvslab/capture"
+	"lvslab/internal/netns"
 	"lvslab/internal/testenv"
 	"lvslab/sim/spec"
 )
@@ -118,7 +119,7 @@ func TestBuildPingTeardown(t *testing.T) {
 		seg = sg
 	}
 	require.NotNil(t, seg)
-	links, err := seg.ns.nl.LinkList()
+	links, err := seg.ns.Netlink().LinkList()
 	require.NoError(t, err)
 	ports := map[string]string{}
 	for _, pl := range links {
@@ -171,7 +172,7 @@ func TestBuildPingTeardown(t *testing.T) {
 	sleeper := lab.Process("c", "sleeper").Status()
 	assert.Equal(t, ProcRunning, sleeper.State)
 	assert.Equal(t, ProcRunning, lab.Process("c", "waiter").Status().State)
-	assert.Equal(t, lab.Node("c").ns.inode, nsInode(sleeper.PID), "the process runs in its node's namespace")
+	assert.Equal(t, lab.Node("c").ns.Inode(), netns.ProcessInode(sleeper.PID), "the process runs in its node's namespace")
 
 	// The registry knows all of it.
 	rec, err := FindLab(opts, name)
@@ -292,10 +293,10 @@ func TestStaleLabIsSwept(t *testing.T) {
 	// Pretend the owner died: drop our handles and lock without removing
 	// anything (what a SIGKILL leaves).
 	for _, n := range lab.nodes {
-		n.ns.close()
+		_ = n.ns.Close()
 	}
 	for _, sg := range lab.segments {
-		sg.ns.close()
+		_ = sg.ns.Close()
 	}
 	lab.lock.release()
 	labs, err := Labs(opts)
@@ -364,17 +365,17 @@ func TestSameNameOtherRegistry(t *testing.T) {
 func TestOrphanPinsCleaned(t *testing.T) {
 	requireNetns(t)
 	name := labName("orphan")
-	require.NoError(t, ensureSharedDir(DefaultNetnsDir))
-	ns, err := createNamespace(DefaultNetnsDir, NamespaceName(name, "x"))
+	require.NoError(t, netns.EnsureSharedDir(DefaultNetnsDir))
+	ns, err := netns.NewPinned(DefaultNetnsDir, NamespaceName(name, "x"))
 	require.NoError(t, err)
-	ns.close()
+	require.NoError(t, ns.Close())
 	cmd := exec.Command("ip", "netns", "exec", NamespaceName(name, "x"), "sleep", "600")
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	// ip netns exec enters the namespace after it started.
-	pin := pinInode(filepath.Join(DefaultNetnsDir, NamespaceName(name, "x")))
-	require.Eventually(t, func() bool { return nsInode(cmd.Process.Pid) == pin }, 5*time.Second, 5*time.Millisecond)
+	pin := netns.PinnedInode(filepath.Join(DefaultNetnsDir, NamespaceName(name, "x")))
+	require.Eventually(t, func() bool { return netns.ProcessInode(cmd.Process.Pid) == pin }, 5*time.Second, 5*time.Millisecond)
 
 	rep, err := Clean(context.Background(), Options{}, false, name)
 	require.NoError(t, err)

@@ -100,6 +100,12 @@ func (ip IPv4) Options() []byte { return ip[IPv4MinHeaderLen:ip.HeaderLen()] }
 // Payload returns the bytes after the header, up to the total length.
 func (ip IPv4) Payload() []byte { return ip[ip.HeaderLen():] }
 
+// SetTOS sets the DS field (DSCP and ECN); the checksum is not updated.
+func (ip IPv4) SetTOS(tos uint8) { ip[1] = tos }
+
+// SetChecksum sets the header checksum field.
+func (ip IPv4) SetChecksum(c uint16) { binary.BigEndian.PutUint16(ip[10:12], c) }
+
 // SetTTL sets the time to live; the checksum is not updated.
 func (ip IPv4) SetTTL(ttl uint8) { ip[8] = ttl }
 

@@ -2,15 +2,17 @@ package rs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"lvslab/rewrite"
 )
 
 // Verdict is what decapsulation decided for one packet.
@@ -26,10 +28,12 @@ const (
 	DropOuterProtocol                    // outer protocol is not 4 (IP-in-IP)
 	DropOuterFragment                    // outer fragment (the kernel reassembles before raw sockets)
 	DropInnerVersion                     // inner packet is not IPv4
-	DropInnerHeaderLength                // inner IHL < 5 or beyond the payload
+	DropInnerHeaderLength                // inner header shorter than 20 bytes, IHL < 5 or beyond the payload
 	DropInnerTotalLength                 // inner total length beyond the payload or below its header
 	DropNotVIP                           // inner destination is none of the VIPs
 	DropECN                              // outer CE over a not-ECT inner packet (RFC 6040, as the kernel's ipip)
+	DropOuterChecksum                    // outer header checksum does not verify
+	DropInnerChecksum                    // inner header checksum does not verify (ip_rcv would drop it after the TUN)
 	numVerdicts
 )
 
@@ -59,91 +63,92 @@ func (v Verdict) String() string {
 		return "not-vip"
 	case DropECN:
 		return "ecn"
+	case DropOuterChecksum:
+		return "outer-checksum"
+	case DropInnerChecksum:
+		return "inner-checksum"
 	}
 	return fmt.Sprintf("verdict(%d)", uint8(v))
 }
 
 const (
-	ipv4MinHeader = 20
-	protoIPIP     = 4
-	ecnMask       = 0x03
-	ecnCE         = 0x03
+	ecnMask = 0x03
+	ecnCE   = 0x03
 )
 
 // Decapsulate validates an IPv4 packet carrying IP-in-IP (outer header
 // included, as a raw socket delivers it) and returns the inner packet, a
-// subslice of pkt. The inner checksums are left as they are: they were
-// right when the director encapsulated. The one change is the kernel's
-// ECN decapsulation (RFC 6040): outer CE marks an ECN-capable inner packet
-// CE, with the header checksum adjusted incrementally.
+// subslice of pkt. Both headers are checked as ip_rcv checks them
+// (rewrite.ParseIPv4: version, IHL, header checksum, total length). The
+// inner checksums are left as they are: they were right when the director
+// encapsulated. The one change is the kernel's ECN decapsulation (RFC
+// 6040): outer CE marks an ECN-capable inner packet CE, with the header
+// checksum adjusted incrementally (RFC 1624).
 func Decapsulate(pkt []byte, vips []netip.Addr) ([]byte, Verdict) {
-	if len(pkt) < ipv4MinHeader {
-		return nil, DropShort
+	outer, err := rewrite.ParseIPv4(pkt)
+	if err != nil {
+		return nil, parseVerdict(pkt, err, &outerVerdicts)
 	}
-	if pkt[0]>>4 != 4 {
-		return nil, DropOuterVersion
-	}
-	ohl := int(pkt[0]&0x0f) * 4
-	if ohl < ipv4MinHeader || ohl > len(pkt) {
-		return nil, DropOuterHeaderLength
-	}
-	total := int(binary.BigEndian.Uint16(pkt[2:4]))
-	if total < ohl || total > len(pkt) {
-		return nil, DropOuterTotalLength
-	}
-	if pkt[9] != protoIPIP {
+	if outer.Protocol() != rewrite.ProtoIPIP {
 		return nil, DropOuterProtocol
 	}
-	if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 { // MF or an offset
+	if outer.MF() || outer.FragOffset() != 0 {
 		return nil, DropOuterFragment
 	}
-	outerTOS := pkt[1]
-	in := pkt[ohl:total]
-	if len(in) < 1 || in[0]>>4 != 4 {
-		return nil, DropInnerVersion
+	payload := outer.Payload()
+	in, err := rewrite.ParseIPv4(payload)
+	if err != nil {
+		return nil, parseVerdict(payload, err, &innerVerdicts)
 	}
-	ihl := int(in[0]&0x0f) * 4
-	if ihl < ipv4MinHeader || ihl > len(in) {
-		return nil, DropInnerHeaderLength
-	}
-	itotal := int(binary.BigEndian.Uint16(in[2:4]))
-	if itotal < ihl || itotal > len(in) {
-		return nil, DropInnerTotalLength
-	}
-	in = in[:itotal]
-	dst := netip.AddrFrom4([4]byte(in[16:20]))
-	found := false
-	for _, v := range vips {
-		if v == dst {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if !slices.Contains(vips, in.Dst()) {
 		return nil, DropNotVIP
 	}
-	if outerTOS&ecnMask == ecnCE {
-		switch in[1] & ecnMask {
+	if outer.TOS()&ecnMask == ecnCE {
+		switch tos := in.TOS(); tos & ecnMask {
 		case 0: // not-ECT: CE cannot be passed on, the kernel drops it
 			return nil, DropECN
 		case ecnCE:
 		default:
-			setTOS(in, in[1]|ecnCE)
+			// TOS is the low byte of the header's first 16-bit word.
+			in.SetTOS(tos | ecnCE)
+			in.SetChecksum(rewrite.UpdateChecksum16(in.Checksum(), uint16(tos), uint16(tos|ecnCE)))
 		}
 	}
 	return in, Deliver
 }
 
-// setTOS rewrites the TOS byte of an IPv4 header and updates the header
-// checksum incrementally (RFC 1624, eqn. 3).
-func setTOS(h []byte, tos byte) {
-	old := binary.BigEndian.Uint16(h[0:2])
-	h[1] = tos
-	nw := binary.BigEndian.Uint16(h[0:2])
-	sum := uint32(^binary.BigEndian.Uint16(h[10:12])) + uint32(^old) + uint32(nw)
-	sum = (sum & 0xffff) + (sum >> 16)
-	sum = (sum & 0xffff) + (sum >> 16)
-	binary.BigEndian.PutUint16(h[10:12], ^uint16(sum))
+// headerVerdicts are the drops of one IPv4 header, outer or inner.
+type headerVerdicts struct {
+	short, version, headerLength, checksum, totalLength Verdict
+}
+
+var (
+	outerVerdicts = headerVerdicts{DropShort, DropOuterVersion, DropOuterHeaderLength, DropOuterChecksum, DropOuterTotalLength}
+	innerVerdicts = headerVerdicts{DropInnerHeaderLength, DropInnerVersion, DropInnerHeaderLength, DropInnerChecksum, DropInnerTotalLength}
+)
+
+// parseVerdict maps rewrite.ParseIPv4's reason for b to a counter.
+// ErrTruncated covers three cases the counters tell apart: fewer bytes than
+// a minimal header, an IHL beyond them, a total length beyond them.
+func parseVerdict(b []byte, err error, v *headerVerdicts) Verdict {
+	r, _ := err.(rewrite.Reason)
+	switch r {
+	case rewrite.ErrTruncated:
+		switch {
+		case len(b) < rewrite.IPv4MinHeaderLen:
+			return v.short
+		case rewrite.IPv4(b).HeaderLen() > len(b):
+			return v.headerLength
+		}
+		return v.totalLength
+	case rewrite.ErrBadVersion:
+		return v.version
+	case rewrite.ErrBadIHL:
+		return v.headerLength
+	case rewrite.ErrBadIPChecksum:
+		return v.checksum
+	}
+	return v.totalLength // rewrite.ErrBadTotalLength
 }
 
 // DecapStats counts packets by verdict.

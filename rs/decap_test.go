@@ -61,7 +61,10 @@ func TestDecapsulateOuterOptionsAndPadding(t *testing.T) {
 func TestDecapsulateDrops(t *testing.T) {
 	inner := innerUDP(t, netip.AddrPortFrom(tClient, 40000), netip.AddrPortFrom(tVIP, 8080), []byte("payload"))
 	good := encap(t, tDIP, tRIP, 0, inner)
-	mut := func(f func(p []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	// A mutation keeps both header checksums right (where the IHL lets
+	// them be computed), so each case reaches the check it is about.
+	mut := func(f func(p []byte) []byte) []byte { return fixChecksums(f(append([]byte(nil), good...))) }
+	raw := func(f func(p []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	other := innerUDP(t, netip.AddrPortFrom(tClient, 40000), netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 8080), nil)
 	cases := []struct {
 		name string
@@ -78,12 +81,14 @@ func TestDecapsulateDrops(t *testing.T) {
 		{"outer protocol UDP", mut(func(p []byte) []byte { p[9] = 17; return p }), DropOuterProtocol},
 		{"outer more fragments", mut(func(p []byte) []byte { p[6] |= 0x20; return p }), DropOuterFragment},
 		{"outer fragment offset", mut(func(p []byte) []byte { p[7] = 1; return p }), DropOuterFragment},
-		{"no inner bytes", encap(t, tDIP, tRIP, 0, nil), DropInnerVersion},
+		{"outer checksum", raw(func(p []byte) []byte { p[10] ^= 0xff; return p }), DropOuterChecksum},
+		{"no inner bytes", encap(t, tDIP, tRIP, 0, nil), DropInnerHeaderLength},
 		{"inner IPv6", mut(func(p []byte) []byte { p[20] = 0x60; return p }), DropInnerVersion},
 		{"inner IHL 3", mut(func(p []byte) []byte { p[20] = 0x43; return p }), DropInnerHeaderLength},
 		{"inner truncated header", encap(t, tDIP, tRIP, 0, inner[:12]), DropInnerHeaderLength},
 		{"inner truncated payload", encap(t, tDIP, tRIP, 0, inner[:len(inner)-1]), DropInnerTotalLength},
 		{"inner total length below header", mut(func(p []byte) []byte { binary.BigEndian.PutUint16(p[22:], 10); return p }), DropInnerTotalLength},
+		{"inner checksum", raw(func(p []byte) []byte { p[30] ^= 0xff; return p }), DropInnerChecksum},
 		{"inner not for a VIP", encap(t, tDIP, tRIP, 0, other), DropNotVIP},
 		{"outer CE, inner not-ECT", encap(t, tDIP, tRIP, 0x03, inner), DropECN},
 	}
@@ -98,6 +103,34 @@ func TestDecapsulateDrops(t *testing.T) {
 	if _, v := Decapsulate(good, nil); v != DropNotVIP {
 		t.Fatalf("no VIPs: verdict %v, want not-vip", v)
 	}
+}
+
+// fixChecksums recomputes the outer header checksum and the inner one,
+// where the header lengths allow.
+func fixChecksums(p []byte) []byte {
+	fix := func(h []byte) int {
+		if len(h) < 20 || h[0]>>4 != 4 {
+			return 0
+		}
+		hl := int(h[0]&0x0f) * 4
+		if hl < 20 || hl > len(h) {
+			return 0
+		}
+		h[10], h[11] = 0, 0
+		var sum uint32
+		for i := 0; i < hl; i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(h[i:]))
+		}
+		for sum>>16 != 0 {
+			sum = sum&0xffff + sum>>16
+		}
+		binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
+		return hl
+	}
+	if hl := fix(p); hl != 0 {
+		fix(p[hl:])
+	}
+	return p
 }
 
 // ipChecksumOK recomputes the header checksum from scratch.
@@ -246,6 +279,7 @@ func TestDecapsulatorZeroAlloc(t *testing.T) {
 	d := NewDecapsulator(in, out, []netip.Addr{tVIP2, tVIP})
 	pkt := encap(t, tDIP, tRIP, 0x03, innerUDP(t, netip.AddrPortFrom(tClient, 40000), netip.AddrPortFrom(tVIP, 8080), make([]byte, 1200)))
 	pkt[21] |= 0x02 // inner ECT(0): exercise the CE rewrite too
+	fixChecksums(pkt)
 	buf := make([]byte, 2048)
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := wire.Write(pkt); err != nil {

@@ -68,28 +68,17 @@ func NewPinned(dir, name string) (*NS, error) {
 		return nil, fmt.Errorf("pin file for namespace %s: %w", name, err)
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := vnetns.Get()
-		if err != nil {
-			runtime.UnlockOSThread() // nothing moved yet
-			errc <- fmt.Errorf("current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
+	err = onLockedThread("the new namespace", func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
+			return fmt.Errorf("unshare: %w", err)
 		}
 		src := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
-		merr := unix.Mount(src, path, "none", unix.MS_BIND, "")
-		if merr != nil {
-			merr = fmt.Errorf("bind %s: %w", path, merr)
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", path, err)
 		}
-		errc <- leave(orig, "the new namespace", merr)
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = unix.Unmount(path, unix.MNT_DETACH)
 		os.Remove(path)
 		return nil, fmt.Errorf("create namespace %s: %w", name, err)
@@ -224,9 +213,21 @@ func DoPath(path string, fn func() error) error {
 	return do(h, path, fn)
 }
 
-// do runs fn on a fresh goroutine locked to its thread inside h. The thread
-// goes back to the scheduler only once it is back in its own namespace.
+// do runs fn inside h on a locked thread of its own.
 func do(h vnetns.NsHandle, what string, fn func() error) error {
+	return onLockedThread("namespace "+what, func() error {
+		if err := vnetns.Set(h); err != nil {
+			return fmt.Errorf("enter namespace %s: %w", what, err)
+		}
+		return fn()
+	})
+}
+
+// onLockedThread runs fn on a fresh goroutine locked to its OS thread and
+// then puts the thread back in the namespace it started in (see leave).
+// fn may move the thread into another namespace; what names that one for
+// the error.
+func onLockedThread(what string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -237,13 +238,7 @@ func do(h vnetns.NsHandle, what string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := vnetns.Set(h); err != nil {
-			// Stays locked: whatever state a failed setns left, the
-			// thread ends with this goroutine.
-			errc <- fmt.Errorf("enter namespace %s: %w", what, err)
-			return
-		}
-		errc <- leave(orig, "namespace "+what, fn())
+		errc <- leave(orig, what, fn())
 	}()
 	return <-errc
 }

@@ -16,7 +16,7 @@ pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
 	stress-ng:stress-ng promtool:prometheus keepalived:keepalived
-	setpriv:util-linux prlimit:util-linux jq:jq
+	setpriv:util-linux prlimit:util-linux jq:jq nsenter:util-linux bridge:iproute2 ss:iproute2
 )
 need=()
 for pair in "${pairs[@]}"; do

@@ -199,6 +199,7 @@ var lvsdBuild struct {
 
 func lvsdBinDir(t *testing.T) string {
 	t.Helper()
+	testenv.Go(t)
 	lvsdBuild.once.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {

@@ -60,6 +60,7 @@ type neighEntry struct {
 
 // pending is a frame held until its next hop's MAC is known; finish sets the
 // MAC (and, for tunnels, encapsulates) and returns the frame to send, or nil.
+// A nil finish means the frame only lacks its MACs (out's and the neighbour's).
 type pending struct {
 	out    *Iface
 	frame  []byte
@@ -240,7 +241,14 @@ func (e *Engine) sendARPRequest(w *worker, out *Iface, target netip.Addr) {
 // releaseQueue sends the frames that waited for n.
 func (e *Engine) releaseQueue(w *worker, n *neighEntry) {
 	for _, q := range n.queue {
-		if b := q.finish(q.frame, n.mac); b != nil {
+		b := q.frame
+		if q.finish == nil {
+			// The common case: the frame is complete but for its MACs.
+			_ = rewrite.SetMACs(b, n.mac, q.out.MAC)
+		} else {
+			b = q.finish(b, n.mac)
+		}
+		if b != nil {
 			w.queue(q.out, b)
 		}
 	}

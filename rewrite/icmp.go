@@ -9,16 +9,17 @@ const (
 	// error quotes after its IP header (RFC 792: 64 bits).
 	ICMPQuoteL4Len = 8
 
-	ICMPEchoReply       = 0
-	ICMPDestUnreach     = 3
-	ICMPSourceQuench    = 4
-	ICMPRedirect        = 5
-	ICMPEchoRequest     = 8
-	ICMPTimeExceeded    = 11
-	ICMPParamProblem    = 12
-	ICMPCodePortUnreach = 3
-	ICMPCodeFragNeeded  = 4
-	ICMPCodeTTLExceeded = 0
+	ICMPEchoReply        = 0
+	ICMPDestUnreach      = 3
+	ICMPSourceQuench     = 4
+	ICMPRedirect         = 5
+	ICMPEchoRequest      = 8
+	ICMPTimeExceeded     = 11
+	ICMPParamProblem     = 12
+	ICMPCodeProtoUnreach = 2
+	ICMPCodePortUnreach  = 3
+	ICMPCodeFragNeeded   = 4
+	ICMPCodeTTLExceeded  = 0
 )
 
 // ICMPIsError reports whether an ICMP type is an error message, one that
@@ -66,3 +67,6 @@ func (m ICMP) NextHopMTU() uint16 { return binary.BigEndian.Uint16(m[6:8]) }
 
 // Payload returns the bytes after the header: the quoted packet of an error.
 func (m ICMP) Payload() []byte { return m[ICMPHeaderLen:] }
+
+// SetChecksum sets the checksum field.
+func (m ICMP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(m[2:4], v) }

@@ -65,7 +65,7 @@ func translateICMPError(frame []byte, p *Packet, outerSrc, outerDst netip.Addr, 
 		}
 	}
 	ip := IPv4(frame[p.L3:p.L4])
-	if ip[8] <= 1 {
+	if ip.TTL() <= 1 {
 		return ErrTTLExpired
 	}
 	qip := IPv4(frame[q.L3:q.L4])
@@ -96,12 +96,12 @@ func translateICMPError(frame []byte, p *Packet, outerSrc, outerDst netip.Addr, 
 			q.DstPort = quoteDst.Port()
 		}
 	}
-	setIPv4Checksum(qip)
-	msg := frame[p.L4:p.End]
-	binary.BigEndian.PutUint16(msg[2:4], 0)
-	binary.BigEndian.PutUint16(msg[2:4], Checksum(msg))
-	ip[8]--
-	setIPv4Checksum(ip)
+	qip.UpdateChecksum()
+	msg := ICMP(frame[p.L4:p.End])
+	msg.SetChecksum(0)
+	msg.SetChecksum(Checksum(msg))
+	ip.DecTTL()
+	ip.UpdateChecksum()
 	p.Partial = false
 	return nil
 }

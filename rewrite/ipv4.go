@@ -106,6 +106,10 @@ func (ip IPv4) SetTOS(tos uint8) { ip[1] = tos }
 // SetChecksum sets the header checksum field.
 func (ip IPv4) SetChecksum(c uint16) { binary.BigEndian.PutUint16(ip[10:12], c) }
 
+// DecTTL decrements the TTL, as forwarding does (the checksum is the
+// caller's to update).
+func (ip IPv4) DecTTL() { ip[8]-- }
+
 // SetTTL sets the time to live; the checksum is not updated.
 func (ip IPv4) SetTTL(ttl uint8) { ip[8] = ttl }
 

@@ -51,17 +51,17 @@ func translate(frame []byte, p *Packet, src, dst netip.AddrPort) error {
 	var sumOff int
 	switch p.Protocol {
 	case ProtoTCP:
-		sumOff = p.L4 + 16
+		sumOff = p.L4 + TCPChecksumOffset
 	case ProtoUDP:
-		sumOff = p.L4 + 6
+		sumOff = p.L4 + UDPChecksumOffset
 	default:
 		return ErrWrongProtocol
 	}
 	if (src.IsValid() && !src.Addr().Is4()) || (dst.IsValid() && !dst.Addr().Is4()) {
 		return ErrNotIPv4Addr
 	}
-	ip := frame[p.L3:p.L4]
-	if ip[8] <= 1 {
+	ip := IPv4(frame[p.L3:p.L4])
+	if ip.TTL() <= 1 {
 		return ErrTTLExpired
 	}
 	l4 := frame[p.L4:p.End]
@@ -86,8 +86,8 @@ func translate(frame []byte, p *Packet, src, dst netip.AddrPort) error {
 		sum = UDPWireChecksum(sum)
 	}
 	binary.BigEndian.PutUint16(frame[sumOff:], sum)
-	ip[8]--
-	setIPv4Checksum(ip)
+	ip.DecTTL()
+	ip.UpdateChecksum()
 	return nil
 }
 
@@ -101,14 +101,15 @@ func DR(frame []byte, p *Packet, dst, src MAC) error {
 	if err := p.check(frame, false); err != nil {
 		return err
 	}
-	ip := frame[p.L3:p.L4]
-	if ip[8] <= 1 {
+	ip := IPv4(frame[p.L3:p.L4])
+	if ip.TTL() <= 1 {
 		return ErrTTLExpired
 	}
-	copy(frame[0:6], dst[:])
-	copy(frame[6:12], src[:])
-	ip[8]--
-	setIPv4Checksum(ip)
+	eth := Ethernet(frame)
+	eth.SetDst(dst)
+	eth.SetSrc(src)
+	ip.DecTTL()
+	ip.UpdateChecksum()
 	return nil
 }
 
@@ -119,8 +120,9 @@ func SetMACs(frame []byte, dst, src MAC) error {
 	if len(frame) < EthernetHeaderLen {
 		return ErrTruncated
 	}
-	copy(frame[0:6], dst[:])
-	copy(frame[6:12], src[:])
+	eth := Ethernet(frame)
+	eth.SetDst(dst)
+	eth.SetSrc(src)
 	return nil
 }
 
@@ -155,9 +157,9 @@ func CompletePartial(frame []byte, p *Packet) error {
 	var sumOff int
 	switch p.Protocol {
 	case ProtoTCP:
-		sumOff = p.L4 + 16
+		sumOff = p.L4 + TCPChecksumOffset
 	case ProtoUDP:
-		sumOff = p.L4 + 6
+		sumOff = p.L4 + UDPChecksumOffset
 	default:
 		return ErrWrongProtocol
 	}

@@ -5,7 +5,9 @@ import "encoding/binary"
 // TCP sizes, flags and option kinds.
 const (
 	TCPMinHeaderLen = 20
-	TCPMaxHeaderLen = 60
+	// TCPChecksumOffset is where the checksum sits in the TCP header.
+	TCPChecksumOffset = 16
+	TCPMaxHeaderLen   = 60
 
 	TCPFlagFIN = 0x01
 	TCPFlagSYN = 0x02
@@ -134,3 +136,12 @@ func (it *TCPOptionIter) Next() (TCPOption, bool) {
 
 // Err returns ErrBadTCPOption if the walk stopped at a malformed option.
 func (it *TCPOptionIter) Err() error { return it.err }
+
+// SetSrcPort sets the source port (the checksum is the caller's to update).
+func (t TCP) SetSrcPort(v uint16) { binary.BigEndian.PutUint16(t[0:2], v) }
+
+// SetDstPort sets the destination port (the checksum is the caller's).
+func (t TCP) SetDstPort(v uint16) { binary.BigEndian.PutUint16(t[2:4], v) }
+
+// SetChecksum sets the checksum field.
+func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[16:18], v) }

@@ -68,7 +68,7 @@ func EncapIPIP(out, frame []byte, p *Packet, t *IPIP) (int, error) {
 		return 0, ErrNotIPv4Addr
 	}
 	inner := frame[p.L3:p.End]
-	if inner[8] <= 1 {
+	if IPv4(inner).TTL() <= 1 {
 		return 0, ErrTTLExpired
 	}
 	innerLen := len(inner)
@@ -98,9 +98,9 @@ func EncapIPIP(out, frame []byte, p *Packet, t *IPIP) (int, error) {
 	if &out[innerOff] != &frame[p.L3] {
 		copy(out[innerOff:innerOff+innerLen], inner)
 	}
-	in := out[innerOff : innerOff+innerLen]
-	in[8]--
-	setIPv4Checksum(in)
+	in := IPv4(out[innerOff : innerOff+innerLen])
+	in.DecTTL()
+	in.UpdateChecksum()
 
 	o := out[outerOff:innerOff]
 	o[0] = 0x45
@@ -113,7 +113,7 @@ func EncapIPIP(out, frame []byte, p *Packet, t *IPIP) (int, error) {
 		binary.BigEndian.PutUint16(o[4:6], t.ID)
 		binary.BigEndian.PutUint16(o[6:8], 0)
 	}
-	o[8] = in[8]
+	o[8] = in.TTL()
 	o[9] = ProtoIPIP
 	src, dst := t.Src.As4(), t.Dst.As4()
 	copy(o[12:16], src[:])

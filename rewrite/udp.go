@@ -3,7 +3,11 @@ package rewrite
 import "encoding/binary"
 
 // UDPHeaderLen is the size of a UDP header.
-const UDPHeaderLen = 8
+const (
+	UDPHeaderLen = 8
+	// UDPChecksumOffset is where the checksum sits in the UDP header.
+	UDPChecksumOffset = 6
+)
 
 // UDP is a view of a UDP datagram. Obtain one from ParseUDP.
 type UDP []byte

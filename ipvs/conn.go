@@ -1,0 +1,180 @@
+package ipvs
+
+// Connection handling: packets of known connections are accounted and
+// handed to their forwarding method's transmit stage (xmit.go); new ones are
+// scheduled (ip_vs_schedule, ip_vs_sched_persist) and their connection
+// created.
+
+import (
+	"net/netip"
+	"time"
+
+	"lvslab/conntrack"
+	"lvslab/rewrite"
+	"lvslab/sched"
+)
+
+// handleConn forwards a TCP/UDP packet of a known connection. It returns
+// false when there is none (or a SYN reuses a closing one), so the caller
+// treats the packet as new.
+func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) bool {
+	tup := conntrack.Tuple{Proto: p.Protocol, Src: p.Src.As4(), SrcPort: p.SrcPort, Dst: p.Dst.As4(), DstPort: p.DstPort}
+	id, dir := e.conns.Lookup(tup)
+	if id == 0 {
+		return false
+	}
+	if dir == conntrack.DirIn && p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN != 0 &&
+		p.TCPFlags&rewrite.TCPFlagACK == 0 && e.conns.ReuseOnSYN(id, max(e.cfg.ConnReuseMode, 0)) {
+		e.conns.ExpireNow(id, now)
+		return false
+	}
+	sd := e.conns.Dest(id)
+	if !sd.Available() {
+		if e.cfg.ExpireNodestConn && dir == conntrack.DirIn {
+			e.conns.ExpireNow(id, now)
+			return false
+		}
+		e.ctr[rxDestGone]++
+		return true
+	}
+	d := destOf(sd)
+	size := p.End - p.L3
+	e.conns.Step(id, dir, p.TCPFlags, size, now)
+	c := e.conns.Conn(id)
+	if dir == conntrack.DirIn {
+		d.stats.in(size)
+		d.svc.stats.in(size)
+		e.xmitIn(w, in, slot, frame, p, c, d, now)
+		return true
+	}
+	d.stats.out(size)
+	d.svc.stats.out(size)
+	e.xmitOut(w, in, frame, p, c, now)
+	return true
+}
+
+// lookupService finds the service a new packet hits: a classifier mark
+// first (fwmark services), then protocol/VIP/port, then a port-zero service.
+func (e *Engine) lookupService(frame []byte, p *rewrite.Packet) *Service {
+	if len(e.marks) > 0 {
+		if m := e.classify(frame, p); m != 0 {
+			if s := e.byMark[m]; s != nil {
+				return s
+			}
+		}
+	}
+	k := svcKey{proto: p.Protocol, addr: p.Dst.As4(), port: p.DstPort}
+	if s := e.byKey[k]; s != nil {
+		return s
+	}
+	k.port = 0
+	if s := e.byKey[k]; s != nil && s.persist != nil {
+		return s
+	}
+	return nil
+}
+
+// newConn schedules a new connection (ip_vs_schedule / ip_vs_sched_persist)
+// and forwards its first packet.
+func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) {
+	svc := e.lookupService(frame, p)
+	if svc == nil {
+		// Other ports of a VIP are refused, as the director's own stack
+		// would refuse them: RST for TCP, port unreachable for UDP.
+		e.ctr[rxNoService]++
+		e.refuse(w, in, frame, p)
+		return
+	}
+	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN == 0 {
+		// tcp_conn_schedule: only a SYN creates a connection (sloppy_tcp=0);
+		// anything else falls to the local stack, which resets it.
+		e.ctr[rxNotSyn]++
+		e.refuse(w, in, frame, p)
+		return
+	}
+	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 {
+		e.ctr[rxNotSyn]++ // a SYN-ACK from outside is not a new connection
+		e.refuse(w, in, frame, p)
+		return
+	}
+	if e.conns.DropPacket() {
+		// drop_packet (tcp_conn_schedule's ip_vs_todrop): under pressure,
+		// 1 in rate new connections is dropped before scheduling.
+		e.ctr[defPacketDropped]++
+		return
+	}
+	// The flow lives in the worker: passed to an interface method it would
+	// escape to the heap on every new connection.
+	flow := &w.flow
+	*flow = sched.Flow{Proto: p.Protocol, SrcAddr: p.Src, DstAddr: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Now: now}
+	var (
+		sd   *sched.Dest
+		tmpl conntrack.ConnID
+	)
+	if svc.persist != nil {
+		key, err := svc.persist.Key(p.Protocol, p.Src, p.Dst, p.DstPort)
+		if err != nil {
+			e.ctr[rxNoDest]++
+			return
+		}
+		tmpl = e.conns.LookupTemplate(&key, e.cfg.ExpireQuiescentTemplate)
+		if tmpl != 0 {
+			sd = e.conns.Dest(tmpl)
+		} else {
+			sd = svc.sched.Schedule(flow)
+			if sd != nil {
+				e.makeRoom(now, 0)
+				tmpl, err = e.conns.NewTemplate(&key, sd, svc.persist.Timeout, now)
+				if err != nil {
+					e.ctr[rxTableFull]++
+					return
+				}
+			}
+		}
+	} else {
+		sd = svc.sched.Schedule(flow)
+	}
+	if sd == nil {
+		// ip_vs_leave: "no destination available" is port unreachable,
+		// for TCP too.
+		e.ctr[rxNoDest]++
+		e.sendICMPError(w, in, frame, p, rewrite.ICMPDestUnreach, rewrite.ICMPCodePortUnreach, 0)
+		return
+	}
+	d := destOf(sd)
+	fwd, _ := fwdOf(d.cfg.Forward)
+	params := conntrack.ConnParams{
+		Proto:    p.Protocol,
+		Client:   netip.AddrPortFrom(p.Src, p.SrcPort),
+		Virtual:  netip.AddrPortFrom(p.Dst, p.DstPort),
+		Dest:     sd,
+		DestPort: p.DstPort,
+		Fwd:      fwd,
+		Template: tmpl,
+	}
+	if translatesPort(fwd) {
+		params.DestPort = conntrack.DestPort(svc.persist != nil, p.DstPort, svc.cfg.Port, d.Port)
+	}
+	params.OnePacket = svc.cfg.OnePacket && p.Protocol == rewrite.ProtoUDP
+	e.makeRoom(now, tmpl)
+	id, err := e.conns.NewConn(&params, now)
+	if err != nil {
+		e.ctr[rxTableFull]++
+		if now-e.lastFullWarn > int64(10*time.Second) {
+			e.lastFullWarn = now
+			e.log.Warn("connection table full: new connections are refused (raise --max-conns; against a SYN flood, --drop-entry 1)",
+				"conns", e.conns.Len(), "refused", e.conns.Stats().Refused)
+		}
+		return
+	}
+	d.stats.conns++
+	svc.stats.conns++
+	size := p.End - p.L3
+	e.conns.Step(id, conntrack.DirIn, p.TCPFlags, size, now)
+	d.stats.in(size)
+	svc.stats.in(size)
+	e.xmitIn(w, in, slot, frame, p, e.conns.Conn(id), d, now)
+	if params.OnePacket {
+		e.conns.Release(id, now)
+	}
+}

@@ -155,10 +155,21 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	if translatesPort(fwd) {
 		params.DestPort = conntrack.DestPort(svc.persist != nil, p.DstPort, svc.cfg.Port, d.Port)
 	}
+	if fwd == conntrack.FwdFullNAT {
+		local, ok := svc.allocLocal(p.Protocol)
+		if !ok {
+			e.ctr[rxNoLocalPort]++
+			return
+		}
+		params.Local = local
+	}
 	params.OnePacket = svc.cfg.OnePacket && p.Protocol == rewrite.ProtoUDP
 	e.makeRoom(now, tmpl)
 	id, err := e.conns.NewConn(&params, now)
 	if err != nil {
+		if params.Local.IsValid() {
+			e.releaseLocal(p.Protocol, params.Local, netip.AddrPort{})
+		}
 		e.ctr[rxTableFull]++
 		if now-e.lastFullWarn > int64(10*time.Second) {
 			e.lastFullWarn = now

@@ -410,7 +410,7 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 			if c.Op == config.OpEditDest && i < 0 {
 				return nil, config.ErrNoDest
 			}
-			if _, err := fwdOf(c.Dest.Forward); err != nil {
+			if err := v.e.checkFwd(c.Service.ID(), c.Dest.Forward); err != nil {
 				return nil, err
 			}
 			if !c.Dest.Addr.Is4() {
@@ -605,7 +605,7 @@ func (e *Engine) Replace(t config.Table) error {
 			return err
 		}
 		for _, d := range vs.Dests {
-			if _, err := fwdOf(d.Forward); err != nil {
+			if err := e.checkFwd(vs.Service.ID(), d.Forward); err != nil {
 				return fmt.Errorf("%s: %w", vs.Service.ID(), err)
 			}
 		}

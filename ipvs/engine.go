@@ -145,8 +145,10 @@ type Engine struct {
 	defense          conntrack.DefenseReport
 
 	localAddrs map[[4]byte]bool
-	local      LocalPort
-	localErr   error
+	// laddrs are the FULLNAT local addresses' port pools, by address.
+	laddrs   map[[4]byte]*laddrPool
+	local    LocalPort
+	localErr error
 }
 
 // New creates an engine with no interfaces and no services.
@@ -165,7 +167,9 @@ func New(cfg Config) (*Engine, error) {
 		start := time.Now()
 		now = func() int64 { return int64(time.Since(start)) + int64(time.Hour) }
 	}
-	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns, ActiveEstablishedOnly: cfg.ActiveEstablishedOnly})
+	var e *Engine
+	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns, ActiveEstablishedOnly: cfg.ActiveEstablishedOnly,
+		ReleaseLocal: func(proto uint8, local, real netip.AddrPort) { e.releaseLocal(proto, local, real) }})
 	if err != nil {
 		return nil, fmt.Errorf("connection table: %w", err)
 	}
@@ -175,7 +179,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := ct.SetDefense(cfg.Defense); err != nil {
 		return nil, fmt.Errorf("flood defences: %w", err)
 	}
-	return &Engine{
+	e = &Engine{
 		log: cfg.Logger, cfg: cfg, now: now,
 		byIndex: map[int]*Iface{},
 		byKey:   map[svcKey]*Service{}, byMark: map[uint32]*Service{},
@@ -185,7 +189,9 @@ func New(cfg Config) (*Engine, error) {
 		conns:  ct,
 		routes: NewRouteTable(nil),
 		neigh:  newNeighTable(),
-	}, nil
+		laddrs: map[[4]byte]*laddrPool{},
+	}
+	return e, nil
 }
 
 // AddIface registers an interface before Run.
@@ -285,7 +291,7 @@ func (e *Engine) routeDest(d *Dest) {
 // ctlMu, so the control plane calls it without the data-path lock.
 func (e *Engine) resolve(d *Dest, routes *RouteTable, local map[[4]byte]bool) destRoute {
 	var dr destRoute
-	dr.local = d.Addr.Is4() && local[d.Addr.As4()] && d.cfg.Forward != config.ForwardMasq
+	dr.local = d.Addr.Is4() && local[d.Addr.As4()] && d.cfg.Forward != config.ForwardMasq && d.cfg.Forward != config.ForwardFullNAT
 	if dr.local {
 		return dr
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,7 +116,19 @@ func newFxEngine(tb testing.TB, rules []string, marks []string, localAddrs []str
 			tb.Fatal(err)
 		}
 	}
+	var last config.ServiceID
 	for _, line := range rules {
+		if as, ok := strings.CutPrefix(line, "laddr "); ok {
+			// FULLNAT local addresses of the service added last.
+			var addrs []netip.Addr
+			for _, a := range strings.Fields(as) {
+				addrs = append(addrs, netip.MustParseAddr(a))
+			}
+			if err := e.SetServiceLaddrs(last, addrs); err != nil {
+				tb.Fatal(err)
+			}
+			continue
+		}
 		c, err := config.ParseArgs(splitFields(line))
 		if err != nil {
 			tb.Fatalf("%s: %v", line, err)
@@ -123,6 +136,7 @@ func newFxEngine(tb testing.TB, rules []string, marks []string, localAddrs []str
 		if err := e.Apply(c); err != nil {
 			tb.Fatalf("%s: %v", line, err)
 		}
+		last = c.Service.ID()
 	}
 	fe.w = e.newWorker()
 	return fe
@@ -400,6 +414,21 @@ func fixtures(tb testing.TB) []fixture {
 		return p.build(tb)
 	}()
 
+	// FULLNAT: the real server sees local address → RS both ways; the
+	// client sees only the VIP. Two local addresses, taken in turn.
+	fnat := func(p pkt, sip string, sport uint16, flags string) pkt {
+		p.src, p.dst, p.sip, p.dip, p.ttl = intMAC, rsMAC, sip, fxRS, p.ttl-1
+		p.l4 = l4(tcp4(sport, 8080, flags))
+		return p
+	}
+	fnatSynack := pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: tcp, l4: l4(tcp4(8080, 5000, "SA"))}
+	syn2 := syn
+	syn2.l4 = l4(tcp4(40001, 80, "S"))
+	fnatFragIn := pkt{src: intMAC, dst: rsMAC, sip: "172.16.0.10", dip: fxRS, ttl: 63, df: true, proto: layers.IPProtocolICMPv4,
+		l4: l4(icmpErr(3, 4, 1400)), payload: quote(tb, fxRS, "172.16.0.10", 8080, 5000, 63)}
+	fnatFragOut := pkt{src: routerMAC, dst: intMAC, sip: fxRouter, dip: "172.16.0.10", ttl: 64, df: true, proto: layers.IPProtocolICMPv4,
+		l4: l4(icmpErr(3, 4, 1300)), payload: quote(tb, "172.16.0.10", fxRS, 5000, 8080, 63)}
+
 	markSyn := syn
 	markSyn.dip = fxMarkIP
 	markAck := ack
@@ -475,6 +504,20 @@ func fixtures(tb testing.TB) []fixture {
 		},
 		counters: map[string]uint64{"rx_frames": 2, "tx_frames": 2, "conns": 1, "conns_created": 1},
 	}, {
+		// Before TOA, MSS clamping and the sequence remap: addresses and
+		// ports only.
+		name:  "FULLNAT",
+		rules: []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10 172.16.0.11", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"},
+		steps: []fxStep{
+			{name: "SYN", frame: syn.build(tb), int: [][]byte{fnat(syn, "172.16.0.10", 5000, "S").build(tb)}},
+			{name: "SYN-ACK", fromInt: true, frame: fnatSynack.build(tb), ext: [][]byte{synackOut.build(tb)}},
+			{name: "data", frame: ack.build(tb), int: [][]byte{fnat(ack, "172.16.0.10", 5000, "PA").build(tb)}},
+			{name: "second connection", frame: syn2.build(tb), int: [][]byte{fnat(syn2, "172.16.0.11", 5000, "S").build(tb)}},
+			{name: "ICMP in", frame: fragIn.build(tb), int: [][]byte{fnatFragIn.build(tb)}},
+			{name: "ICMP out", fromInt: true, frame: fnatFragOut.build(tb), ext: [][]byte{fragOutNAT.build(tb)}},
+		},
+		counters: map[string]uint64{"rx_frames": 6, "tx_frames": 6, "conns": 2, "conns_created": 2},
+	}, {
 		name:  "LOCALNODE",
 		local: []string{fxDirInt},
 		rules: []string{"-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 172.16.0.1:80 -g"},
@@ -504,5 +547,75 @@ func fixtures(tb testing.TB) []fixture {
 func TestEngineFixtures(t *testing.T) {
 	for _, fx := range fixtures(t) {
 		t.Run(fx.name, fx.run)
+	}
+}
+
+// TestFullNATLocalPorts: ports come from lport_min up, unique per local
+// address; an exhausted address drops the connection (counted); a port
+// comes back when its connection expires, to the back of the queue.
+func TestFullNATLocalPorts(t *testing.T) {
+	var r portRing
+	first, _ := r.get()
+	second, _ := r.get()
+	if first != lportMin || second != lportMin+1 {
+		t.Fatalf("first ports %d, %d, want %d, %d", first, second, lportMin, lportMin+1)
+	}
+	for {
+		if _, ok := r.get(); !ok {
+			break
+		}
+	}
+	r.put(first)
+	if p, ok := r.get(); !ok || p != first {
+		t.Fatalf("after release got %d %v, want %d", p, ok, first)
+	}
+
+	fe := newFxEngine(t, []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"}, nil, nil)
+	l := fe.laddrs[[4]byte{172, 16, 0, 10}]
+	for range lportMax - lportMin {
+		l.tcp.get() // all but one port in use elsewhere
+	}
+	syn := func(port uint16) []byte {
+		return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+			l4: []gopacket.SerializableLayer{tcp4(port, 80, "S")}}.build(t)
+	}
+	fe.feed(fe.ext, syn(40000), false)
+	fe.feed(fe.ext, syn(40001), false)
+	if got := len(fe.drain(t, fe.intW)); got != 1 {
+		t.Fatalf("%d SYNs forwarded with one free port, want 1", got)
+	}
+	if ev, _ := fe.Counters(); ev["drop_fullnat_no_local_port"] != 1 {
+		t.Errorf("drop_fullnat_no_local_port = %d, want 1", ev["drop_fullnat_no_local_port"])
+	}
+	// The first connection expires (SYN_RECV timeout): its port is free.
+	fe.clock += int64(10 * time.Minute)
+	fe.conns.Expire(fe.clock)
+	if l.tcp.count != 1 {
+		t.Fatalf("%d free ports after expiry, want 1", l.tcp.count)
+	}
+	fe.feed(fe.ext, syn(40002), false)
+	if got := len(fe.drain(t, fe.intW)); got != 1 {
+		t.Fatalf("%d SYNs forwarded after the port came back, want 1", got)
+	}
+}
+
+func TestFullNATNoAllocsPerPacket(t *testing.T) {
+	fe := newFxEngine(t, []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"}, nil, nil)
+	mk := func(flags string, payload int) []byte {
+		return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+			l4: []gopacket.SerializableLayer{tcp4(40000, 80, flags)}, payload: make([]byte, payload)}.build(t)
+	}
+	fe.feed(fe.ext, mk("S", 0), false)
+	ack := mk("A", 32)
+	w := fe.w
+	// The MemPort's queue would fill: count allocations of the engine only.
+	fe.int.Port = &nullPort{}
+	if n := testing.AllocsPerRun(1000, func() {
+		n := copy(w.slots[0][headroom:], ack)
+		w.rx[0] = capture.Frame{Buf: w.slots[0][headroom:], N: n, Len: n}
+		fe.handle(w, fe.ext, 0, fe.clock)
+		fe.flush(w)
+	}); n != 0 {
+		t.Errorf("%.1f allocations per established FULLNAT packet", n)
 	}
 }

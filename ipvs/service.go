@@ -25,6 +25,10 @@ type Service struct {
 	// now is the engine's clock, for the trash's idle times.
 	trash []trashedDest
 	now   func() int64
+
+	// FULLNAT local addresses (SetServiceLaddrs) and the round robin over them.
+	laddrs []*laddrPool
+	lnext  int
 }
 
 // Dest is a real server at run time. Its first field is the scheduler's
@@ -64,6 +68,8 @@ func fwdOf(f config.Forward) (conntrack.Fwd, error) {
 		return conntrack.FwdMasq, nil
 	case config.ForwardTunnel:
 		return conntrack.FwdTunnel, nil
+	case config.ForwardFullNAT:
+		return conntrack.FwdFullNAT, nil
 	}
 	return 0, fmt.Errorf("forwarding method %s is not supported by lvsd yet", f.Name())
 }

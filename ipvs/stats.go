@@ -98,6 +98,7 @@ const (
 	rxARPUnsolicited
 	rxNeighTableFull
 	rxMartian
+	rxNoLocalPort
 	numReasons
 )
 
@@ -142,4 +143,7 @@ var reasonNames = [numReasons]string{
 	rxARPUnsolicited:  "drop_arp_unsolicited",
 	rxNeighTableFull:  "drop_neighbour_table_full",
 	rxMartian:         "drop_martian_source",
+	// A FULLNAT service whose local addresses have no free port (or that
+	// has none): the new connection is dropped.
+	rxNoLocalPort: "drop_fullnat_no_local_port",
 }

@@ -34,6 +34,8 @@ func (e *Engine) xmitIn(w *worker, in *Iface, slot []byte, frame []byte, p *rewr
 		e.natIn(w, in, frame, p, c, d, now)
 	case conntrack.FwdTunnel:
 		e.tunIn(w, in, slot, frame, p, d, now)
+	case conntrack.FwdFullNAT:
+		e.fnatIn(w, in, frame, p, c, d, now)
 	}
 }
 
@@ -42,6 +44,8 @@ func (e *Engine) xmitOut(w *worker, in *Iface, frame []byte, p *rewrite.Packet, 
 	switch c.Fwd() {
 	case conntrack.FwdMasq:
 		e.natOut(w, in, frame, p, c, now)
+	case conntrack.FwdFullNAT:
+		e.fnatOut(w, in, frame, p, c, now)
 	default:
 		// DR and TUN real servers answer the client directly.
 		e.ctr[rxIgnored]++
@@ -59,6 +63,8 @@ func (e *Engine) xmitICMPIn(w *worker, frame []byte, p *rewrite.Packet, c *connt
 		e.natICMPIn(w, frame, p, c, d, now)
 	case conntrack.FwdTunnel:
 		e.tunICMPIn(w, frame, p, d, now)
+	case conntrack.FwdFullNAT:
+		e.fnatICMPIn(w, frame, p, c, d, now)
 	}
 }
 
@@ -69,6 +75,9 @@ func (e *Engine) xmitICMPOut(w *worker, frame []byte, p *rewrite.Packet, c *conn
 	switch c.Fwd() {
 	case conntrack.FwdMasq:
 		e.natICMPOut(w, frame, p, c, now)
+		return true
+	case conntrack.FwdFullNAT:
+		e.fnatICMPOut(w, frame, p, c, now)
 		return true
 	}
 	return false
@@ -84,8 +93,10 @@ func segmentMTU(fwd conntrack.Fwd, d *Dest) int {
 }
 
 // translatesPort says whether the method rewrites the destination port: NAT
-// does; DR and TUN keep the client's (ipvsadm forces it anyway).
-func translatesPort(fwd conntrack.Fwd) bool { return fwd == conntrack.FwdMasq }
+// and FULLNAT do; DR and TUN keep the client's (ipvsadm forces it anyway).
+func translatesPort(fwd conntrack.Fwd) bool {
+	return fwd == conntrack.FwdMasq || fwd == conntrack.FwdFullNAT
+}
 
 // clientRoute finds where packets to the client of c leave.
 func (e *Engine) clientRoute(c *conntrack.Conn) (*Iface, netip.Addr, bool) {

@@ -180,6 +180,26 @@ func waitProcState(t *testing.T, pid int, want byte) {
 }
 
 // snapshot is everything a fault may change, as text.
+// settled takes snapshots until one equals want or 5 s have passed, and
+// returns the last: the kernel reports a link's carrier a little after the
+// link came back up (a veth peer once still read NO-CARRIER right after
+// link.up was reverted), so "as before" is judged once the state settles.
+func (l *testLab) settled(want map[string]string) map[string]string {
+	l.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := l.snapshot()
+		same := len(got) == len(want)
+		for k, v := range want {
+			same = same && got[k] == v
+		}
+		if same || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (l *testLab) snapshot() map[string]string {
 	l.t.Helper()
 	snap := map[string]string{
@@ -426,7 +446,7 @@ func TestFaultsInLab(t *testing.T) {
 		}
 		waitProcState(t, pid, 'T')
 		stopStage(t, st)
-		after := l.snapshot()
+		after := l.settled(before)
 		for k, v := range before {
 			assert.Equal(t, v, after[k], k)
 		}
@@ -441,7 +461,7 @@ func TestFaultsInLab(t *testing.T) {
 	})
 
 	// Nothing any subtest did may remain.
-	after := l.snapshot()
+	after := l.settled(before)
 	for k, v := range before {
 		assert.Equal(t, v, after[k], k)
 	}

@@ -84,7 +84,7 @@ func (s *Setup) Revert() error {
 	if err != nil {
 		return err
 	}
-	if !s.state.NetNS.sameNS(st.ns) {
+	if !s.state.NetNS.Same(st.ns) {
 		return fmt.Errorf("revert called in network namespace %d, the setup is in %d", st.ns.Inode, s.state.NetNS.Inode)
 	}
 	if err := st.Lock(); err != nil {
@@ -120,7 +120,7 @@ func Start(cfg Config, opts Options) (*Setup, error) {
 	case err == nil:
 		return alreadyStarted(old, cfg, opts)
 	case errors.Is(err, errStale):
-		log.Warn("replacing a state file left by a network namespace that no longer exists", "path", st.path)
+		log.Warn("replacing a state file left by a network namespace that no longer exists", "path", st.Path())
 	case !errors.Is(err, ErrNotStarted):
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func Start(cfg Config, opts Options) (*Setup, error) {
 		rerr := revertAndForget(st, state, setup.tun, log)
 		return nil, errors.Join(err, rerr)
 	}
-	log.Info("applied", "config", cfg.String(), "state", st.path)
+	log.Info("applied", "config", cfg.String(), "state", st.Path())
 	return setup, nil
 }
 
@@ -716,7 +716,7 @@ func Status(opts Options) (*State, []Check, error) {
 	defer s.Unlock()
 	st, err := s.load()
 	if errors.Is(err, errStale) {
-		return nil, nil, fmt.Errorf("%w (%s is stale: %w)", ErrNotStarted, s.path, err)
+		return nil, nil, fmt.Errorf("%w (%s is stale: %w)", ErrNotStarted, s.Path(), err)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -745,7 +745,7 @@ func Stop(ctx context.Context, opts Options) (*State, error) {
 	if errors.Is(err, errStale) {
 		rerr := s.remove()
 		s.Unlock()
-		return nil, errors.Join(fmt.Errorf("%w (removed stale %s)", ErrNotStarted, s.path), rerr)
+		return nil, errors.Join(fmt.Errorf("%w (removed stale %s)", ErrNotStarted, s.Path()), rerr)
 	}
 	if err != nil {
 		s.Unlock()
@@ -772,7 +772,7 @@ func stopOwner(ctx context.Context, s *store, o *Owner, log *slog.Logger) error 
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if _, err := os.Stat(s.path); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(s.Path()); errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if !o.Alive() {

@@ -106,7 +106,8 @@ func TestOwnerAlive(t *testing.T) {
 // A state file whose namespace cookie differs was written by a namespace
 // that no longer exists (its inode reused): it must not pass for ours.
 func TestStoreStale(t *testing.T) {
-	s, err := openStore(t.TempDir())
+	dir := t.TempDir()
+	s, err := openStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestStoreStale(t *testing.T) {
 	if _, err := s.load(); !errors.Is(err, errStale) {
 		t.Fatalf("foreign cookie: %v, want %v", err, errStale)
 	}
-	entries, _ := os.ReadDir(s.dir)
+	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("state directory holds %d entries, want 1 (no temp files left)", len(entries))
 	}

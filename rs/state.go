@@ -1,18 +1,13 @@
 package rs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"lvslab/internal/statefile"
 )
 
 // ErrNotStarted says no state is recorded for this network namespace.
@@ -37,11 +32,7 @@ type State struct {
 }
 
 // Owner identifies a process across PID reuse.
-type Owner struct {
-	PID int `json:"pid"`
-	// StartTicks is the process start time (field 22 of /proc/PID/stat).
-	StartTicks uint64 `json:"start_ticks"`
-}
+type Owner = statefile.Owner
 
 // Item is one thing start wants in place. Exactly one field is set. Items
 // that were already as wanted are recorded too (Changed/Added/Created
@@ -130,82 +121,30 @@ func (it Item) String() string {
 	return "empty item"
 }
 
-// NetNSID identifies a network namespace. The inode names the state file;
-// the cookie (never reused, unlike inodes) tells a file left by a namespace
-// that no longer exists from one for the current namespace.
-type NetNSID struct {
-	Inode  uint64 `json:"inode"`
-	Cookie uint64 `json:"cookie,omitempty"`
-}
+// NetNSID identifies a network namespace: the inode names the state file,
+// the cookie tells a file left by a namespace that no longer exists from
+// one for the current namespace.
+type NetNSID = statefile.NetNSID
 
 // CurrentNetNS identifies the calling thread's network namespace.
-func CurrentNetNS() (NetNSID, error) {
-	var st unix.Stat_t
-	// thread-self, not self: the caller may have switched only this thread.
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return NetNSID{}, fmt.Errorf("stat /proc/thread-self/ns/net: %w", err)
-	}
-	id := NetNSID{Inode: st.Ino}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return NetNSID{}, fmt.Errorf("socket for the netns cookie: %w", err)
-	}
-	defer unix.Close(fd)
-	// Kernels before 5.14 lack SO_NETNS_COOKIE: the inode alone then.
-	if c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err == nil {
-		id.Cookie = c
-	}
-	return id, nil
-}
-
-// sameNS reports whether a recorded namespace is the current one.
-func (id NetNSID) sameNS(cur NetNSID) bool {
-	return id.Inode == cur.Inode && (id.Cookie == 0 || cur.Cookie == 0 || id.Cookie == cur.Cookie)
-}
+func CurrentNetNS() (NetNSID, error) { return statefile.CurrentNetNS() }
 
 // StatePath is the state file of a network namespace.
-func StatePath(dir string, id NetNSID) string {
-	return filepath.Join(dir, fmt.Sprintf("netns-%d.json", id.Inode))
-}
+func StatePath(dir string, id NetNSID) string { return statefile.Path(dir, id) }
 
-// store reads and writes one namespace's state file. A flock on the
-// directory serialises start, stop and status across processes.
+// store reads and writes one namespace's state file (statefile: a flock on
+// the directory serialises start, stop and status across processes).
 type store struct {
-	dir  string
-	path string
-	ns   NetNSID
-	lock *os.File
+	*statefile.Store
+	ns NetNSID
 }
 
 func openStore(dir string) (*store, error) {
-	ns, err := CurrentNetNS()
+	s, err := statefile.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	return &store{dir: dir, path: StatePath(dir, ns), ns: ns}, nil
-}
-
-func (s *store) Lock() error {
-	f, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("open state directory for locking: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return fmt.Errorf("lock state directory %s: %w", s.dir, err)
-	}
-	s.lock = f
-	return nil
-}
-
-func (s *store) Unlock() {
-	if s.lock != nil {
-		s.lock.Close() // closing drops the flock
-		s.lock = nil
-	}
+	return &store{Store: s, ns: s.NS()}, nil
 }
 
 // errStale marks a state file written in a namespace that no longer exists
@@ -214,99 +153,32 @@ var errStale = errors.New("state file belongs to a network namespace that no lon
 
 // load returns the recorded state, ErrNotStarted, or errStale.
 func (s *store) load() (*State, error) {
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	var st State
+	found, err := s.Read(&st)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		return nil, ErrNotStarted
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("parse state %s: %w", s.path, err)
-	}
 	if st.Version != stateVersion {
-		return nil, fmt.Errorf("state %s has version %d, this lvsrs understands %d", s.path, st.Version, stateVersion)
+		return nil, fmt.Errorf("state %s has version %d, this lvsrs understands %d", s.Path(), st.Version, stateVersion)
 	}
-	if !st.NetNS.sameNS(s.ns) {
+	if !st.NetNS.Same(s.ns) {
 		return &st, errStale
 	}
 	return &st, nil
 }
 
-// save replaces the state file atomically, so a crash leaves the old or the
-// new record, never half of one.
-func (s *store) save(st *State) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.dir, ".netns-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	// Readable by all, as /run state usually is; CreateTemp makes it 0600.
-	perr := tmp.Chmod(0o644)
-	_, werr := tmp.Write(append(b, '\n'))
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(perr, werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state: %w", err)
-	}
-	return nil
-}
+func (s *store) save(st *State) error { return s.Save(st) }
 
-func (s *store) remove() error {
-	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove state: %w", err)
-	}
-	return nil
-}
+func (s *store) remove() error { return s.Remove() }
 
 // selfOwner identifies the calling process.
 func selfOwner() (*Owner, error) {
-	pid := os.Getpid()
-	t, _, err := procStart(pid)
+	o, err := statefile.Self()
 	if err != nil {
 		return nil, err
 	}
-	return &Owner{PID: pid, StartTicks: t}, nil
-}
-
-// procStart reads a process's start time (which with the PID identifies it)
-// and whether it is a zombie.
-func procStart(pid int) (ticks uint64, zombie bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false, fmt.Errorf("process %d: %w", pid, err)
-	}
-	// The command name may contain spaces and parentheses: fields start
-	// after the last ')'. Field 3 (state) is then the first.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false, fmt.Errorf("process %d: unexpected /proc stat format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, false, fmt.Errorf("process %d: short /proc stat", pid)
-	}
-	t, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("process %d start time: %w", pid, err)
-	}
-	return t, f[0] == "Z", nil
-}
-
-// Alive reports whether the owner process still runs (and is not a zombie).
-func (o *Owner) Alive() bool {
-	if o == nil {
-		return false
-	}
-	t, zombie, err := procStart(o.PID)
-	return err == nil && t == o.StartTicks && !zombie
+	return &o, nil
 }

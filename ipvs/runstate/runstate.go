@@ -13,21 +13,16 @@ package runstate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"lvslab/capture"
+	"lvslab/internal/statefile"
 	"lvslab/ipvs"
 )
 
@@ -63,105 +58,42 @@ type Offload struct {
 }
 
 // Owner identifies a process across PID reuse.
-type Owner struct {
-	PID int `json:"pid"`
-	// StartTicks is the process start time (field 22 of /proc/PID/stat).
-	StartTicks uint64 `json:"start_ticks"`
-}
+type Owner = statefile.Owner
 
 // NetNSID identifies a network namespace.
-type NetNSID struct {
-	Inode  uint64 `json:"inode"`
-	Cookie uint64 `json:"cookie,omitempty"`
-}
+type NetNSID = statefile.NetNSID
 
 // CurrentNetNS identifies the calling thread's network namespace.
-func CurrentNetNS() (NetNSID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return NetNSID{}, fmt.Errorf("stat /proc/thread-self/ns/net: %w", err)
-	}
-	id := NetNSID{Inode: st.Ino}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return NetNSID{}, fmt.Errorf("socket for the netns cookie: %w", err)
-	}
-	defer unix.Close(fd)
-	// Kernels before 5.14 lack SO_NETNS_COOKIE: the inode alone then.
-	if c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err == nil {
-		id.Cookie = c
-	}
-	return id, nil
-}
-
-func (id NetNSID) same(cur NetNSID) bool {
-	return id.Inode == cur.Inode && (id.Cookie == 0 || cur.Cookie == 0 || id.Cookie == cur.Cookie)
-}
+func CurrentNetNS() (NetNSID, error) { return statefile.CurrentNetNS() }
 
 // Store is the state file of the calling thread's network namespace. Lock
 // serialises lvsd starts and cleanups across processes.
 type Store struct {
-	dir, path string
-	ns        NetNSID
-	lock      *os.File
+	*statefile.Store
 }
 
 // Open opens the store of the current network namespace under dir.
 func Open(dir string) (*Store, error) {
-	ns, err := CurrentNetNS()
+	s, err := statefile.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lvsd %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("lvsd state directory: %w", err)
-	}
-	return &Store{dir: dir, path: filepath.Join(dir, fmt.Sprintf("netns-%d.json", ns.Inode)), ns: ns}, nil
-}
-
-// Path is the state file's path.
-func (s *Store) Path() string { return s.path }
-
-// Lock takes the directory's lock (released by Unlock).
-func (s *Store) Lock() error {
-	f, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("open %s for locking: %w", s.dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return fmt.Errorf("lock %s: %w", s.dir, err)
-	}
-	s.lock = f
-	return nil
-}
-
-// Unlock releases Lock.
-func (s *Store) Unlock() {
-	if s.lock != nil {
-		s.lock.Close()
-		s.lock = nil
-	}
+	return &Store{s}, nil
 }
 
 // Load returns the recorded state, or nil when there is none. A file left
 // by a namespace that no longer exists (its inode reused) is removed and
 // reported as none: what it recorded went with that namespace.
 func (s *Store) Load() (*State, error) {
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read lvsd state: %w", err)
-	}
 	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("parse lvsd state %s: %w", s.path, err)
+	found, err := s.Read(&st)
+	if err != nil || !found {
+		return nil, err
 	}
 	if st.Version != version {
-		return nil, fmt.Errorf("lvsd state %s has version %d, this lvsd understands %d", s.path, st.Version, version)
+		return nil, fmt.Errorf("lvsd state %s has version %d, this lvsd understands %d", s.Path(), st.Version, version)
 	}
-	if !st.NetNS.same(s.ns) {
+	if !st.NetNS.Same(s.NS()) {
 		return nil, s.Remove()
 	}
 	return &st, nil
@@ -169,75 +101,12 @@ func (s *Store) Load() (*State, error) {
 
 // Save replaces the state file atomically.
 func (s *Store) Save(st *State) error {
-	st.Version, st.NetNS = version, s.ns
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode lvsd state: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.dir, ".netns-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write lvsd state: %w", err)
-	}
-	perr := tmp.Chmod(0o644)
-	_, werr := tmp.Write(append(b, '\n'))
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(perr, werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write lvsd state %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write lvsd state: %w", err)
-	}
-	return nil
-}
-
-// Remove deletes the state file; a missing one is fine.
-func (s *Store) Remove() error {
-	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove lvsd state: %w", err)
-	}
-	return nil
+	st.Version, st.NetNS = version, s.NS()
+	return s.Store.Save(st)
 }
 
 // Self identifies the calling process.
-func Self() (Owner, error) {
-	pid := os.Getpid()
-	t, _, err := procStart(pid)
-	if err != nil {
-		return Owner{}, err
-	}
-	return Owner{PID: pid, StartTicks: t}, nil
-}
-
-// Alive reports whether the owner still runs (and is not a zombie).
-func (o Owner) Alive() bool {
-	t, zombie, err := procStart(o.PID)
-	return err == nil && t == o.StartTicks && !zombie
-}
-
-func procStart(pid int) (ticks uint64, zombie bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false, fmt.Errorf("process %d: %w", pid, err)
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'. Field 3 (state) is then the first.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false, fmt.Errorf("process %d: unexpected /proc stat format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, false, fmt.Errorf("process %d: short /proc stat", pid)
-	}
-	t, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("process %d start time: %w", pid, err)
-	}
-	return t, f[0] == "Z", nil
-}
+func Self() (Owner, error) { return statefile.Self() }
 
 // Undo reverts what st records: the guard table is deleted, the offloads
 // get their original values back, a stale socket file is removed. Missing

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"lvslab/config/keepalived"
+	"lvslab/rewrite"
 )
 
 // Target says where a checker of a real server connects: connect_ip and
@@ -312,7 +313,7 @@ func ping(ctx context.Context, a netip.Addr) error {
 	seq := uint16(time.Now().UnixNano())
 	msg := []byte{typ, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq), 'l', 'v', 's', 'k'}
 	if !a.Is6() { // the kernel computes ICMPv6 checksums itself
-		binary.BigEndian.PutUint16(msg[2:], csum(msg))
+		binary.BigEndian.PutUint16(msg[2:], rewrite.Checksum(msg))
 	}
 	dst := &net.IPAddr{IP: a.AsSlice()}
 	if _, err := c.WriteTo(msg, dst); err != nil {
@@ -332,20 +333,6 @@ func ping(ctx context.Context, a netip.Addr) error {
 			return nil
 		}
 	}
-}
-
-func csum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
 
 // Name is the checker's name in keepalived's log texts ("TCP_CHECK").

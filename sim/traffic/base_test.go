@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"lvslab/rewrite"
 )
 
 func TestDescribeGivesStableShortErrors(t *testing.T) {
@@ -64,7 +66,7 @@ func TestICMPMatch(t *testing.T) {
 		p[0] = typ
 		binary.BigEndian.PutUint16(p[4:], id)
 		binary.BigEndian.PutUint16(p[6:], seq)
-		binary.BigEndian.PutUint16(p[2:], checksum(p))
+		binary.BigEndian.PutUint16(p[2:], rewrite.Checksum(p))
 		return p
 	}
 	seq, msg, ok := g.match(echo(icmpEchoReply, 0x1234, 7))
@@ -88,5 +90,5 @@ func TestICMPMatch(t *testing.T) {
 
 	// A valid checksum sums to zero.
 	p := echo(icmpEchoRequest, 1, 2)
-	assert.Equal(t, uint16(0), checksum(p))
+	assert.Equal(t, uint16(0), rewrite.Checksum(p))
 }

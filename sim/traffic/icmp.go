@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lvslab/sim/runner"
+	"lvslab/rewrite"
 )
 
 // icmpGen pings over one raw socket per traffic. Every raw ICMP socket of
@@ -96,7 +97,7 @@ func (g *icmpGen) one(ctx context.Context, seq int) runner.Request {
 	binary.BigEndian.PutUint16(pkt[4:], g.id)
 	binary.BigEndian.PutUint16(pkt[6:], sq)
 	g.payload.fill(pkt[8:])
-	binary.BigEndian.PutUint16(pkt[2:], checksum(pkt))
+	binary.BigEndian.PutUint16(pkt[2:], rewrite.Checksum(pkt))
 	r := runner.Request{Local: g.local, Remote: addrPort(g.dst)}
 	start := time.Now()
 	if _, err := g.conn.WriteTo(pkt, g.dst); err != nil {
@@ -191,19 +192,4 @@ func icmpErrorText(typ, code byte) string {
 		return "administratively prohibited"
 	}
 	return fmt.Sprintf("destination unreachable (code %d)", code)
-}
-
-// checksum is the Internet checksum (RFC 1071).
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"lvslab/sim/runner"
 	"lvslab/rewrite"
+	"lvslab/sim/runner"
 )
 
 // icmpGen pings over one raw socket per traffic. Every raw ICMP socket of

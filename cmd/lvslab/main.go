@@ -57,7 +57,7 @@ commands:
                               namespace; --force also labs owned by a running lvslab
   schema                      print the JSON Schema of scenario files
 ` + explainUsage + `  service KIND --listen ADDR --identity NAME
-                              a built-in service (http-echo, tcp-sink, udp-echo); the lab
+                              a built-in service (http-echo, https-echo, smtp-banner, tcp-sink, udp-echo); the lab
                               starts these in nodes
 
 global flags:
@@ -215,6 +215,7 @@ func (e *env) cmdService(ctx context.Context, args []string) int {
 	fs.SetOutput(e.stderr)
 	listen := fs.String("listen", "", "address:port")
 	identity := fs.String("identity", "", "name to answer with")
+	control := fs.String("control", "", "control file (status, delay, body), re-read on every answer")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitInvalid
 	}
@@ -222,7 +223,7 @@ func (e *env) cmdService(ctx context.Context, args []string) int {
 		e.errorf("service needs --listen")
 		return exitInvalid
 	}
-	if err := service.Run(ctx, service.Config{Kind: args[0], Listen: *listen, Identity: *identity, Out: e.stdout}); err != nil {
+	if err := service.Run(ctx, service.Config{Kind: args[0], Listen: *listen, Identity: *identity, Control: *control, Out: e.stdout}); err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}

@@ -81,6 +81,8 @@ func (a *labActor) apply(ctx context.Context, e *spec.Event) (undoFunc, string, 
 		return a.neighWrong(e)
 	case spec.FaultExec:
 		return a.exec(ctx, e)
+	case spec.FaultServiceSet:
+		return a.serviceSet(e)
 	}
 	return nil, "", fmt.Errorf("unknown fault %q", e.Fault)
 }
@@ -119,7 +121,7 @@ func checkTargets(lab *topo.Lab, e *spec.Event) error {
 	var errs []error
 	switch e.Fault {
 	case spec.FaultProcessKill, spec.FaultProcessStop, spec.FaultProcessCont,
-		spec.FaultProcessStart, spec.FaultProcessRestart:
+		spec.FaultProcessStart, spec.FaultProcessRestart, spec.FaultServiceSet:
 		errs = append(errs, proc(e.Target))
 	case spec.FaultPartition:
 		if len(e.Between) != 2 {

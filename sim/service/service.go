@@ -12,7 +12,15 @@
 //     line, so a sender can check the payload arrived intact (as the
 //     kernel's IPVS selftest does with cmp);
 //   - udp-echo answers each datagram with its identity, a newline and the
-//     datagram.
+//     datagram;
+//   - https-echo is http-echo over TLS with a self-signed certificate made
+//     at start (keepalived's SSL_GET does not verify);
+//   - smtp-banner greets with "220 IDENTITY ESMTP lvslab", answers
+//     HELO/EHLO with 250 and QUIT with 221 (keepalived's SMTP_CHECK).
+//
+// http-echo, https-echo and smtp-banner read their controls (controls.go:
+// status, delay, body) from a control file on every answer, so a fault can
+// make a real server slow or failing while it keeps running.
 //
 // Each prints one line "lvslab service KIND listening on ADDR as NAME" once
 // it listens; the runner waits for it (or for the port).
@@ -22,6 +30,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,13 +45,18 @@ import (
 )
 
 // Kinds lists the built-in services.
-func Kinds() []string { return []string{"http-echo", "tcp-sink", "udp-echo"} }
+func Kinds() []string {
+	return []string{"http-echo", "https-echo", "smtp-banner", "tcp-sink", "udp-echo"}
+}
 
 // Config is one service instance.
 type Config struct {
 	Kind     string
 	Listen   string // host:port, host optional
 	Identity string
+	// Control is the control file (controls.go); "" answers with the
+	// defaults.
+	Control string
 	// Out receives the ready line and per-connection records.
 	Out io.Writer
 }
@@ -58,13 +72,17 @@ func Run(ctx context.Context, c Config) error {
 	out := &lockedWriter{w: c.Out}
 	switch c.Kind {
 	case "http-echo":
-		return httpEcho(ctx, c, out)
+		return httpEcho(ctx, c, out, false)
+	case "https-echo":
+		return httpEcho(ctx, c, out, true)
+	case "smtp-banner":
+		return smtpBanner(ctx, c, out)
 	case "tcp-sink":
 		return tcpSink(ctx, c, out)
 	case "udp-echo":
 		return udpEcho(ctx, c, out)
 	}
-	return fmt.Errorf("unknown service %q (one of http-echo, tcp-sink, udp-echo)", c.Kind)
+	return fmt.Errorf("unknown service %q (one of %s)", c.Kind, strings.Join(Kinds(), ", "))
 }
 
 type lockedWriter struct {
@@ -91,21 +109,45 @@ func listenTCP(ctx context.Context, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func httpEcho(ctx context.Context, c Config, out *lockedWriter) error {
+func httpEcho(ctx context.Context, c Config, out *lockedWriter, useTLS bool) error {
 	ln, err := listenTCP(ctx, c.Listen)
 	if err != nil {
 		return err
 	}
-	body := []byte(c.Identity + "\n")
+	if useTLS {
+		cfg, err := selfSigned(c.Identity)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	ctl := newControlReader(c.Control)
+	identityBody := []byte(c.Identity + "\n")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
+		cur := ctl.get()
+		if cur.Delay > 0 {
+			select {
+			case <-time.After(cur.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		body := identityBody
+		if cur.Body != nil {
+			body = []byte(*cur.Body)
+		}
 		h := w.Header()
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		h.Set("X-Lvslab-Backend", c.Identity)
 		h.Set("X-Lvslab-Peer", r.RemoteAddr)
 		h.Set("X-Lvslab-Received", strconv.FormatInt(n, 10))
+		if cur.Status != 0 {
+			w.WriteHeader(cur.Status)
+		}
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(body)
 		}
@@ -119,7 +161,7 @@ func httpEcho(ctx context.Context, c Config, out *lockedWriter) error {
 	}()
 	ready(out, c, ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http-echo: %w", err)
+		return fmt.Errorf("%s: %w", c.Kind, err)
 	}
 	return nil
 }

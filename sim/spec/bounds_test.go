@@ -25,22 +25,25 @@ func parseErrors(t *testing.T, src, file string) ErrorList {
 	return list
 }
 
-// TestKeepalivedRefused: director.keepalived: names a file lvsd cannot
-// run (lvsd has no -f), so validation refuses it where it is written,
-// rather than letting the run fail to come up with exit 1.
-func TestKeepalivedRefused(t *testing.T) {
+// TestKeepalivedChecked: director.keepalived: runs lvskeepalived beside
+// lvsd now, so validation no longer refuses it; it reads the file with
+// lvskeepalived's parser and refuses what keepalived would abort on, where
+// the file says it (keepalived_test.go has the other cases).
+func TestKeepalivedChecked(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "keepalived.conf"), []byte("virtual_server 10.0.0.100 80 {\n}\n"), 0o644))
+	conf := filepath.Join(dir, "keepalived.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("virtual_server 10.0.0.100 80 {\n  real_server 10.0.0.1 80 {\n  }\n}\n"), 0o644))
 	src := base + `  d:
     role: director
     interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.9/24}]
     director: {keepalived: keepalived.conf}
 `
+	_, err := Parse([]byte(src), filepath.Join(dir, "s.yaml"), Options{})
+	require.NoError(t, err, "warnings (no protocol, no lb_kind) are lvskeepalived's to log")
+	require.NoError(t, os.WriteFile(conf, []byte("virtual_server 10.0.0.100 80 {\n  delay_loop\n  real_server 10.0.0.1 80 {\n  }\n}\n"), 0o644))
 	list := parseErrors(t, src, filepath.Join(dir, "s.yaml"))
 	require.Len(t, list, 1, "%v", list)
-	assert.Equal(t, filepath.Join(dir, "s.yaml")+":13:28: nodes.d.director.keepalived: keepalived: is not supported yet: "+
-		"the lab does not run lvskeepalived with keepalived.conf; write the virtual servers as rules: or rules_file: (ipvsadm lines)",
-		list[0].Error())
+	assert.True(t, strings.HasPrefix(list[0].Error(), filepath.Join(dir, "s.yaml")+":13:28: nodes.d.director.keepalived: keepalived.conf:2: fatal: "), list[0].Error())
 }
 
 // TestExpansionBoundedBySize: a small file that aliases one long string

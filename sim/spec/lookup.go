@@ -80,7 +80,7 @@ func (sv Service) ServiceName() string {
 }
 
 // ProcessNames lists every process the node will have: lvsrs, services,
-// lvsd, then the explicit ones (the order they start in).
+// lvsd, lvskeepalived, then the explicit ones (the order they start in).
 func (s *Spec) ProcessNames(n *Node) []string {
 	var names []string
 	if RunsLVSRS(n) {
@@ -91,6 +91,9 @@ func (s *Spec) ProcessNames(n *Node) []string {
 	}
 	if s.RunsLVSD(n) {
 		names = append(names, ProcLVSD)
+	}
+	if s.RunsKeepalived(n) {
+		names = append(names, ProcKeepalived)
 	}
 	for _, p := range n.Processes {
 		names = append(names, p.Name)

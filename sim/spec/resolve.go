@@ -120,6 +120,11 @@ func (r *resolver) parseRules(n *Node) {
 			}
 		}
 	}
+	if d.Keepalived != "" {
+		if kc := r.s.LoadKeepalived(d); !kc.Fatal() {
+			r.rules[n.Name] = append(r.rules[n.Name], keepalivedCommands(kc)...)
+		}
+	}
 }
 
 // setDefault adds key=value unless key is set.

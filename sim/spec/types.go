@@ -216,16 +216,27 @@ const (
 	ServiceHTTPEcho ServiceKind = "http-echo"
 	ServiceTCPSink  ServiceKind = "tcp-sink"
 	ServiceUDPEcho  ServiceKind = "udp-echo"
+	// ServiceHTTPSEcho is http-echo over TLS (a self-signed certificate
+	// made at start), for keepalived's SSL_GET.
+	ServiceHTTPSEcho ServiceKind = "https-echo"
+	// ServiceSMTPBanner greets with "220 IDENTITY", answers HELO/EHLO with
+	// 250 and QUIT with 221, for keepalived's SMTP_CHECK.
+	ServiceSMTPBanner ServiceKind = "smtp-banner"
 )
 
-func (ServiceKind) enumValues() []string { return []string{"http-echo", "tcp-sink", "udp-echo"} }
+func (ServiceKind) enumValues() []string {
+	return []string{"http-echo", "tcp-sink", "udp-echo", "https-echo", "smtp-banner"}
+}
 
 // Service is a built-in server run as a process of the node.
 type Service struct {
-	Kind     ServiceKind `yaml:"kind" lvs:"required" doc:"http-echo (answers with its identity), tcp-sink (checksums what it receives), udp-echo"`
+	Kind     ServiceKind `yaml:"kind" lvs:"required" doc:"http-echo (answers with its identity), https-echo (the same over TLS), smtp-banner (220 greeting, HELO/QUIT), tcp-sink (checksums what it receives), udp-echo"`
 	Name     string      `yaml:"name" doc:"process name (default: the kind)"`
 	Listen   Listen      `yaml:"listen" lvs:"required" doc:"address and port, e.g. :80 or 0.0.0.0:8080"`
 	Identity string      `yaml:"identity" doc:"the name it answers with (default: the node name)"`
+	Status   int         `yaml:"status" doc:"http-echo, https-echo: response status (default 200); smtp-banner: greeting code (default 220); a service.set fault changes it"`
+	Delay    Duration    `yaml:"delay" doc:"http-echo, https-echo, smtp-banner: wait this long before answering (default 0); a service.set fault changes it"`
+	Body     *string     `yaml:"body" doc:"http-echo, https-echo: response body (default: the identity and a newline); a service.set fault changes it"`
 }
 
 // Director runs lvsd on a node.
@@ -235,10 +246,12 @@ type Director struct {
 	Interfaces []string `yaml:"interfaces" doc:"interfaces lvsd serves (default: all of the node's)"`
 	Rules      []string `yaml:"rules" doc:"ipvsadm command lines (a leading ipvsadm or lvsadm is allowed)"`
 	RulesFile  string   `yaml:"rules_file" doc:"ipvsadm -S format file (relative to the scenario file)"`
-	Keepalived string   `yaml:"keepalived" doc:"keepalived.conf (relative to the scenario file)"`
-	Flags      []string `yaml:"flags" doc:"extra lvsd flags"`
-	Socket     string   `yaml:"socket" doc:"control socket name (default @lvsd)"`
-	Forwarding *bool    `yaml:"ip_forward" doc:"net.ipv4.ip_forward (default: on with NAT real servers, otherwise off)"`
+	Keepalived string   `yaml:"keepalived" doc:"keepalived.conf (relative to the scenario file): lvskeepalived runs beside lvsd with it (checked by lvskeepalived's parser)"`
+	// KeepalivedArgs are appended to lvskeepalived's command line.
+	KeepalivedArgs []string `yaml:"keepalived_args" doc:"extra lvskeepalived flags"`
+	Flags          []string `yaml:"flags" doc:"extra lvsd flags"`
+	Socket         string   `yaml:"socket" doc:"control socket name (default @lvsd)"`
+	Forwarding     *bool    `yaml:"ip_forward" doc:"net.ipv4.ip_forward (default: on with NAT real servers, otherwise off)"`
 }
 
 // RSMode is the forwarding method a real server is prepared for.
@@ -347,13 +360,17 @@ const (
 	FaultARPFlush       FaultKind = "arp.flush"
 	FaultNeighWrong     FaultKind = "neigh.wrong"
 	FaultExec           FaultKind = "exec"
+	// FaultServiceSet changes a built-in service's answers (status, delay,
+	// body) while it runs: a real server made slow or failing without
+	// killing it (seed 000's disk-I/O case).
+	FaultServiceSet FaultKind = "service.set"
 )
 
 func (FaultKind) enumValues() []string {
 	return []string{
 		"process.kill", "process.stop", "process.cont", "process.start", "process.restart",
 		"link.down", "link.up", "blackhole", "partition", "loss", "rate", "delay",
-		"sysctl", "arp.flush", "neigh.wrong", "exec",
+		"sysctl", "arp.flush", "neigh.wrong", "exec", "service.set",
 	}
 }
 
@@ -379,7 +396,7 @@ type Event struct {
 	Loss      Percent    `yaml:"loss" doc:"loss: probability a packet is dropped"`
 	Rate      Bandwidth  `yaml:"rate" doc:"rate: bandwidth limit"`
 	Burst     Size       `yaml:"burst" doc:"rate: bucket size (default 32KiB)"`
-	Delay     Duration   `yaml:"delay" doc:"delay: added latency"`
+	Delay     Duration   `yaml:"delay" doc:"delay: added latency; service.set: wait before answering"`
 	Jitter    Duration   `yaml:"jitter" doc:"delay: latency variation"`
 	Set       []Sysctl   `yaml:"set" lvs:"keyed" doc:"sysctl: key -> value"`
 	IP        netip.Addr `yaml:"ip" doc:"arp.flush: only this entry; neigh.wrong: the neighbour's address"`
@@ -388,6 +405,8 @@ type Event struct {
 	Dev       string     `yaml:"dev" doc:"arp.flush, neigh.wrong: interface"`
 	Cmd       []string   `yaml:"cmd" doc:"exec: argv run in the target node"`
 	Shell     string     `yaml:"shell" doc:"exec: script for /bin/sh -c"`
+	Status    int        `yaml:"status" doc:"service.set: HTTP status (smtp-banner: greeting code)"`
+	Body      *string    `yaml:"body" doc:"service.set: HTTP response body"`
 }
 
 // Trigger fires an event when something is observed.

@@ -83,6 +83,9 @@ type checker struct {
 	identities []string
 	// rules holds the parsed rule lines of each director node.
 	rules map[string][]config.Command
+	// kaFrom is where, in rules, the commands from a director's
+	// keepalived.conf start.
+	kaFrom map[string]int
 }
 
 func (c *checker) errorf(path, format string, args ...any) {
@@ -105,6 +108,7 @@ func validate(s *Spec) ErrorList {
 		events:  map[string]*Event{},
 		traffic: map[string]*Traffic{},
 		rules:   map[string][]config.Command{},
+		kaFrom:  map[string]int{},
 	}
 	c.header()
 	c.names()
@@ -366,6 +370,9 @@ func (c *checker) node(i int) {
 	if s.RunsLVSD(n) {
 		names[ProcLVSD] = true
 	}
+	if s.RunsKeepalived(n) {
+		names[ProcKeepalived] = true
+	}
 	for j, sv := range n.Services {
 		sp := indexPath(p+".services", j)
 		name := sv.ServiceName()
@@ -376,7 +383,8 @@ func (c *checker) node(i int) {
 			c.errorf(sp, "process name %q used twice in node %s; give the service a name:", name, n.Name)
 		}
 		names[name] = true
-		if sv.Kind == ServiceHTTPEcho || sv.Kind == ServiceUDPEcho {
+		c.serviceControls(sp, sv)
+		if sv.Kind == ServiceHTTPEcho || sv.Kind == ServiceHTTPSEcho || sv.Kind == ServiceUDPEcho {
 			id := sv.Identity
 			if id == "" {
 				id = n.Name
@@ -587,11 +595,10 @@ func (c *checker) director(n *Node, p string) {
 		}
 	}
 	if d.Keepalived != "" {
-		// lvsd has no -f, and the lab does not start lvskeepalived beside
-		// it yet: a lab with keepalived: would pass here and then fail to
-		// come up (exit 1, as if an expectation had failed) instead of
-		// being refused as the invalid spec it is for this lvslab (exit 2).
-		c.errorf(p+".keepalived", "keepalived: is not supported yet: the lab does not run lvskeepalived with %s; write the virtual servers as rules: or rules_file: (ipvsadm lines)", d.Keepalived)
+		c.fileExists(p+".keepalived", d.Keepalived)
+		c.keepalived(n, p)
+	} else if len(d.KeepalivedArgs) > 0 {
+		c.errorf(p+".keepalived_args", "keepalived_args without keepalived: lvskeepalived only runs with a keepalived.conf")
 	}
 	if d.Socket != "" && strings.ContainsAny(d.Socket, " \t\n") {
 		c.errorf(p+".socket", "invalid socket name %q", d.Socket)
@@ -724,6 +731,9 @@ func (c *checker) publicAddresses() {
 			path := indexPath(p+".director.rules", k)
 			if n.Director != nil && k >= len(n.Director.Rules) {
 				path = p + ".director.rules_file"
+			}
+			if from, ok := c.kaFrom[n.Name]; ok && k >= from {
+				path = p + ".director.keepalived"
 			}
 			check(path, cmd.Service.Addr)
 			check(path, cmd.Dest.Addr)
@@ -921,7 +931,7 @@ func (c *checker) trafficGen(i int) {
 func revertible(k FaultKind) bool {
 	switch k {
 	case FaultProcessStop, FaultLinkDown, FaultBlackhole, FaultPartition, FaultLoss,
-		FaultRate, FaultDelay, FaultSysctl, FaultNeighWrong:
+		FaultRate, FaultDelay, FaultSysctl, FaultNeighWrong, FaultServiceSet:
 		return true
 	}
 	return false
@@ -951,6 +961,8 @@ func faultParams(k FaultKind) []string {
 		return []string{"ip", "mac", "mac_of", "dev"}
 	case FaultExec:
 		return []string{"cmd", "shell"}
+	case FaultServiceSet:
+		return []string{"status", "delay", "body"}
 	}
 	return nil
 }
@@ -979,6 +991,8 @@ func givenParams(e *Event) []string {
 	add(e.Dev != "", "dev")
 	add(len(e.Cmd) > 0, "cmd")
 	add(e.Shell != "", "shell")
+	add(e.Status != 0, "status")
+	add(e.Body != nil, "body")
 	return out
 }
 
@@ -1101,6 +1115,8 @@ func (c *checker) event(i int) {
 		if e.Fault == FaultExec && (len(e.Cmd) == 0) == (e.Shell == "") {
 			c.errorf(p, "exec needs exactly one of cmd and shell")
 		}
+	case FaultServiceSet:
+		c.serviceSet(p, e)
 	}
 }
 

@@ -224,6 +224,13 @@ func (l *Lab) plan() ([]*Process, error) {
 		for i, sv := range sn.Services {
 			p := mk(sv.ServiceName(), fmt.Sprintf("%s.services[%d]", base, i))
 			p.argv = []string{l.opts.Self, "service", string(sv.Kind), "--listen", sv.Listen.String(), "--identity", sv.Identity}
+			if hasControls(sv.Kind) {
+				ctl, err := writeControls(n.Dir, sv)
+				if err != nil {
+					return nil, fmt.Errorf("node %s: %w", sn.Name, err)
+				}
+				p.argv = append(p.argv, "--control", ctl)
+			}
 			p.ready = serviceReady(sv)
 			procs = append(procs, p)
 		}
@@ -242,9 +249,6 @@ func (l *Lab) plan() ([]*Process, error) {
 				}
 				p.argv = append(p.argv, "-R", rules)
 			}
-			if d.Keepalived != "" {
-				p.argv = append(p.argv, "-f", s.Abs(d.Keepalived))
-			}
 			sock := "@lvsd"
 			if d.Socket != "" {
 				p.argv = append(p.argv, "--socket", d.Socket)
@@ -261,6 +265,9 @@ func (l *Lab) plan() ([]*Process, error) {
 			}
 			p.ready = &spec.Ready{Unix: sock, Timeout: spec.Duration(10 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 			procs = append(procs, p)
+			if s.RunsKeepalived(sn) {
+				procs = append(procs, keepalivedProcess(mk(spec.ProcKeepalived, base+".director.keepalived"), s, d, sock))
+			}
 		}
 		for i, pr := range sn.Processes {
 			p := mk(pr.Name, fmt.Sprintf("%s.processes[%d]", base, i))
@@ -406,6 +413,9 @@ func (l *Lab) checkPrograms() error {
 		}
 		if l.Spec.RunsLVSD(&n) && n.Director != nil {
 			check(n.Director.Binary, base+".director")
+		}
+		if l.Spec.RunsKeepalived(&n) {
+			check(spec.ProcKeepalived, base+".director.keepalived")
 		}
 		for i, p := range n.Processes {
 			if len(p.Cmd) > 0 {

@@ -100,7 +100,7 @@ func (f *Features) Has(feature string) (bool, string) {
 		return false, fmt.Sprintf("the kernel lacks %s (%s is not set)", feature, symbol)
 	}
 	switch feature {
-	case "lvsd", "lvsadm", "lvsrs":
+	case "lvsd", "lvsadm", "lvsrs", "lvskeepalived":
 		if f.binDir != "" {
 			if _, err := os.Stat(filepath.Join(f.binDir, feature)); err == nil {
 				return true, ""

@@ -3,6 +3,7 @@ package topo
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"lvslab/sim/service"
 	"lvslab/sim/spec"
@@ -14,7 +15,13 @@ import (
 // lab process: process.kill, process.start and process.restart act on
 // node/lvskeepalived.
 func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, sock string) *Process {
-	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", s.Abs(d.Keepalived)}, d.KeepalivedArgs...)
+	conf := s.Abs(d.Keepalived)
+	// The process runs in the node directory; its includes are relative
+	// to the file's own directory, which keepalived needs absolute.
+	if abs, err := filepath.Abs(conf); err == nil {
+		conf = abs
+	}
+	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf}, d.KeepalivedArgs...)
 	p.env = append(p.env, "LVSD_SOCKET="+sock)
 	p.after = append(p.after, p.Node+"/"+spec.ProcLVSD)
 	return p

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"time"
 
 	"lvslab/sim/service"
 	"lvslab/sim/spec"
@@ -24,8 +26,15 @@ func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, sock string) 
 	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf}, d.KeepalivedArgs...)
 	p.env = append(p.env, "LVSD_SOCKET="+sock)
 	p.after = append(p.after, p.Node+"/"+spec.ProcLVSD)
+	// Ready once lvsd holds the configuration's tables: the daemon logs
+	// this line after its first sync, before the checkers start, so
+	// traffic never meets a half-programmed director.
+	p.ready = &spec.Ready{Log: spec.Regexp{Regexp: keepalivedActive},
+		Timeout: spec.Duration(60 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 	return p
 }
+
+var keepalivedActive = regexp.MustCompile(`Activating healthchecker for \d+ real servers`)
 
 // hasControls reports whether a built-in service reads a control file.
 func hasControls(k spec.ServiceKind) bool {

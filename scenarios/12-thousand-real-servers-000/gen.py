@@ -13,9 +13,8 @@ print("""! Seed 000 (seeds/000_b9ebab0dbc6c4d1c.txt), 故障总结 06 "关于kee
 ! public VIPs are documentation addresses 203.0.113.1-200; the real servers
 ! are private (10.3.J.V: node rsJ, VIP .V). Timers are the virtual
 ! servers' (inherited by every checker): delay_loop 5, connect_timeout 2,
-! retry 1, delay_before_retry 1. lb_kind DR (the seed names none): a NAT
-! real server is an entry of lvsd's nftables guard, which lvsd rewrites per
-! command, too slow at 2,000 entries (see the scenario's header).
+! retry 1, delay_before_retry 1. lb_kind DR (the seed names none; the
+! scenario's header says why).
 global_defs {
     router_id lvslab-12
 }""")

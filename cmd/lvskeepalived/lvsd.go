@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"lvslab/config"
 	"lvslab/ipvs/ctl"
@@ -66,6 +67,18 @@ func (t *lvsdTables) do(cmd config.Command) error {
 		return err
 	}
 	_, err := t.c.Do(ctl.Request{Command: cmd})
+	if err != nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		// lvsd closes a control connection idle for its IdleTimeout (5 s):
+		// between two health-check results that is the normal case. A
+		// send that met the closed socket never reached lvsd, so the same
+		// command goes again on a new connection (the tables read at
+		// connect stay valid: nothing else programs this lvsd).
+		if c, derr := ctl.Dial(t.socket); derr == nil {
+			t.c.Close()
+			t.c = c
+			_, err = t.c.Do(ctl.Request{Command: cmd})
+		}
+	}
 	var re *ctl.RemoteError
 	if err != nil && !errors.As(err, &re) {
 		t.close()

@@ -162,29 +162,11 @@ func smtpBanner(ctx context.Context, c Config, out *lockedWriter) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
 	ctl := newControlReader(c.Control)
 	ready(out, c, ln.Addr())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("smtp-banner: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			smtpSession(ctx, conn, c.Identity, ctl.get())
-		}()
-	}
+	return serveConns(ctx, ln, "smtp-banner", func(conn net.Conn) {
+		smtpSession(ctx, conn, c.Identity, ctl.get())
+	})
 }
 
 func smtpSession(ctx context.Context, conn net.Conn, identity string, cur Controls) {

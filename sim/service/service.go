@@ -198,17 +198,14 @@ func ParseSinkGreeting(line string) (string, bool) {
 	return id, true
 }
 
-func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
-	ln, err := listenTCP(ctx, c.Listen)
-	if err != nil {
-		return err
-	}
+// serveConns accepts on ln until ctx ends, each connection handled by
+// handle on its own goroutine (and closed after it); it returns once the
+// handlers have finished. name labels an accept error.
+func serveConns(ctx context.Context, ln net.Listener, name string, handle func(net.Conn)) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	greeting := SinkGreeting(c.Identity)
-	ready(out, c, ln.Addr())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -217,29 +214,41 @@ func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("tcp-sink: %w", err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer conn.Close()
-			start := time.Now()
-			// A failed greeting shows up as the read error below.
-			_, _ = io.WriteString(conn, greeting)
-			h := sha256.New()
-			n, rerr := io.Copy(h, bufio.NewReaderSize(conn, 64<<10))
-			sum := h.Sum(nil)
-			rec := SinkRecord{Peer: conn.RemoteAddr().String(), Local: conn.LocalAddr().String(),
-				Bytes: n, SHA256: hex.EncodeToString(sum), Secs: time.Since(start).Seconds()}
-			if rerr != nil {
-				rec.Err = rerr.Error()
-			} else {
-				_, _ = io.WriteString(conn, SinkAnswer(n, sum))
-			}
-			b, _ := json.Marshal(rec)
-			out.printf("%s\n", b)
+			handle(conn)
 		}()
 	}
+}
+
+func tcpSink(ctx context.Context, c Config, out *lockedWriter) error {
+	ln, err := listenTCP(ctx, c.Listen)
+	if err != nil {
+		return err
+	}
+	greeting := SinkGreeting(c.Identity)
+	ready(out, c, ln.Addr())
+	return serveConns(ctx, ln, "tcp-sink", func(conn net.Conn) {
+		start := time.Now()
+		// A failed greeting shows up as the read error below.
+		_, _ = io.WriteString(conn, greeting)
+		h := sha256.New()
+		n, rerr := io.Copy(h, bufio.NewReaderSize(conn, 64<<10))
+		sum := h.Sum(nil)
+		rec := SinkRecord{Peer: conn.RemoteAddr().String(), Local: conn.LocalAddr().String(),
+			Bytes: n, SHA256: hex.EncodeToString(sum), Secs: time.Since(start).Seconds()}
+		if rerr != nil {
+			rec.Err = rerr.Error()
+		} else {
+			_, _ = io.WriteString(conn, SinkAnswer(n, sum))
+		}
+		b, _ := json.Marshal(rec)
+		out.printf("%s\n", b)
+	})
 }
 
 func udpEcho(ctx context.Context, c Config, out *lockedWriter) error {

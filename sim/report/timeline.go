@@ -51,7 +51,7 @@ func Buckets(traffic map[string][]runner.Request, d, b time.Duration) []Series {
 			case r.Err != "":
 				s = get("errors", true)
 			case r.Backend == "":
-				s = get("(backend unknown)", false)
+				s = get(unknownBackend, false)
 			default:
 				s = get(r.Backend, false)
 			}
@@ -66,16 +66,25 @@ func Buckets(traffic map[string][]runner.Request, d, b time.Duration) []Series {
 			s.Total++
 		}
 	}
+	return sortedSeries(byName)
+}
+
+// unknownBackend names the band of requests whose backend is not known; a
+// split band carries it after the client's name.
+const unknownBackend = "(backend unknown)"
+
+// sortedSeries lists the bands in drawing order: backends by name, then
+// unknown, errors last (drawn on top).
+func sortedSeries(byName map[string]*Series) []Series {
 	out := make([]Series, 0, len(byName))
 	for _, s := range byName {
 		out = append(out, *s)
 	}
-	// Backends by name, then unknown, errors last (drawn on top).
 	rank := func(s Series) int {
 		switch {
 		case s.Errors:
 			return 2
-		case strings.HasPrefix(s.Name, "("):
+		case strings.Contains(s.Name, unknownBackend):
 			return 1
 		}
 		return 0
@@ -363,7 +372,7 @@ func seriesColor(s Series, _ int) string {
 	switch {
 	case s.Errors:
 		return errorColor
-	case strings.Contains(s.Name, "(backend unknown)"):
+	case strings.Contains(s.Name, unknownBackend):
 		return unknownColor
 	}
 	return backendColor(s.Name)

@@ -36,7 +36,7 @@ func (o TimelineOptions) seriesKey(traffic string, r runner.Request) (string, bo
 	case r.Err != "":
 		name, errs = "errors", true
 	case r.Backend == "":
-		name = "(backend unknown)"
+		name = unknownBackend
 	}
 	if o.ByClient && len(name) > 0 {
 		name = traffic + " → " + name
@@ -139,26 +139,7 @@ func bucketizeBy(traffic map[string][]runner.Request, edges []time.Duration, pic
 			s.Total += weight
 		}
 	}
-	out := make([]Series, 0, len(byName))
-	for _, s := range byName {
-		out = append(out, *s)
-	}
-	rank := func(s Series) int {
-		switch {
-		case s.Errors:
-			return 2
-		case strings.Contains(s.Name, "(backend unknown)"):
-			return 1
-		}
-		return 0
-	}
-	slices.SortFunc(out, func(a, b Series) int {
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra - rb
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	return out, edges
+	return sortedSeries(byName), edges
 }
 
 // backendColor is a colour that depends on the backend's name only, so rs2

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,7 +264,7 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 				jobs = append(jobs, j)
 			}
 			if p == nil && len(rs.Checkers) > 0 {
-				r.alive = !slicesContains(r.failed, true)
+				r.alive = !slices.Contains(r.failed, true)
 			}
 			v.rss = append(v.rss, r)
 		}
@@ -310,15 +311,6 @@ type jobRef struct {
 	vs  *vsState
 	rs  *rsState
 	idx int
-}
-
-func slicesContains(b []bool, v bool) bool {
-	for _, x := range b {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func containsKey(vss []*vsState, key string) bool {
@@ -453,35 +445,28 @@ func (d *daemon) handle(ev check.Event) {
 		d.apply(v)
 		d.quorum(v)
 	}
-	alive := !slicesContains(r.failed, true)
+	alive := !slices.Contains(r.failed, true)
 	if alive == r.alive {
 		return
 	}
 	rsName := fmtRS(r.rs, v.vs)
-	if alive {
-		verb := "Adding"
-		if r.rs.InhibitOnFailure {
-			verb = "Enabling"
-		}
-		d.log.printf("%s service %s to VS %s", verb, rsName, v.name)
-		r.alive = true
-		d.apply(v)
-		if s := r.rs.NotifyUp; s != nil {
-			d.log.printf("Executing [%s] for service %s in VS %s", strings.Join(s.Args, " "), rsName, v.name)
-			d.notify(s)
-		}
-	} else {
-		verb := "Removing"
-		if r.rs.InhibitOnFailure {
-			verb = "Disabling"
-		}
-		d.log.printf("%s service %s from VS %s", verb, rsName, v.name)
-		r.alive = false
-		d.apply(v)
-		if s := r.rs.NotifyDown; s != nil {
-			d.log.printf("Executing [%s] for service %s in VS %s", strings.Join(s.Args, " "), rsName, v.name)
-			d.notify(s)
-		}
+	// keepalived's texts: Adding/Removing, or Enabling/Disabling when the
+	// real server is only inhibited (weight 0).
+	verb, prep, script := "Removing", "from", r.rs.NotifyDown
+	switch {
+	case alive && r.rs.InhibitOnFailure:
+		verb, prep, script = "Enabling", "to", r.rs.NotifyUp
+	case alive:
+		verb, prep, script = "Adding", "to", r.rs.NotifyUp
+	case r.rs.InhibitOnFailure:
+		verb = "Disabling"
+	}
+	d.log.printf("%s service %s %s VS %s", verb, rsName, prep, v.name)
+	r.alive = alive
+	d.apply(v)
+	if script != nil {
+		d.log.printf("Executing [%s] for service %s in VS %s", strings.Join(script.Args, " "), rsName, v.name)
+		d.notify(script)
 	}
 	d.quorum(v)
 }

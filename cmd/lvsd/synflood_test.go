@@ -44,7 +44,7 @@ func TestSYNFloodDefences(t *testing.T) {
 		settings[0].name = "flags " + v
 		settings[0].runtime = ""
 	}
-	seconds := 5
+	seconds := 10 // the acceptance's own flood length; a larger sample of requests during it
 	if v := os.Getenv("LVSLAB_SYNFLOOD_FULL"); v != "" && v != "0" {
 		seconds = 10
 		settings = []setting{

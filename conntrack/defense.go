@@ -222,8 +222,9 @@ const reclaimProbe = 256
 // the hand, so a handshake in progress is the last entry the hand comes back
 // to, after every other one. A victim's unassured template goes with it, as
 // with any forced expiry; keep is a template the caller is about to link a
-// new connection to, so its children are passed over. It reports whether an
-// entry was dropped.
+// new connection to, so its children are passed over. Where the victim was
+// going is remembered (evicted.go), so that its client's ACK can still
+// complete it. It reports whether an entry was dropped.
 func (t *Table) Reclaim(now int64, keep ConnID) bool {
 	if !t.Full() || !t.dropEntryActive() || t.hw == 0 {
 		return false
@@ -240,6 +241,7 @@ func (t *Table) Reclaim(now int64, keep ConnID) bool {
 			continue
 		}
 		if c.state == StateSynRecv || c.state == StateSynAck {
+			t.remember(c)
 			t.ExpireNow(id, now)
 			return true
 		}

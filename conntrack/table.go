@@ -66,6 +66,7 @@ type Stats struct {
 	Refused   uint64 // NewConn/NewTemplate refused because the table was full
 	Created   uint64 // connections and templates created
 	Expired   uint64 // connections and templates removed
+	Recalled  uint64 // evicted handshakes re-created by RecallEvicted
 }
 
 type destRef struct {
@@ -93,7 +94,8 @@ type Table struct {
 	tcpBase     [numTCPStates]uint32
 	udpTimeout  uint32
 
-	def defense
+	def     defense
+	evicted evictedCache // handshakes Reclaim dropped (evicted.go)
 
 	// Destinations by handle, so that Conn holds no pointer.
 	dests    []destRef

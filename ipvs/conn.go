@@ -85,19 +85,26 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		e.refuse(w, in, frame, p)
 		return
 	}
+	// recalled: the real server of a handshake drop_entry evicted from a
+	// full table, which this packet (the client's ACK, or its first data)
+	// completes.
+	var recalled *sched.Dest
 	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN == 0 {
-		// tcp_conn_schedule: only a SYN creates a connection (sloppy_tcp=0);
-		// anything else falls to the local stack, which resets it.
-		e.ctr[rxNotSyn]++
-		e.refuse(w, in, frame, p)
-		return
-	}
-	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 {
+		recalled = e.recallEvicted(svc, p)
+		if recalled == nil {
+			// tcp_conn_schedule: only a SYN creates a connection
+			// (sloppy_tcp=0); anything else falls to the local stack,
+			// which resets it.
+			e.ctr[rxNotSyn]++
+			e.refuse(w, in, frame, p)
+			return
+		}
+	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 {
 		e.ctr[rxNotSyn]++ // a SYN-ACK from outside is not a new connection
 		e.refuse(w, in, frame, p)
 		return
 	}
-	if e.conns.DropPacket() {
+	if recalled == nil && e.conns.DropPacket() {
 		// drop_packet (tcp_conn_schedule's ip_vs_todrop): under pressure,
 		// 1 in rate new connections is dropped before scheduling.
 		e.ctr[defPacketDropped]++
@@ -118,10 +125,16 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 			return
 		}
 		tmpl = e.conns.LookupTemplate(&key, e.cfg.ExpireQuiescentTemplate)
-		if tmpl != 0 {
+		if tmpl != 0 && recalled != nil && e.conns.Dest(tmpl) != recalled {
+			tmpl = 0 // the template moved on; the handshake stays where it was
+			sd = recalled
+		} else if tmpl != 0 {
 			sd = e.conns.Dest(tmpl)
 		} else {
-			sd = svc.sched.Schedule(flow)
+			sd = recalled
+			if sd == nil {
+				sd = svc.sched.Schedule(flow)
+			}
 			if sd != nil {
 				e.makeRoom(now, 0)
 				tmpl, err = e.conns.NewTemplate(&key, sd, svc.persist.Timeout, now)
@@ -131,7 +144,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 				}
 			}
 		}
-	} else {
+	} else if sd = recalled; sd == nil {
 		sd = svc.sched.Schedule(flow)
 	}
 	if sd == nil {
@@ -188,4 +201,21 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	if params.OnePacket {
 		e.conns.Release(id, now)
 	}
+}
+
+// recallEvicted finds the real server of a handshake drop_entry evicted for
+// the connection packet p would belong to (conntrack/evicted.go), if that
+// server is still in svc and available.
+func (e *Engine) recallEvicted(svc *Service, p *rewrite.Packet) *sched.Dest {
+	ev, ok := e.conns.RecallEvicted(conntrack.Tuple{Proto: p.Protocol, Src: p.Src.As4(), SrcPort: p.SrcPort, Dst: p.Dst.As4(), DstPort: p.DstPort})
+	if !ok {
+		return nil
+	}
+	for _, d := range svc.dests {
+		if d.Addr == ev.Real.Addr() && (d.Port == ev.Real.Port() || d.Port == 0) && d.Available() {
+			e.ctr[defEntriesRecalled]++
+			return &d.Dest
+		}
+	}
+	return nil
 }

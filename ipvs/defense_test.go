@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -154,5 +155,45 @@ func TestEngineSetDefenseCommand(t *testing.T) {
 	}
 	if len(te.Table().Services) != 1 {
 		t.Error("--set-defense changed the service table")
+	}
+}
+
+// A legitimate handshake that drop_entry evicts before the client's ACK
+// arrives (a flood fast enough to lap the table within one round trip) is
+// re-created from the evicted-handshake memory on the same real server: the
+// ACK is forwarded and the connection is ESTABLISHED, not reset.
+func TestEngineEvictedHandshakeRecalled(t *testing.T) {
+	def := conntrack.DefaultDefense()
+	def.DropEntry = 1
+	te := floodEngine(t, def)
+	te.synFlood(t, 5000)
+	if !te.legitSYN(t, 40000) {
+		t.Fatal("legitimate SYN refused in a full table with drop_entry on")
+	}
+	te.synFlood(t, 5000) // laps the table: the legitimate entry is evicted
+	tup := conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 100}, DstPort: 80}
+	if id, _ := te.conns.Lookup(tup); id != 0 {
+		t.Fatal("the legitimate entry survived 5000 more flood SYNs (the fixture does not evict it)")
+	}
+	before, refused := te.intPort.sent, te.counter("drop_not_syn")
+	te.feed(te.ext, tcpFrame(t, clientMAC, extMAC, "10.0.0.2", "10.0.0.100", 40000, 80, false, true, 0))
+	if te.intPort.sent != before+1 {
+		t.Fatalf("the client's ACK after eviction: %d frames to the real server, want 1 (drop_not_syn %d -> %d)",
+			te.intPort.sent-before, refused, te.counter("drop_not_syn"))
+	}
+	id, _ := te.conns.Lookup(tup)
+	if id == 0 {
+		t.Fatal("no connection after the recalled ACK")
+	}
+	if c := te.conns.Conn(id); c.State() != conntrack.StateEstablished || c.Real() != netip.MustParseAddrPort("172.16.0.2:8080") {
+		t.Errorf("recalled connection: state %v to %v, want ESTABLISHED to 172.16.0.2:8080", c.State(), c.Real())
+	}
+	if n := te.counter("defense_drop_entry_recalled"); n != 1 {
+		t.Errorf("defense_drop_entry_recalled %d, want 1", n)
+	}
+	// An ACK nobody's handshake was evicted for is still refused.
+	te.feed(te.ext, tcpFrame(t, clientMAC, extMAC, "10.0.0.3", "10.0.0.100", 40001, 80, false, true, 0))
+	if n := te.counter("drop_not_syn"); n != refused+1 {
+		t.Errorf("a stray ACK: drop_not_syn %d, want %d", n, refused+1)
 	}
 }

@@ -52,6 +52,7 @@ var reasonHelp = map[string]string{
 	"tx_local_delivered":             "Packets handed to the director's own kernel for LOCALNODE real servers.",
 	"defense_drop_entry_dropped":     "Connection table entries the drop_entry defence's once-a-second walk removed (SYN_RECV, SYNACK, idle ones).",
 	"defense_drop_entry_reclaimed":   "Embryonic (SYN_RECV, SYNACK) entries the drop_entry defence replaced with a new connection in a full table.",
+	"defense_drop_entry_recalled":    "Connections re-created on their real server when a packet completed a handshake the drop_entry defence had evicted.",
 	"defense_secure_tcp_activations": "Times the secure_tcp defence switched to tcp_states_dos and its short timeouts.",
 }
 

@@ -91,6 +91,7 @@ const (
 	defPacketDropped
 	defEntriesDropped
 	defEntriesReclaimed
+	defEntriesRecalled
 	defSecureTCPOn
 	rxARPBadSenderMAC
 	rxARPBadSenderIP
@@ -133,6 +134,7 @@ var reasonNames = [numReasons]string{
 	defPacketDropped:    "drop_defense_drop_packet",
 	defEntriesDropped:   "defense_drop_entry_dropped",
 	defEntriesReclaimed: "defense_drop_entry_reclaimed",
+	defEntriesRecalled:  "defense_drop_entry_recalled",
 	defSecureTCPOn:      "defense_secure_tcp_activations",
 	// ARP that taught lvsd nothing (issue 8, defects 1-3). A request for a
 	// VIP from a sender on the wrong link or not asked about is still

@@ -426,6 +426,9 @@ func (t *Table) NewConn(p *ConnParams, now int64) (ConnID, error) {
 // the new state. id must be a live connection, not a template.
 func (t *Table) Step(id ConnID, dir Dir, tcpFlags uint8, size int, now int64) State {
 	c := t.conn(id)
+	if c.flags&FlagSync != 0 {
+		t.firstLocalPacket(c)
+	}
 	if dir == DirOut {
 		c.outPkts++
 		c.outBytes += uint64(size)

@@ -54,7 +54,6 @@ func ParseArgs(args []string) (Command, error) {
 //   - -M also takes a prefix length (-M 24, -M /24); masks must be contiguous.
 //   - "[1.2.3.4]:80" keeps its port (ipvsadm drops it).
 //   - --fullnat selects the FULLNAT method (the alibaba/DPVS spelling).
-//   - --start-daemon and --stop-daemon are refused: there is no sync daemon.
 func (p Parser) ParseArgs(args []string) (Command, error) {
 	if len(args) == 0 {
 		return Command{Op: OpList}, nil
@@ -443,7 +442,12 @@ func (s *argState) parse() (Command, error) {
 		// ipvsadm answers these at once, whatever follows.
 		return Command{Op: op}, nil
 	case OpStartDaemon, OpStopDaemon:
-		return Command{}, argErrorf("--%s: lvsadm has no connection sync daemon", op)
+		// ipvsadm: "illegal start-daemon parameter specified".
+		if tok.val != "master" && tok.val != "backup" {
+			return Command{}, argErrorf("illegal %s parameter specified", op)
+		}
+		s.cmd.Op = op
+		s.cmd.Daemon = Daemon{State: tok.val, McastIfn: "eth0", Group: netip.MustParseAddr("224.0.0.81"), Port: 8848, TTL: 1}
 	default:
 		s.cmd.Op = op
 	}
@@ -590,12 +594,18 @@ func (s *argState) option(tok token) error {
 	case idSchedFlags:
 		s.schedFlagsArg = v
 	case idMcastIf:
-		// Daemon options are only legal with the (refused) daemon
-		// commands; the legality check below reports them.
+		// Only legal with the daemon commands (the legality check below
+		// reports the others); IFNAMSIZ as ipvsadm checks it.
+		if len(v) >= 16 {
+			return argErrorf("illegal mcast-interface specified")
+		}
+		s.cmd.Daemon.McastIfn = v
 	case idSyncID:
-		if _, ok := numberIn(v, 0, 255); !ok {
+		n, ok := numberIn(v, 0, 255)
+		if !ok {
 			return argErrorf("illegal syncid specified")
 		}
+		s.cmd.Daemon.SyncID = uint8(n)
 	case idMcastGroup:
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.IsMulticast() || a.Zone() != "" {
@@ -604,18 +614,28 @@ func (s *argState) option(tok token) error {
 			}
 			return argErrorf("invalid IPv4 mcast-group `%s'", v)
 		}
+		if !a.Is4() {
+			return argErrorf("mcast-group %s: lvsd's sync daemon is IPv4 only", v)
+		}
+		s.cmd.Daemon.Group = a
 	case idMcastPort:
-		if _, ok := numberIn(v, 1, 65535); !ok {
+		n, ok := numberIn(v, 1, 65535)
+		if !ok {
 			return argErrorf("illegal mcast-port specified")
 		}
+		s.cmd.Daemon.Port = uint16(n)
 	case idMcastTTL:
-		if _, ok := numberIn(v, 1, 255); !ok {
+		n, ok := numberIn(v, 1, 255)
+		if !ok {
 			return argErrorf("illegal mcast-ttl specified")
 		}
+		s.cmd.Daemon.TTL = uint8(n)
 	case idSyncMaxlen:
-		if _, ok := numberIn(v, 1, 65535-20-8); !ok {
+		n, ok := numberIn(v, 1, 65535-20-8)
+		if !ok {
 			return argErrorf("illegal sync-maxlen specified")
 		}
+		s.cmd.Daemon.MaxLen = int(n)
 	case idTunType:
 		var t TunType
 		if t.UnmarshalText([]byte(v)) != nil {

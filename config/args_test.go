@@ -295,7 +295,10 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--set", "1", "2", "3", "4"}, "unexpected argument 4", false},
 		{[]string{"-L", "extra"}, "unexpected argument extra", false},
 		{[]string{"-C", "--", "-L"}, "unexpected argument -L", false},
-		{[]string{"--start-daemon", "master"}, "--start-daemon: lvsadm has no connection sync daemon", false},
+		{[]string{"--start-daemon", "slave"}, "illegal start-daemon parameter specified", false},
+		{[]string{"--stop-daemon", "both"}, "illegal stop-daemon parameter specified", false},
+		{[]string{"--start-daemon", "master", "--mcast-ttl", "0"}, "illegal mcast-ttl specified", false},
+		{[]string{"--start-daemon", "master", "--mcast-interface", "an-interface-name-too-long"}, "illegal mcast-interface specified", false},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -374,4 +377,21 @@ func TestSeedCommandsQuoted(t *testing.T) {
 			require.Contains(t, string(b), sc.line, "the line is quoted from the seed")
 		})
 	}
+}
+
+// The sync daemon commands with ipvsadm's defaults and each option.
+func TestParseDaemon(t *testing.T) {
+	p := Parser{Names: testNames()}
+	c, err := p.ParseArgs([]string{"--start-daemon", "master"})
+	require.NoError(t, err)
+	assert.Equal(t, OpStartDaemon, c.Op)
+	assert.Equal(t, Daemon{State: "master", McastIfn: "eth0", Group: netip.MustParseAddr("224.0.0.81"), Port: 8848, TTL: 1}, c.Daemon)
+	c, err = p.ParseArgs([]string{"--start-daemon", "backup", "--mcast-interface", "int", "--syncid", "7", "--sync-maxlen", "1400",
+		"--mcast-group", "239.1.1.1", "--mcast-port", "9000", "--mcast-ttl", "2"})
+	require.NoError(t, err)
+	assert.Equal(t, Daemon{State: "backup", McastIfn: "int", SyncID: 7, MaxLen: 1400, Group: netip.MustParseAddr("239.1.1.1"), Port: 9000, TTL: 2}, c.Daemon)
+	c, err = p.ParseArgs([]string{"--stop-daemon", "backup"})
+	require.NoError(t, err)
+	assert.Equal(t, OpStopDaemon, c.Op)
+	assert.Equal(t, "backup", c.Daemon.State)
 }

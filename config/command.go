@@ -1,5 +1,7 @@
 package config
 
+import "net/netip"
+
 // Op is the operation of an ipvsadm command.
 type Op uint8
 
@@ -14,8 +16,8 @@ const (
 	OpDeleteDest                  // -d
 	OpEditDest                    // -e
 	OpSetTimeouts                 // --set tcp tcpfin udp
-	OpStartDaemon                 // --start-daemon (recognised, refused)
-	OpStopDaemon                  // --stop-daemon (recognised, refused)
+	OpStartDaemon                 // --start-daemon master|backup
+	OpStopDaemon                  // --stop-daemon master|backup
 	OpRestore                     // -R: the caller reads rules from stdin
 	OpSave                        // -S
 	OpZero                        // -Z
@@ -90,6 +92,21 @@ type Command struct {
 	Defense DefenseChange `json:"defense,omitzero"`
 	// List holds the listing modifiers of -L (and -n of -S).
 	List ListOptions `json:"list,omitzero"`
+	// Daemon is the sync daemon of --start-daemon and --stop-daemon (only
+	// State for the latter).
+	Daemon Daemon `json:"daemon,omitzero"`
+}
+
+// Daemon is a connection sync daemon's settings (ipvsadm's daemon options,
+// struct ipvs_daemon_t), with ipvsadm's defaults filled in by the parser.
+type Daemon struct {
+	State    string     `json:"state"`     // "master" or "backup"
+	McastIfn string     `json:"mcast_ifn"` // --mcast-interface, default eth0
+	SyncID   uint8      `json:"syncid"`
+	MaxLen   int        `json:"maxlen,omitempty"` // --sync-maxlen; 0: MTU - 28 as the kernel computes it
+	Group    netip.Addr `json:"group,omitzero"`   // --mcast-group, default 224.0.0.81
+	Port     uint16     `json:"port,omitempty"`   // --mcast-port, default 8848
+	TTL      uint8      `json:"ttl,omitempty"`    // --mcast-ttl, default 1
 }
 
 // ListOptions are the modifiers of -L/-l. Connections, Timeout and Daemon

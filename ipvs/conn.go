@@ -39,8 +39,12 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 	}
 	d := destOf(sd)
 	size := p.End - p.L3
+	old := e.conns.Conn(id).State()
 	e.conns.Step(id, dir, p.TCPFlags, size, now)
 	c := e.conns.Conn(id)
+	if dir == conntrack.DirIn && e.syncM != nil {
+		e.syncConn(id, old, now)
+	}
 	if dir == conntrack.DirIn {
 		d.stats.in(size)
 		d.svc.stats.in(size)

@@ -356,7 +356,7 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 	ch := guardChange{}
 	switch c.Op {
 	case config.OpStartDaemon, config.OpStopDaemon:
-		return nil, errors.New("the connection sync daemon is not supported by lvsd")
+		return nil, errors.New("--start-daemon and --stop-daemon are not rules: give them to lvsadm one at a time, not in a restore")
 	case config.OpClear, config.OpZero, config.OpSetTimeouts:
 	case config.OpAddService, config.OpEditService, config.OpDeleteService,
 		config.OpAddDest, config.OpEditDest, config.OpDeleteDest:
@@ -680,7 +680,7 @@ func (e *Engine) Handle(ctx context.Context, _ ctl.Peer, req ctl.Request) ctl.Re
 			e.mu.Unlock()
 			return ctl.Reply{Timeouts: ctl.Timeouts{TCP: tcp, TCPFin: fin, UDP: udp}}
 		case c.List.Daemon:
-			return ctl.Reply{}
+			return ctl.Reply{Daemons: e.SyncStatus()}
 		case c.List.Defense:
 			e.mu.Lock()
 			d := toConfigDefense(e.conns.Defense())
@@ -691,6 +691,20 @@ func (e *Engine) Handle(ctx context.Context, _ ctl.Peer, req ctl.Request) ctl.Re
 	case config.OpSave:
 		return e.serviceReply(c)
 	case config.OpVersion, config.OpHelp:
+		return ctl.Reply{}
+	case config.OpStartDaemon, config.OpStopDaemon:
+		if ctx.Err() != nil {
+			return ctl.Reply{Error: ctl.ErrClientGone.Error()}
+		}
+		var err error
+		if c.Op == config.OpStartDaemon {
+			err = e.StartSync(c.Daemon)
+		} else {
+			err = e.StopSync(c.Daemon.State)
+		}
+		if err != nil {
+			return ctl.Reply{Error: err.Error()}
+		}
 		return ctl.Reply{}
 	case config.OpRestore:
 		if err := e.applyBatch(ctx, req.Rules); err != nil {

@@ -135,14 +135,19 @@ type Engine struct {
 	gone counters
 
 	lastOversizeWarn int64
-	ipID             uint16
-	pendingARP       []arpProbe
-	guard            *KernelGuard
-	guardOK          bool              // the guard holds gref (else the next change reinstalls it)
-	gref             map[GuardElem]int // guard elements wanted, by how many services and dests (ctlMu)
-	lastFullWarn     int64
-	lastDefense      int64
-	defense          conntrack.DefenseReport
+	// The sync daemons (sync.go), nil when not running; read by the data
+	// path under mu.
+	syncM        *syncMaster
+	syncB        *syncBackup
+	lastSyncWarn int64
+	ipID         uint16
+	pendingARP   []arpProbe
+	guard        *KernelGuard
+	guardOK      bool              // the guard holds gref (else the next change reinstalls it)
+	gref         map[GuardElem]int // guard elements wanted, by how many services and dests (ctlMu)
+	lastFullWarn int64
+	lastDefense  int64
+	defense      conntrack.DefenseReport
 
 	localAddrs map[[4]byte]bool
 	// laddrs are the FULLNAT local addresses' port pools, by address.
@@ -347,6 +352,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		_ = ifc.Port.SetReadDeadline(time.Now())
 	}
 	wg.Wait()
+	e.stopAllSync()
 	return err
 }
 
@@ -365,6 +371,7 @@ func (e *Engine) timerLoop(ctx context.Context) {
 		now := e.now()
 		e.conns.Expire(now)
 		e.defenseTick(now)
+		e.syncTick(now)
 		e.neighTimers(w, now)
 		if now-lastEst >= int64(2*time.Second) {
 			lastEst = now

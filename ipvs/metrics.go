@@ -54,6 +54,14 @@ var reasonHelp = map[string]string{
 	"defense_drop_entry_reclaimed":   "Embryonic (SYN_RECV, SYNACK) entries the drop_entry defence replaced with a new connection in a full table.",
 	"defense_drop_entry_recalled":    "Connections re-created on their real server when a packet completed a handshake the drop_entry defence had evicted.",
 	"defense_secure_tcp_activations": "Times the secure_tcp defence switched to tcp_states_dos and its short timeouts.",
+	"sync_conns_sent":                "Connection and template entries the master sync daemon put into messages.",
+	"sync_messages_sent":             "Sync messages the master sync daemon sent to its multicast group.",
+	"sync_send_errors":               "Sync messages the master sync daemon failed to send.",
+	"sync_messages_received":         "Sync messages the backup sync daemon received.",
+	"sync_messages_other_syncid":     "Sync messages the backup ignored because they carried another syncid.",
+	"sync_conns_created":             "Connections and templates the backup sync daemon created from sync messages.",
+	"sync_conns_updated":             "Connections and templates the backup sync daemon updated from sync messages.",
+	"sync_entries_stale":             "Inactive sync entries about a connection the backup knows on another real server (ignored, as the kernel does).",
 }
 
 // dropPrefix marks the reasons that are drops: they share one family,

@@ -100,6 +100,19 @@ const (
 	rxNeighTableFull
 	rxMartian
 	rxNoLocalPort
+	syncConnsSent
+	syncMessagesSent
+	syncSendErrors
+	syncDropped
+	syncMessagesReceived
+	syncOtherSyncID
+	syncMalformed
+	syncEntriesSkipped
+	syncNoDest
+	syncApplyFailed
+	syncConnsCreated
+	syncConnsUpdated
+	syncStale
 	numReasons
 )
 
@@ -148,4 +161,18 @@ var reasonNames = [numReasons]string{
 	// A FULLNAT service whose local addresses have no free port (or that
 	// has none): the new connection is dropped.
 	rxNoLocalPort: "drop_fullnat_no_local_port",
+	// The sync daemon (sync.go).
+	syncConnsSent:        "sync_conns_sent",
+	syncMessagesSent:     "sync_messages_sent",
+	syncSendErrors:       "sync_send_errors",
+	syncDropped:          "drop_sync_queue_full",
+	syncMessagesReceived: "sync_messages_received",
+	syncOtherSyncID:      "sync_messages_other_syncid",
+	syncMalformed:        "drop_sync_malformed",
+	syncEntriesSkipped:   "drop_sync_entry_unsupported",
+	syncNoDest:           "drop_sync_no_destination",
+	syncApplyFailed:      "drop_sync_apply_failed",
+	syncConnsCreated:     "sync_conns_created",
+	syncConnsUpdated:     "sync_conns_updated",
+	syncStale:            "sync_entries_stale",
 }

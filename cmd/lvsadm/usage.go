@@ -29,6 +29,8 @@ func usage() string {
   %[1]s -Z [virtual-service]
   %[1]s --set tcp tcpfin udp
   %[1]s --set-defense name=value...
+  %[1]s --start-daemon {master|backup} [daemon-options]
+  %[1]s --stop-daemon {master|backup}
   %[1]s -h
 
 Commands (long or short form):
@@ -48,6 +50,8 @@ Commands (long or short form):
   --set-defense name=value... lvsd's flood defences: drop_entry, drop_packet,
                               secure_tcp (0 off, 1-2 automatic, 3 on),
                               amemthresh (free slots), am_droprate
+  --start-daemon    state     start the connection sync daemon (master or backup)
+  --stop-daemon     state     stop it
   --help            -h        this message
   --version         -v        the version
 
@@ -91,6 +95,14 @@ Options:
   --ops          -o                   one-packet scheduling (UDP)
   --numeric      -n                   no host or service names
   --sched-flags  -b flags             comma list: flag-1 flag-2 flag-3 sh-fallback sh-port mh-fallback mh-port
+
+Daemon options (with --start-daemon):
+  --mcast-interface interface         the interface sync messages go out on or come in from (default eth0)
+  --syncid       sid                  0..255; a backup with sid 0 takes every master's messages (default 0)
+  --sync-maxlen  length               message size (default: 1500 - 28 for a master, the MTU - 28 for a backup)
+  --mcast-group  address              default 224.0.0.81
+  --mcast-port   port                 default 8848
+  --mcast-ttl    ttl                  1..255 (default 1)
 
 lvsadm options:
   --socket NAME                       lvsd's control socket (default $%[5]s, else @lvsd);

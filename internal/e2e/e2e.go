@@ -114,12 +114,20 @@ func newSelftest(t testing.TB, keepTSO bool) *Selftest {
 // reaches it.
 func StartLVSD(t testing.TB, ns *nstest.NS, ifaces string, extra ...string) *nstest.SyncBuffer {
 	t.Helper()
+	_, log := StartLVSDProc(t, ns, ifaces, extra...)
+	return log
+}
+
+// StartLVSDProc is StartLVSD that also returns the process, for tests that
+// kill it.
+func StartLVSDProc(t testing.TB, ns *nstest.NS, ifaces string, extra ...string) (*nstest.Proc, *nstest.SyncBuffer) {
+	t.Helper()
 	args := append([]string{"-i", ifaces}, extra...)
 	if !slices.Contains(extra, "--state-dir") {
 		// Tests kill lvsd with SIGKILL: keep its state file out of /run.
 		args = append(args, "--state-dir", t.TempDir())
 	}
-	_, log := ns.Start(Bin(t, "lvsd"), args...)
+	proc, log := ns.Start(Bin(t, "lvsd"), args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := ns.Try(Bin(t, "lvsadm"), "-L", "-n"); err == nil {
@@ -135,7 +143,7 @@ func StartLVSD(t testing.TB, ns *nstest.NS, ifaces string, extra ...string) *nst
 			t.Logf("lvsd log (%s):\n%s", ns.Name, log.String())
 		}
 	})
-	return log
+	return proc, log
 }
 
 // LVSADM runs lvsadm in ns with a command line as ipvsadm takes it.

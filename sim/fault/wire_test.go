@@ -191,7 +191,7 @@ func TestDelayWireInLab(t *testing.T) {
 		st, logs := l.wireTimeline(t, `
   - {name: slow, at: 0s, fault: delay, target: b:eth0, delay: 100ms, for: 5s}
 `)
-		ev := waitEvent(t, st, "slow", 2*time.Second)
+		ev := waitEvent(t, st, "slow", 10*time.Second) // a condition, not a measure: a loaded machine starts the wire slowly
 		t.Logf("%s: %s", ev.Name, ev.Detail)
 		assert.Contains(t, ev.Detail, "userspace delay wire")
 		during := l.wireSnapshot(t)
@@ -248,17 +248,18 @@ func TestDelayWireInLab(t *testing.T) {
 
 	t.Run("blackhole and loss still apply through the wire", func(t *testing.T) {
 		st, _ := l.wireTimeline(t, `
-  - {name: hole, at: 0s, fault: blackhole, target: b:eth0, direction: egress, for: 6s}
+  - {name: hole, at: 0s, fault: blackhole, target: b:eth0, direction: egress, for: 12s}
   - {name: slow, when: {event: hole, after: 300ms}, fault: delay, target: b:eth0, delay: 50ms}
   - {name: lossy, when: {state: {addr: {node: b, has: 10.81.0.98}}}, fault: loss, target: b:eth0, loss: 100%, direction: egress}
 `)
 		// The hole lasts long enough for the pings made while it is there
-		// however slowly ping starts; the loss comes when the test says so
-		// (the address), after it has measured the round trips.
-		waitEvent(t, st, "slow", 2*time.Second)
+		// however slowly ping starts and the wire comes up (a loaded
+		// machine takes seconds to start it); the loss comes when the test
+		// says so (the address), after it has measured the round trips.
+		waitEvent(t, st, "slow", 10*time.Second)
 		assert.Contains(t, l.inSegment("lan", "nft", "list", "ruleset"), "lvslab_wire_", "the wire mirrors the blackhole")
 		assert.False(t, l.ping("a", "10.81.0.2"), "a delay wire put in after a blackhole keeps it")
-		waitEvent(t, st, "hole.end", 10*time.Second)
+		waitEvent(t, st, "hole.end", 20*time.Second)
 		assert.NotContains(t, l.inSegment("lan", "nft", "list", "ruleset"), "lvslab_wire_", "nothing left to mirror")
 		rtt := l.rtts(t, "a", "10.81.0.2", 3, "0.2")
 		t.Logf("RTT a->b between the filters: %v", rtt)

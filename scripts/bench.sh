@@ -16,7 +16,7 @@ run ./rewrite 'Benchmark(Parse|ParseGopacket|DR|NATIn|NATOut|TUNEncap|FULLNATIn|
 echo "== engine pipeline: established-flow lookup + rewrite, new-connection scheduling (ipvs/)"
 run ./ipvs 'BenchmarkEngine'
 echo "== connection table (conntrack/)"
-run ./conntrack 'Benchmark(LookupEstablished|StateStep|InsertExpire|BytesPerConn)'
+run ./conntrack 'Benchmark(LookupEstablished|StateStep|InsertExpire|BytesPerConn|SyncApply|SyncBytesPerConn)'
 echo "== schedulers (sched/)"
 run ./sched 'BenchmarkSchedule'
 echo "== frame I/O (capture/): ring + batch vs. one syscall per frame (mdlayher/packet's pattern)"

@@ -11,17 +11,23 @@ case "${CI:-}${LVSLAB_REQUIRE_NETNS:-}" in *1* | *true* | *yes*) strict=1 ;; esa
 # command:package pairs; a command starting with / is a file test.
 # promtool (Debian ships it in prometheus) lints lvsd's /metrics as users do.
 # keepalived 2.2.7 is the oracle of lvskeepalived -t's differential test
-# and, VRRP only in namespaces, the VRRP interop peer of vrrp/.
+# and, VRRP only in namespaces, the VRRP interop peer of vrrp/. FRR's zebra
+# and ospfd are seed 002's cluster mode (directors announcing the VIP by
+# OSPF to an ECMP router).
 pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
 	stress-ng:stress-ng promtool:prometheus keepalived:keepalived
 	setpriv:util-linux prlimit:util-linux jq:jq nsenter:util-linux bridge:iproute2 ss:iproute2
+	/usr/lib/frr/ospfd:frr vtysh:frr
 )
 need=()
 for pair in "${pairs[@]}"; do
 	cmd=${pair%%:*} pkg=${pair#*:}
-	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+	case $cmd in
+	/*) [ -e "$cmd" ] || need+=("$pkg") ;;
+	*) command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg") ;;
+	esac
 done
 # Debian's scapy is for Debian's interpreter, which may not be first on PATH.
 /usr/bin/python3 -c 'import scapy.all' >/dev/null 2>&1 || need+=(python3-scapy)

@@ -1,6 +1,6 @@
 // Package check holds lvskeepalived's health checkers (keepalived 2.2.7's
 // TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, UDP_CHECK,
-// PING_CHECK; reference/keepalived-vrrp.md §4), driven by the specs
+// PING_CHECK, DNS_CHECK; reference/keepalived-vrrp.md §4), driven by the specs
 // config/keepalived parses.
 //
 //   - State is keepalived's per-checker state machine as a pure core
@@ -19,8 +19,8 @@
 //     scripts (exit 0 success, 1 failure, misc_dynamic 2..255 set the
 //     weight to code-2, killed at misc_timeout), SMTP (220, HELO 250,
 //     QUIT), UDP (payload; without require_reply only an ICMP error
-//     fails), PING (one ICMP echo). DNS_CHECK, FILE_CHECK and BFD_CHECK
-//     are parsed but not run.
+//     fails), PING (one ICMP echo), DNS (one query, check_dns.c's rules).
+//     FILE_CHECK and BFD_CHECK are parsed but not run.
 //   - Fetch and Parse are the HTTP request both HTTP_GET/SSL_GET and
 //     genhash (lvskeepalived -T) use, with the digest exactly as
 //     keepalived computes it.

@@ -59,6 +59,8 @@ func ProbeFor(c *keepalived.Checker, rs *keepalived.RealServer, svcPort uint16, 
 		return UDPProbe(c, to), nil
 	case keepalived.CheckPing:
 		return PingProbe(to.Addr()), nil
+	case keepalived.CheckDNS:
+		return DNSProbe(c, to)
 	}
 	return nil, fmt.Errorf("%s is not run by lvskeepalived yet", c.Kind)
 }

@@ -19,7 +19,7 @@ pairs=(
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
 	stress-ng:stress-ng promtool:prometheus keepalived:keepalived
 	setpriv:util-linux prlimit:util-linux jq:jq nsenter:util-linux bridge:iproute2 ss:iproute2
-	/usr/lib/frr/ospfd:frr vtysh:frr
+	/usr/lib/frr/ospfd:frr vtysh:frr dnsmasq:dnsmasq-base
 )
 need=()
 for pair in "${pairs[@]}"; do

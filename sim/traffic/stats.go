@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -121,40 +122,87 @@ func (s Stats) ErrorSummary(limit int) string {
 	return strings.Join(parts, ", ")
 }
 
-// Gap is the longest stretch without a successful request.
+// Gap is the longest stretch in which clients waited without a
+// successful request.
 type Gap struct {
 	Len      time.Duration
-	From, To time.Duration // since T0
+	From, To time.Duration // since T0: when the waiting began, when service came
 	// Successes is how many requests succeeded (completed) in the span.
 	Successes int
 }
 
-// MaxGap is the longest interval within [from, to] in which no request
-// succeeded. A request succeeds when it completes (At+Latency): that is
-// when service was observed, and for a stream chunk when the peer
-// acknowledged it, so chunks written before a stall and acknowledged
-// after it do not hide the stall. The edges count: a span without one
-// success is a gap as long as the span.
+// MaxGap is the longest interval within [from, to] in which a client was
+// waiting and no request succeeded. A request succeeds when it completes
+// (At+Latency): that is when service was observed, and for a stream chunk
+// when the peer acknowledged it, so chunks written before a stall and
+// acknowledged after it do not hide the stall. Between two successes (or a
+// window edge and a success) the gap starts when the earliest request
+// still in flight in that interval started, not at the previous success: a
+// traffic generator that issued nothing for a while (a starved process on a
+// loaded machine) is not a service gap, while a request that waited - a SYN
+// retransmitted, a stream stalled - is one from its start. The edges count:
+// requests in flight at the window's end without a success are a gap to
+// the end, and a window no request overlaps at all is a gap as long as the
+// window (nothing says service was there).
 func MaxGap(reqs []runner.Request, from, to time.Duration) Gap {
 	if to <= from {
 		return Gap{From: from, To: from}
 	}
 	var ok []time.Duration
+	// Requests that overlap the window, by start.
+	var live []runner.Request
 	for _, r := range reqs {
-		if done := r.At + r.Latency; r.Err == "" && done >= from && done <= to {
-			ok = append(ok, done)
+		end := r.At + r.Latency
+		if r.Err == "" && end >= from && end <= to {
+			ok = append(ok, end)
+		}
+		if r.At < to && end > from {
+			live = append(live, r)
 		}
 	}
+	if len(live) == 0 {
+		return Gap{Len: to - from, From: from, To: to}
+	}
 	slices.Sort(ok)
-	g := Gap{Len: -1, Successes: len(ok)}
+	slices.SortFunc(live, func(a, b runner.Request) int { return cmp.Compare(a.At, b.At) })
+	g := Gap{Successes: len(ok)}
+	// Sweep the intervals between successes in order. waiting holds the
+	// requests started so far, earliest start on top; one that ended by an
+	// interval's start cannot be waiting in it or any later one.
+	waiting := &startHeap{}
+	next := 0
 	prev := from
 	for _, at := range append(ok, to) {
-		if d := at - prev; d > g.Len {
-			g.Len, g.From, g.To = d, prev, at
+		for next < len(live) && live[next].At < at {
+			heap.Push(waiting, live[next])
+			next++
+		}
+		for waiting.Len() > 0 && (*waiting)[0].At+(*waiting)[0].Latency <= prev {
+			heap.Pop(waiting)
+		}
+		if waiting.Len() > 0 {
+			since := max(prev, (*waiting)[0].At)
+			if d := at - since; d > g.Len {
+				g.Len, g.From, g.To = d, since, at
+			}
 		}
 		prev = at
 	}
 	return g
+}
+
+// startHeap is a min-heap of requests by start.
+type startHeap []runner.Request
+
+func (h startHeap) Len() int           { return len(h) }
+func (h startHeap) Less(i, j int) bool { return h[i].At < h[j].At }
+func (h startHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *startHeap) Push(x any)        { *h = append(*h, x.(runner.Request)) }
+func (h *startHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // sortedKeys lists a count map's keys in name order.

@@ -27,9 +27,27 @@ func TestMaxGapWithoutRequestsIsTheWholeWindow(t *testing.T) {
 	assert.Equal(t, 7*time.Second, g.To)
 	assert.Zero(t, g.Successes)
 
-	// Only failures: still no service at all.
+	// Only failures: no service at all from the first request on.
 	g = MaxGap([]runner.Request{failed(3*time.Second, "x"), failed(4*time.Second, "x")}, 2*time.Second, 7*time.Second)
-	assert.Equal(t, 5*time.Second, g.Len)
+	assert.Equal(t, 4*time.Second, g.Len)
+	assert.Equal(t, 3*time.Second, g.From)
+}
+
+// A generator that issued nothing for a while (a starved process) is not a
+// service gap; a request that waited is, from its start.
+func TestMaxGapIsWaitingNotSilence(t *testing.T) {
+	reqs := []runner.Request{
+		ok(1*time.Second, "rs1"),
+		// Nothing from 1.001 s to 3 s: the generator was not running.
+		ok(3*time.Second, "rs1"),
+		// A request whose SYN was retransmitted: waiting 1.005 s.
+		{At: 4 * time.Second, Latency: 1005 * ms},
+		ok(6*time.Second, "rs1"),
+	}
+	g := MaxGap(reqs, 1*time.Second, 6100*ms)
+	assert.Equal(t, 1005*ms, g.Len, "the retransmitting request's wait, not the generator's 2 s of silence")
+	assert.Equal(t, 4*time.Second, g.From)
+	assert.Equal(t, 5005*ms, g.To)
 }
 
 func TestMaxGapFindsTheOutageAndCountsEdges(t *testing.T) {
@@ -42,8 +60,8 @@ func TestMaxGapFindsTheOutageAndCountsEdges(t *testing.T) {
 		}
 	}
 	g := MaxGap(reqs, 0, 20*time.Second)
-	assert.Equal(t, 2510*ms, g.Len, "from the last success at 9.991s to the first at 12.501s")
-	assert.Equal(t, 9991*ms, g.From)
+	assert.Equal(t, 2501*ms, g.Len, "from the first failing request at 10s to the first success at 12.501s")
+	assert.Equal(t, 10*time.Second, g.From)
 	assert.Equal(t, 12501*ms, g.To)
 
 	// A window opening inside the outage counts from its start.
@@ -51,10 +69,11 @@ func TestMaxGapFindsTheOutageAndCountsEdges(t *testing.T) {
 	assert.Equal(t, 1501*ms, g.Len)
 	assert.Equal(t, 11*time.Second, g.From)
 
-	// The trailing edge counts too: successes complete at 1ms..991ms.
-	g = MaxGap(reqs[:100], 0, 2*time.Second)
-	assert.Equal(t, 1009*ms, g.Len)
-	assert.Equal(t, 991*ms, g.From)
+	// The trailing edge counts too: requests still failing at the end.
+	g = MaxGap(reqs[:1100], 9*time.Second, 11500*ms)
+	assert.Equal(t, 1500*ms, g.Len, "from the first failing request at 10s to the window's end")
+	assert.Equal(t, 10*time.Second, g.From)
+	assert.Equal(t, 11500*ms, g.To)
 
 	// Empty or inverted spans have no gap.
 	assert.Zero(t, MaxGap(reqs, 5*time.Second, 5*time.Second).Len)
@@ -72,8 +91,8 @@ func TestMaxGapCountsCompletionNotStart(t *testing.T) {
 		{At: 12550 * ms, Latency: ms},
 	}
 	g := MaxGap(reqs, 9*time.Second, 13*time.Second)
-	assert.Equal(t, 2549*ms, g.Len)
-	assert.Equal(t, 9951*ms, g.From)
+	assert.Equal(t, 2500*ms, g.Len, "from the first stalled chunk's write at 10s to its acknowledgement")
+	assert.Equal(t, 10*time.Second, g.From)
 	assert.Equal(t, 12500*ms, g.To)
 	assert.Equal(t, 5, g.Successes)
 }

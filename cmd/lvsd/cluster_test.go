@@ -146,11 +146,7 @@ func newCluster(t *testing.T) *cluster {
 		rs.Route("default", "172.16.0.254", "eth0")
 		rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "dr", "--vip", clusterVIP, "--iface", "eth0")
 		t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
-		_, log := rs.Start("socat", "TCP-LISTEN:80,fork,reuseaddr", "PIPE")
-		waitFor(t, "echo server", func() bool {
-			o, _ := rs.Try("ss", "-ltn", "sport = :80")
-			return strings.Contains(o, "LISTEN")
-		}, log.String)
+		startEchoServer(t, rs)
 	}
 	lan.Bridge("br0", ports...)
 	c.rospf = frr.Start(t, c.router, frr.OSPF{RouterID: "192.168.0.1", Area: "0.0.0.11", Stub: true, Networks: nets, Links: links, Key: "123456", MaxPaths: 8})
@@ -217,6 +213,18 @@ func (c *cluster) resilient(t *testing.T, dirs []int) {
 	c.router.Run("ip", "route", "replace", clusterVIP+"/32", "nhid", "100")
 }
 
+// startEchoServer runs a socat echo server on port 80 of ns and waits
+// until it listens.
+func startEchoServer(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	_, log := ns.Start("socat", "TCP-LISTEN:80,fork,reuseaddr", "PIPE")
+	waitFor(t, "echo server", func() bool {
+		o, _ := ns.Try("ss", "-ltn", "sport = :80")
+		return strings.Contains(o, "LISTEN")
+	}, log.String)
+}
+
+// echoStream is one long-lived connection to an echo server.
 type echoStream struct {
 	c    net.Conn
 	rd   *bufio.Reader
@@ -224,7 +232,7 @@ type echoStream struct {
 }
 
 func (s *echoStream) roundTrip(msg string) error {
-	_ = s.c.SetDeadline(time.Now().Add(3 * time.Second))
+	_ = s.c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := fmt.Fprintln(s.c, msg); err != nil {
 		return err
 	}

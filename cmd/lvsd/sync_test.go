@@ -60,11 +60,7 @@ func syncFailover(t *testing.T, withSync bool) (broken, total int) {
 	rs.Addr("eth0", "10.0.0.20/24")
 	rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "dr", "--vip", "10.0.0.100", "--iface", "eth0")
 	t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
-	_, rslog := rs.Start("socat", "TCP-LISTEN:80,fork,reuseaddr", "PIPE")
-	waitFor(t, "echo server", func() bool {
-		o, _ := rs.Try("ss", "-ltn", "sport = :80")
-		return strings.Contains(o, "LISTEN")
-	}, rslog.String)
+	startEchoServer(t, rs)
 
 	master, _ := e2e.StartLVSDProc(t, d1, "eth0")
 	e2e.StartLVSD(t, d2, "eth0", "--no-arp") // the backup: rules, no ARP for the VIP
@@ -83,25 +79,7 @@ func syncFailover(t *testing.T, withSync bool) (broken, total int) {
 		}
 	}
 
-	type stream struct {
-		c  net.Conn
-		rd *bufio.Reader
-	}
-	var streams []stream
-	roundTrip := func(s stream, msg string) error {
-		_ = s.c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := fmt.Fprintln(s.c, msg); err != nil {
-			return err
-		}
-		line, err := s.rd.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(line) != msg {
-			return fmt.Errorf("echo %q, want %q", line, msg)
-		}
-		return nil
-	}
+	var streams []*echoStream
 	_ = cli.Do(func() error {
 		for i := range syncStreams {
 			c, err := net.DialTimeout("tcp4", "10.0.0.100:80", 5*time.Second)
@@ -109,7 +87,7 @@ func syncFailover(t *testing.T, withSync bool) (broken, total int) {
 				t.Fatalf("stream %d: %v", i, err)
 			}
 			t.Cleanup(func() { _ = c.Close() })
-			streams = append(streams, stream{c, bufio.NewReader(c)})
+			streams = append(streams, &echoStream{c: c, rd: bufio.NewReader(c)})
 		}
 		return nil
 	})
@@ -117,7 +95,7 @@ func syncFailover(t *testing.T, withSync bool) (broken, total int) {
 	// connection is the one the master syncs.
 	for round := range 3 {
 		for i, s := range streams {
-			if err := roundTrip(s, fmt.Sprintf("stream %d round %d", i, round)); err != nil {
+			if err := s.roundTrip(fmt.Sprintf("stream %d round %d", i, round)); err != nil {
 				t.Fatalf("before the failover, stream %d round %d: %v", i, round, err)
 			}
 		}
@@ -139,7 +117,7 @@ func syncFailover(t *testing.T, withSync bool) (broken, total int) {
 	cli.Run("ip", "neigh", "replace", "10.0.0.100", "lladdr", d2.MAC("eth0").String(), "dev", "eth0", "nud", "permanent")
 
 	for i, s := range streams {
-		if err := roundTrip(s, fmt.Sprintf("stream %d after", i)); err != nil {
+		if err := s.roundTrip(fmt.Sprintf("stream %d after", i)); err != nil {
 			broken++
 		}
 	}

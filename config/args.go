@@ -118,6 +118,7 @@ const (
 	idTunCsum
 	idTunRemCsum
 	idDefense
+	idSynProxy
 )
 
 // Columns of the legality table, in ipvsadm's OPTC_* order.
@@ -262,6 +263,9 @@ var optDefs = []optDef{
 	{"exact", 'X', argNone, idExact, colExact, 0},
 	{"ipv6", '6', argNone, idIPv6, colNone, 0},
 	{"ops", 'o', argNone, idOps, colOnePacket, 0},
+	// The FULLNAT fork's (DPVS's ipvsadm: -j enable|disable). It has no
+	// column in ipvsadm's legality table; finish checks it instead.
+	{"synproxy", 'j', argRequired, idSynProxy, colNone, 0},
 	{"pe", 0, argRequired, idPE, colPE, 0},
 	{"sched-flags", 'b', argRequired, idSchedFlags, colSchedFlags, 0},
 	{"mcast-group", 0, argRequired, idMcastGroup, colMcastGroup, 0},
@@ -421,6 +425,7 @@ type argState struct {
 
 	// -r, -M and -b are read once the service is known.
 	realArg, maskArg, schedFlagsArg string
+	synProxyGiven                   bool
 }
 
 func (s *argState) parse() (Command, error) {
@@ -589,6 +594,16 @@ func (s *argState) option(tok token) error {
 		list.TunInfo = true
 	case idOps:
 		svc.OnePacket = true
+	case idSynProxy:
+		switch v {
+		case "enable":
+			svc.SynProxy = true
+		case "disable":
+			svc.SynProxy = false
+		default:
+			return argErrorf("synproxy switch must be enable or disable, not `%s'", v)
+		}
+		s.synProxyGiven = true
 	case idPE:
 		svc.PE = v
 	case idSchedFlags:
@@ -715,6 +730,9 @@ func (s *argState) finish() error {
 	if err := s.checkLegality(); err != nil {
 		return err
 	}
+	if s.synProxyGiven && c.Op != OpAddService && c.Op != OpEditService {
+		return argErrorf("Illegal 'synproxy' option with the '%s' command", c.Op.String())
+	}
 
 	switch c.Op {
 	case OpAddService, OpEditService:
@@ -723,6 +741,9 @@ func (s *argState) finish() error {
 		}
 		if svc.OnePacket && svc.Protocol != ProtoFwmark && svc.Protocol != ProtoUDP {
 			return argErrorf("One-Packet Scheduling is only for UDP virtual services")
+		}
+		if svc.SynProxy && svc.Protocol != ProtoTCP {
+			return argErrorf("SYN proxy (-j) is only for TCP virtual services")
 		}
 		if svc.Scheduler == "" {
 			svc.Scheduler = DefaultScheduler

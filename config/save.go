@@ -38,6 +38,9 @@ func FormatSave(services []VirtualService, names *Names) string {
 		if s.OnePacket {
 			b.WriteString(" -o")
 		}
+		if s.SynProxy {
+			b.WriteString(" -j enable")
+		}
 		if s.Flags != 0 {
 			fmt.Fprintf(&b, " -b %s", SchedFlagsString(s.Scheduler, s.Flags))
 		}

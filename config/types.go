@@ -231,6 +231,10 @@ type Service struct {
 	PE string `json:"pe,omitempty"`
 	// OnePacket is one-packet scheduling (-o), UDP only.
 	OnePacket bool `json:"ops,omitempty"`
+	// SynProxy is the FULLNAT fork's IP_VS_SVC_F_SYNPROXY (-j enable,
+	// keepalived's syn_proxy): the director answers SYNs with cookies.
+	// TCP only.
+	SynProxy bool `json:"synproxy,omitempty"`
 }
 
 // Is6 reports whether the service is an IPv6 one.
@@ -343,6 +347,9 @@ func (s Service) Validate() error {
 		}
 		if s.OnePacket && s.Protocol != ProtoUDP {
 			return fmt.Errorf("one-packet scheduling is only for UDP virtual services")
+		}
+		if s.SynProxy && s.Protocol != ProtoTCP {
+			return fmt.Errorf("SYN proxy is only for TCP virtual services")
 		}
 	case ProtoFwmark:
 		if s.Fwmark == 0 {

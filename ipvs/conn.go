@@ -12,6 +12,7 @@ import (
 	"lvslab/conntrack"
 	"lvslab/rewrite"
 	"lvslab/sched"
+	"lvslab/synproxy"
 )
 
 // handleConn forwards a TCP/UDP packet of a known connection. It returns
@@ -38,6 +39,12 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 		return true
 	}
 	d := destOf(sd)
+	if len(e.sp.recs) != 0 {
+		if r := e.sp.lookup(id, e.conns.Conn(id)); r != nil {
+			e.synProxyConn(w, in, slot, frame, p, id, dir, r, d, now)
+			return true
+		}
+	}
 	size := p.End - p.L3
 	old := e.conns.Conn(id).State()
 	e.conns.Step(id, dir, p.TCPFlags, size, now)
@@ -89,11 +96,19 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 		e.refuse(w, in, frame, p)
 		return
 	}
+	// hs: the handshake a SYN-proxy cookie ACK proved (synproxy.go).
+	var hs *synproxy.Handshake
+	if svc.cfg.SynProxy && p.Protocol == rewrite.ProtoTCP {
+		var done bool
+		if hs, done = e.synProxyNew(w, in, frame, p, svc, now); done {
+			return
+		}
+	}
 	// recalled: the real server of a handshake drop_entry evicted from a
 	// full table, which this packet (the client's ACK, or its first data)
 	// completes.
 	var recalled *sched.Dest
-	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN == 0 {
+	if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagSYN == 0 && hs == nil {
 		recalled = e.recallEvicted(svc, p)
 		if recalled == nil {
 			// tcp_conn_schedule: only a SYN creates a connection
@@ -103,7 +118,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 			e.refuse(w, in, frame, p)
 			return
 		}
-	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 {
+	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 && hs == nil {
 		e.ctr[rxNotSyn]++ // a SYN-ACK from outside is not a new connection
 		e.refuse(w, in, frame, p)
 		return
@@ -197,6 +212,13 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	}
 	d.stats.conns++
 	svc.stats.conns++
+	if hs != nil {
+		e.synProxyOpen(w, in, frame, p, id, d, hs, now)
+		return
+	}
+	if len(e.sp.recs) != 0 {
+		e.sp.forget(id)
+	}
 	size := p.End - p.L3
 	e.conns.Step(id, conntrack.DirIn, p.TCPFlags, size, now)
 	d.stats.in(size)

@@ -379,6 +379,11 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 			return nil, err
 		}
 		if s != nil {
+			for _, d := range s.dests {
+				if err := checkSynProxy(c.Service, d.Forward); err != nil {
+					return nil, err
+				}
+			}
 			ch.add(svcElems(s.cfg, local), -1)
 			for _, d := range s.dests {
 				ch.add(destElems(s.cfg, d), -1)
@@ -411,6 +416,9 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 				return nil, config.ErrNoDest
 			}
 			if err := v.e.checkFwd(c.Service.ID(), c.Dest.Forward); err != nil {
+				return nil, err
+			}
+			if err := checkSynProxy(s.cfg, c.Dest.Forward); err != nil {
 				return nil, err
 			}
 			if !c.Dest.Addr.Is4() {
@@ -607,6 +615,9 @@ func (e *Engine) Replace(t config.Table) error {
 		for _, d := range vs.Dests {
 			if err := e.checkFwd(vs.Service.ID(), d.Forward); err != nil {
 				return fmt.Errorf("%s: %w", vs.Service.ID(), err)
+			}
+			if err := checkSynProxy(vs.Service, d.Forward); err != nil {
+				return err
 			}
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"lvslab/conntrack"
 	"lvslab/rewrite"
 	"lvslab/sched"
+	"lvslab/synproxy"
 )
 
 // Config tunes an Engine.
@@ -64,6 +65,9 @@ type Config struct {
 	// amemthresh, am_droprate); the zero value means the kernel's
 	// defaults, every defence off.
 	Defense conntrack.Defense
+	// SynProxy are the SYN proxy's settings (the fork's synproxy_*
+	// sysctls); the zero value means synproxy.DefaultSettings.
+	SynProxy synproxy.Settings
 }
 
 // LocalPort hands frames to the director's own kernel stack (a TAP device).
@@ -154,6 +158,8 @@ type Engine struct {
 	laddrs   map[[4]byte]*laddrPool
 	local    LocalPort
 	localErr error
+
+	sp synProxy // synproxy.go
 }
 
 // New creates an engine with no interfaces and no services.
@@ -195,6 +201,9 @@ func New(cfg Config) (*Engine, error) {
 		routes: NewRouteTable(nil),
 		neigh:  newNeighTable(),
 		laddrs: map[[4]byte]*laddrPool{},
+	}
+	if err := e.sp.init(cfg.SynProxy); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -373,6 +382,7 @@ func (e *Engine) timerLoop(ctx context.Context) {
 		e.defenseTick(now)
 		e.syncTick(now)
 		e.neighTimers(w, now)
+		e.synProxyTimers(w, now)
 		if now-lastEst >= int64(2*time.Second) {
 			lastEst = now
 			for _, s := range e.services {

@@ -113,6 +113,14 @@ const (
 	syncConnsCreated
 	syncConnsUpdated
 	syncStale
+	spSYN
+	spOKACK
+	spBadACK
+	spNullACK
+	spNoDest
+	spSynsentQlen
+	spRSError
+	spAckStorm
 	numReasons
 )
 
@@ -175,4 +183,17 @@ var reasonNames = [numReasons]string{
 	syncConnsCreated:     "sync_conns_created",
 	syncConnsUpdated:     "sync_conns_updated",
 	syncStale:            "sync_entries_stale",
+	// The SYN proxy (synproxy.go), with the fork's ip_vs_ext_stats names:
+	// cookie SYN/ACKs sent, ACKs whose cookie checked or did not, pure
+	// ACKs refused by synproxy_defer, SYNs to a service without weight,
+	// client packets dropped while the real server handshakes, SYNs
+	// re-sent to (or given up on) a silent real server, ACK-storm drops.
+	spSYN:         "synproxy_syn_cnt",
+	spOKACK:       "synproxy_ok_ack",
+	spBadACK:      "synproxy_bad_ack",
+	spNullACK:     "synproxy_null_ack",
+	spNoDest:      "synproxy_no_dest",
+	spSynsentQlen: "synproxy_synsent_qlen",
+	spRSError:     "synproxy_rs_error",
+	spAckStorm:    "synproxy_ack_storm",
 }

@@ -115,6 +115,9 @@ func formatService(st ctl.ServiceStatus, o config.ListOptions, names *config.Nam
 		if s.OnePacket {
 			b.WriteString(" ops")
 		}
+		if s.SynProxy {
+			b.WriteString(" synproxy")
+		}
 	}
 	b.WriteByte('\n')
 

@@ -93,6 +93,7 @@ Options:
   --nosort                            keep lvsd's order
   --sort                              sort (the default)
   --ops          -o                   one-packet scheduling (UDP)
+  --synproxy    -j enable|disable    SYN proxy: answer SYNs with cookies (TCP, NAT/FULLNAT)
   --numeric      -n                   no host or service names
   --sched-flags  -b flags             comma list: flag-1 flag-2 flag-3 sh-fallback sh-port mh-fallback mh-port
 

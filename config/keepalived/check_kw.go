@@ -263,9 +263,10 @@ func checkBlocks(root *block) {
 	// The Alibaba fork's FULLNAT keywords.
 	vs.add("syn_proxy", func(p *parser, l *line) {
 		if p.vs != nil {
+			// lvsd proxies SYNs for NAT and FULLNAT real servers
+			// (finishCheck refuses the others).
 			p.extra(l, 1)
 			p.vs.SynProxy = true
-			p.refuse(l, "syn_proxy")
 		}
 	})
 	vs.add("laddr_group_name", func(p *parser, l *line) {
@@ -1455,9 +1456,36 @@ func (p *parser) finishCheck() {
 		if vs.Retry < 0 {
 			vs.Retry = 0 // "unset" is resolved per checker
 		}
+		if !p.synProxyOK(vs, at, name) {
+			continue
+		}
 		kept = append(kept, vs)
 	}
 	p.cfg.VirtualServers = kept
+}
+
+// synProxyOK refuses syn_proxy where lvsd cannot proxy: a service that is
+// not TCP, or a real server whose replies bypass the director (DR, TUN).
+func (p *parser) synProxyOK(vs *VirtualServer, at *line, name string) bool {
+	if !vs.SynProxy {
+		return true
+	}
+	if vs.Protocol != config.ProtoTCP {
+		p.errorf(at, ClassGeneral, "syn_proxy is for 'protocol TCP' services", "Virtual server %s: syn_proxy with protocol %s - ignoring virtual server", name, vs.Protocol.Name())
+		return false
+	}
+	for _, rs := range vs.RealServers {
+		if rs.Forward != config.ForwardMasq && rs.Forward != config.ForwardFullNAT {
+			kind := map[config.Forward]string{config.ForwardRoute: "DR", config.ForwardTunnel: "TUN"}[rs.Forward]
+			if kind == "" {
+				kind = rs.Forward.Name()
+			}
+			p.errorf(&line{pos: rs.Pos}, ClassGeneral, "use lb_kind NAT or FNAT: the SYN proxy must see the real server's SYN/ACK",
+				"Virtual server %s: syn_proxy with real server %s forwarded by %s - ignoring virtual server", name, rs.describe(), kind)
+			return false
+		}
+	}
+	return true
 }
 
 func groupHasAddrs(g *VirtualServerGroup) bool {

@@ -34,9 +34,14 @@
 // comment (ClassSlashComment; keepalived silently ignores words after a
 // complete statement, or reads them as keywords), and the FULLNAT refusal.
 //
-// FULLNAT. lb_kind FNAT, syn_proxy, laddr_group_name, est_timeout and
+// syn_proxy (the fork's) sets VirtualServer.SynProxy and the service's
+// SynProxy: lvsd answers SYNs with cookies. It needs protocol TCP and real
+// servers forwarded by NAT or FNAT; otherwise the virtual server is an error
+// naming the line, and it is left out.
+//
+// FULLNAT. lb_kind FNAT, laddr_group_name, est_timeout and
 // local_address_group parse into VirtualServer.Forward (ForwardFullNAT),
-// SynProxy, LaddrGroup and Config.LocalAddressGroups, and each is an error
+// LaddrGroup and Config.LocalAddressGroups, and each is an error
 // "not yet supported by lvsd: FULLNAT" (ClassFullNAT, with EndLine the end
 // of the block): the virtual server gets Refused set and Table() leaves it
 // out; nothing is silently dropped.

@@ -158,7 +158,8 @@ func (c *Config) Table() config.Table {
 
 // Services are the IPVS services of one virtual server.
 func (c *Config) Services(vs *VirtualServer, groups map[string]*VirtualServerGroup) []config.Service {
-	base := config.Service{Protocol: vs.Protocol, Scheduler: vs.Scheduler, Flags: vs.SchedFlags, OnePacket: vs.OnePacket, PE: vs.PersistEngine}
+	base := config.Service{Protocol: vs.Protocol, Scheduler: vs.Scheduler, Flags: vs.SchedFlags, OnePacket: vs.OnePacket, PE: vs.PersistEngine,
+		SynProxy: vs.SynProxy}
 	if vs.PersistTimeout > 0 {
 		base.Persistent, base.PersistTimeout = true, vs.PersistTimeout
 		if m := vs.PersistGranularity; m.IsValid() {

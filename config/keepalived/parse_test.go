@@ -120,7 +120,7 @@ func TestSeed002FullNAT(t *testing.T) {
 			slash++
 		}
 	}
-	assert.Equal(t, 4, fnat, diagStrings(cfg)) // local_address_group, lb_kind FNAT, syn_proxy, laddr_group_name
+	assert.Equal(t, 3, fnat, diagStrings(cfg)) // local_address_group, lb_kind FNAT, laddr_group_name (syn_proxy is supported)
 	assert.Equal(t, 6, slash, diagStrings(cfg))
 	// The group's "//vip1" did not become part of the entry.
 	require.Len(t, cfg.VirtualServerGroups, 1)

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"lvslab/internal/e2e"
+	"lvslab/internal/nstest"
+	"lvslab/internal/testenv"
+)
+
+// Issue 11, SYN proxy, end to end with real peers: curl through a SYN-proxy
+// NAT service moves several KB each way intact; during a paced hping3
+// flood from random sources lvsd answers every flood SYN itself, creates
+// connection entries only for the legitimate clients, and the real server
+// sees no SYN but theirs (tshark on its interface); the legitimate
+// requests keep succeeding.
+func TestSynProxyEndToEnd(t *testing.T) {
+	nstest.Require(t)
+	testenv.Tools(t, "hping3", "curl", "tshark")
+	cli := nstest.New(t, "pcli")
+	atk := nstest.New(t, "patk")
+	dir := nstest.New(t, "pdir")
+	rs := nstest.New(t, "prs")
+	nstest.Veth(t, cli, "eth0", dir, "ext", 1500)
+	nstest.Veth(t, atk, "eth0", dir, "atk", 1500)
+	nstest.Veth(t, dir, "int", rs, "eth0", 1500)
+	cli.Addr("eth0", "198.51.100.2/24")
+	cli.Route("203.0.113.5/32", "198.51.100.1", "eth0")
+	atk.Addr("eth0", "192.0.2.2/24")
+	atk.Route("203.0.113.5/32", "192.0.2.1", "eth0")
+	dir.Addr("ext", "198.51.100.1/24")
+	dir.Addr("atk", "192.0.2.1/24")
+	dir.Addr("int", "172.16.0.1/24")
+	rs.Addr("eth0", "172.16.0.2/24")
+	rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", "172.16.0.1")
+	t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
+
+	// The real server: POST /echo answers "body:" + the request body +
+	// 48 KiB of a known pattern, so both directions are checked.
+	var ln net.Listener
+	if err := rs.Do(func() (err error) { ln, err = net.Listen("tcp4", "172.16.0.2:80"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	down := pattern(48 << 10)
+	go func() {
+		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Length", strconv.Itoa(5+len(body)+len(down)))
+			_, _ = w.Write([]byte("body:"))
+			_, _ = w.Write(body)
+			_, _ = w.Write(down)
+		}))
+	}()
+
+	e2e.StartLVSD(t, dir, "ext,atk,int", "--metrics", "127.0.0.1:9109")
+	e2e.LVSADM(t, dir, "-A -t 203.0.113.5:80 -s rr -j enable")
+	e2e.LVSADM(t, dir, "-a -t 203.0.113.5:80 -r 172.16.0.2:80 -m")
+	if l := e2e.LVSADM(t, dir, "-L -n"); !strings.Contains(l, "TCP  203.0.113.5:80 rr synproxy") {
+		t.Fatalf("lvsadm -L -n does not show the SYN proxy:\n%s", l)
+	}
+	if s := e2e.LVSADM(t, dir, "-S -n"); !strings.Contains(s, "-A -t 203.0.113.5:80 -s rr -j enable") {
+		t.Fatalf("lvsadm -S -n:\n%s", s)
+	}
+	metrics := func() string { return dir.Run("curl", "-s", "http://127.0.0.1:9109/metrics") }
+
+	// SYNs (without ACK) reaching the real server, from here on.
+	tmp := t.TempDir()
+	rsPcap := filepath.Join(tmp, "rs.pcap")
+	capRS, capOut := rs.Start("tshark", "-q", "-n", "-i", "eth0", "-f", "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", "-w", rsPcap)
+	waitCapturing(t, capOut)
+
+	// curl, 12 KB up and 48 KB down.
+	up := pattern(12 << 10)
+	upFile := filepath.Join(tmp, "up.bin")
+	if err := os.WriteFile(upFile, up, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := cli.Run("curl", "-s", "--max-time", "10", "--data-binary", "@"+upFile, "http://203.0.113.5/echo")
+	if want := "body:" + string(up) + string(down); got != want {
+		t.Fatalf("curl through the SYN proxy: %d bytes, want %d (identical: %v)", len(got), len(want), got == want)
+	}
+	before := metrics()
+	if n := metric(before, "lvsd_synproxy_ok_ack_total"); n != 1 {
+		t.Fatalf("synproxy_ok_ack after one curl = %d, want 1", n)
+	}
+
+	const seconds = 10
+	flood, hlog := atk.Start("timeout", "-s", "INT", strconv.Itoa(seconds), "hping3", "-S", "--rand-source", "-p", "80", "-i", "u10", "203.0.113.5")
+	waitFor(t, "the flood to reach lvsd", func() bool {
+		return metric(metrics(), "lvsd_synproxy_syn_cnt_total") > 1000 || flood.Exited()
+	}, hlog.String)
+	requests, ok, maxEntries := 0, 0, 0
+	var failures []string
+	for !flood.Exited() {
+		requests++
+		if err := postEcho(cli, up[:4096], down); err == nil {
+			ok++
+		} else if len(failures) < 5 {
+			failures = append(failures, err.Error())
+		}
+		c := e2e.LVSADM(t, dir, "-L -n -c")
+		maxEntries = max(maxEntries, strings.Count(c, "\nTCP "))
+	}
+	_ = syscall.Kill(-capRS.Process.Pid, syscall.SIGINT)
+	_ = capRS.Wait()
+	after := metrics()
+	rsSYNs := tsharkCountFile(t, rsPcap)
+	delta := func(name string) int { return metric(after, name) - metric(before, name) }
+	t.Logf("%d s flood (hping3: %s): %d/%d requests ok, at most %d entries in lvsadm -L -n -c; lvsd: syn_cnt +%d ok_ack +%d bad_ack +%d rs_error +%d conns created +%d; the real server saw %d SYNs",
+		seconds, strings.TrimSpace(lastLine(hlog.String())), ok, requests, maxEntries, delta("lvsd_synproxy_syn_cnt_total"),
+		delta("lvsd_synproxy_ok_ack_total"), delta("lvsd_synproxy_bad_ack_total"), delta("lvsd_synproxy_rs_error_total"),
+		delta("lvsd_conn_table_created_total"), rsSYNs)
+	if len(failures) > 0 {
+		t.Logf("failed requests: %s", strings.Join(failures, "; "))
+	}
+	if requests < 5 || ok*100 < requests*99 {
+		t.Errorf("during the flood %d of %d requests completed, want at least 99%% of at least 5", ok, requests)
+	}
+	if syn := delta("lvsd_synproxy_syn_cnt_total"); syn < 10*requests {
+		t.Errorf("lvsd answered %d SYNs during the flood: did the flood run? (hping3: %s)", syn, hlog.String())
+	}
+	// Every connection entry is a legitimate client's: one per request.
+	if created := delta("lvsd_conn_table_created_total"); created != requests {
+		t.Errorf("%d connection entries created during the flood for %d requests", created, requests)
+	}
+	if maxEntries > requests+1 {
+		t.Errorf("lvsadm -L -n -c listed %d entries for %d requests", maxEntries, requests)
+	}
+	// The real server saw the curl's SYN and the requests', plus any SYN
+	// lvsd re-sent, and not one flood SYN.
+	if limit := 1 + requests + delta("lvsd_synproxy_rs_error_total"); rsSYNs > limit || rsSYNs < 1+ok {
+		t.Errorf("the real server saw %d SYNs, want between %d and %d", rsSYNs, 1+ok, limit)
+	}
+
+	// Side by side: the same flood at a service without the SYN proxy
+	// makes an entry per SYN.
+	e2e.LVSADM(t, dir, "-A -t 203.0.113.5:81 -s rr")
+	e2e.LVSADM(t, dir, "-a -t 203.0.113.5:81 -r 172.16.0.2:80 -m")
+	base := metric(metrics(), "lvsd_conn_table_created_total")
+	plain, plog := atk.Start("timeout", "-s", "INT", "3", "hping3", "-S", "--rand-source", "-p", "81", "-i", "u10", "203.0.113.5")
+	_ = plain.Wait()
+	if created := metric(metrics(), "lvsd_conn_table_created_total") - base; created < 1000 {
+		t.Errorf("without the SYN proxy a 3 s flood created %d entries, want over 1000 (hping3: %s)", created, plog.String())
+	} else {
+		t.Logf("without the SYN proxy, a 3 s flood created %d connection entries", created)
+	}
+}
+
+// pattern returns n bytes that differ from any shifted copy of themselves.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
+	}
+	return b
+}
+
+// postEcho sends body to /echo from inside ns on a connection of its own
+// and checks the answer.
+func postEcho(ns *nstest.NS, body, down []byte) error {
+	return ns.Do(func() error {
+		c, err := net.DialTimeout("tcp4", "203.0.113.5:80", 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		req := fmt.Sprintf("POST /echo HTTP/1.0\r\nHost: vip\r\nContent-Length: %d\r\n\r\n", len(body))
+		if _, err := c.Write(append([]byte(req), body...)); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if want := append(append([]byte("body:"), body...), down...); !bytes.Equal(got, want) {
+			return fmt.Errorf("answer of %d bytes differs from the %d expected", len(got), len(want))
+		}
+		return nil
+	})
+}
+
+func tsharkCountFile(t *testing.T, file string) int {
+	t.Helper()
+	out, err := e2e.Tshark(file, "-T", "fields", "-e", "frame.number")
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v", file, err)
+	}
+	return len(strings.Fields(out))
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -4,6 +4,7 @@
 //
 //	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--unprivileged-list] [--metrics ADDR] [--mark RULE]...
 //	     [--max-conns N] [--drop-entry M] [--drop-packet M] [--secure-tcp M] [--amemthresh N]
+//	     [--synproxy-mss N] [--synproxy-wscale N] [--synproxy-timestamp] [--synproxy-defer] ...
 //
 // The flood defences are the kernel's sysctls of the same names, with the
 // kernel's defaults (off): a mode is 0 never, 1 automatic (on while fewer
@@ -59,6 +60,7 @@ import (
 	"lvslab/ipvs/ctl"
 	"lvslab/ipvs/runstate"
 	"lvslab/rewrite"
+	"lvslab/synproxy"
 )
 
 type options struct {
@@ -80,6 +82,7 @@ type options struct {
 	localDev     string
 	logLevel     slog.Level
 	defense      conntrack.Defense
+	synProxy     synproxy.Settings
 	cleanup      bool
 	stateDir     string
 }
@@ -119,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.defense.SecureTCP, "secure-tcp", 0, "sysctl secure_tcp (modes as --drop-entry): tcp_states_dos and short timeouts (SYN_RECV 10 s)")
 	fs.IntVar(&o.defense.AmemThresh, "amemthresh", conntrack.DefaultAmemThresh, "sysctl amemthresh, in connection slots: the automatic defences act while fewer than this many of --max-conns are free")
 	fs.IntVar(&o.defense.AmDropRate, "am-droprate", conntrack.DefaultAmDropRate, "sysctl am_droprate: --drop-packet 3 drops 1 in this many new connections")
+	synProxyDone := synProxyFlags(fs, &o.synProxy)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
@@ -156,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if err := o.defense.Validate(); err != nil {
 		return o, fmt.Errorf("--amemthresh/--am-droprate: %w", err)
+	}
+	if err := synProxyDone(); err != nil {
+		return o, err
 	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("--log-level: %w", err)
@@ -216,6 +223,7 @@ func run(o options, log *slog.Logger) error {
 		ExpireNodestConn: o.expireNodest, ConnReuseMode: reuseMode(o.reuseMode),
 		Defense:               o.defense,
 		ActiveEstablishedOnly: o.activeES,
+		SynProxy:              o.synProxy,
 		OpenLocal: func() (ipvs.LocalPort, error) {
 			var err error
 			local, err = openLocal(o.localDev, nl)

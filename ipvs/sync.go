@@ -261,6 +261,7 @@ func (e *Engine) syncConn(id conntrack.ConnID, old conntrack.State, now int64) {
 
 func (e *Engine) syncAdd(m *syncMaster, id conntrack.ConnID, now int64) {
 	e.conns.SyncEntry(id, &m.scratch)
+	e.synProxySyncOut(id, &m.scratch)
 	if m.cur != nil && m.w.Add(&m.scratch) {
 		e.ctr[syncConnsSent]++
 		return
@@ -364,10 +365,13 @@ func (e *Engine) applySyncEntry(c *conntrack.SyncConn, now int64) {
 		return
 	}
 	fwd, _ := fwdOf(d.cfg.Forward)
-	r, _, err := e.conns.ApplySync(c, &d.Dest, fwd, now)
+	r, id, err := e.conns.ApplySync(c, &d.Dest, fwd, now)
 	if err != nil {
 		e.ctr[syncApplyFailed]++
 		return
+	}
+	if r != conntrack.SyncStale {
+		e.synProxySyncIn(id, c)
 	}
 	switch r {
 	case conntrack.SyncCreated, conntrack.SyncReplaced:

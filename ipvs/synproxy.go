@@ -266,7 +266,7 @@ func (e *Engine) synProxyConn(w *worker, in *Iface, slot, frame []byte, p *rewri
 			e.ctr[rxMalformed]++
 			return
 		}
-		e.conns.Step(id, dir, p.TCPFlags, size, now)
+		e.synProxyStepIn(id, p.TCPFlags, size, now)
 		d.stats.in(size)
 		d.svc.stats.in(size)
 		e.xmitIn(w, in, slot, frame, p, c, d, now)
@@ -306,6 +306,51 @@ func (e *Engine) synProxyConn(w *worker, in *Iface, slot, frame []byte, p *rewri
 	e.xmitOut(w, in, frame, p, c, now)
 }
 
+// synProxyStepIn steps an open proxied connection for a client packet
+// and, on a sync master, syncs it as handleConn does (its delta goes along,
+// synProxySyncOut).
+func (e *Engine) synProxyStepIn(id conntrack.ConnID, flags uint8, size int, now int64) {
+	old := e.conns.Conn(id).State()
+	e.conns.Step(id, conntrack.DirIn, flags, size, now)
+	if e.syncM != nil {
+		e.syncConn(id, old, now)
+	}
+}
+
+// synProxySyncOut adds an open proxied connection's sequence delta to its
+// sync entry (lvsd's LVSLAB_OPT_SYNPROXY, on the wire the real server's
+// ISN minus the cookie), so that a backup taking over keeps translating it.
+// The timestamp delta and window shifts do not travel: with the defaults
+// (synproxy_timestamp and synproxy_wscale off) there are none.
+func (e *Engine) synProxySyncOut(id conntrack.ConnID, sc *conntrack.SyncConn) {
+	if len(e.sp.recs) == 0 {
+		return
+	}
+	if r := e.sp.lookup(id, e.conns.Conn(id)); r != nil && r.conn.Open {
+		sc.HasSynproxy, sc.SynproxyDelta = true, -r.conn.Delta
+	}
+}
+
+// synProxySyncIn makes a synced connection that carries a SYN-proxy delta
+// a proxied connection on this backup.
+func (e *Engine) synProxySyncIn(id conntrack.ConnID, sc *conntrack.SyncConn) {
+	if !sc.HasSynproxy || sc.Flags&uint32(conntrack.FlagTemplate) != 0 {
+		return
+	}
+	c := e.conns.Conn(id)
+	r := e.sp.lookup(id, c)
+	if r == nil {
+		if n := len(e.sp.free); n > 0 {
+			r, e.sp.free = e.sp.free[n-1], e.sp.free[:n-1]
+		} else {
+			r = &proxied{}
+		}
+		*r = proxied{client: c.Client(), virtual: c.Virtual(), real: c.Real()}
+		e.sp.recs[id] = r
+	}
+	r.conn = synproxy.Conn{Open: true, Delta: -sc.SynproxyDelta}
+}
+
 // synProxyRelease sends what the client sent while the real server
 // handshook: its ACK first, which completes the server's handshake.
 func (e *Engine) synProxyRelease(w *worker, r *proxied, id conntrack.ConnID, d *Dest, now int64) {
@@ -317,7 +362,7 @@ func (e *Engine) synProxyRelease(w *worker, r *proxied, id conntrack.ConnID, d *
 			continue
 		}
 		size := sp.End - sp.L3
-		e.conns.Step(id, conntrack.DirIn, sp.TCPFlags, size, now)
+		e.synProxyStepIn(id, sp.TCPFlags, size, now)
 		d.stats.in(size)
 		d.svc.stats.in(size)
 		e.xmitIn(w, r.in, f[:cap(f)], f, sp, e.conns.Conn(id), d, now)

@@ -431,3 +431,36 @@ func FuzzSynProxyEngine(f *testing.F) {
 		_ = fe.drain(t, fe.intW)
 	})
 }
+
+// A sync master puts an open proxied connection's delta in its sync entry;
+// a backup that applies it translates the connection's packets the same
+// way, so a failover keeps proxied connections.
+func TestSynProxySync(t *testing.T) {
+	rules := []string{"-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m"}
+	master := newSynProxyEngine(t, rules...)
+	w := newSPWorld(t, master.sp.secret, fxClient, 40000, 8080)
+	c1 := uint32(spClientISN + 1)
+	master.feed(master.ext, w.fromClient(c1, w.cookie+1, "A", ""), false)
+	var sc conntrack.SyncConn
+	id, _ := master.conns.Lookup(conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 100}, DstPort: 80})
+	master.conns.SyncEntry(id, &sc)
+	master.synProxySyncOut(id, &sc)
+	if sc.HasSynproxy {
+		t.Fatal("a connection whose real server has not answered synced a delta")
+	}
+	master.feed(master.int, w.fromServer(spServerISN, c1, "SA", ""), false)
+	master.conns.SyncEntry(id, &sc)
+	master.synProxySyncOut(id, &sc)
+	if !sc.HasSynproxy || sc.SynproxyDelta != spServerISN-w.cookie {
+		t.Fatalf("sync entry %+v, want the delta %#x (real server ISN - cookie)", sc, uint32(spServerISN-w.cookie))
+	}
+
+	backup := newSynProxyEngine(t, rules...)
+	backup.applySyncEntry(&sc, backup.clock)
+	backup.runSteps(t, []spStep{
+		{name: "reply after failover", fromInt: true, frame: w.fromServer(spServerISN+1, c1, "PA", "ok"),
+			ext: [][]byte{w.toClient(w.cookie+1, c1, "PA", "ok")}},
+		{name: "client ACK after failover", frame: w.fromClient(c1, w.cookie+3, "A", ""),
+			int: [][]byte{w.toServer(c1, spServerISN+3, "A", 502, "")}},
+	})
+}

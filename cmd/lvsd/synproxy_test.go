@@ -264,8 +264,11 @@ func TestSynProxyWindowScaleTransfer(t *testing.T) {
 	capRS, rsOut := rs.Start("tshark", "-q", "-n", "-i", "eth0", "-f", synFilter, "-w", rsPcap)
 	waitCapturing(t, cliOut)
 	waitCapturing(t, rsOut)
-	var times [2]time.Duration
-	for i, port := range []string{"80", "81"} {
+	// Three rounds, the two services alternating, best time of each, so a
+	// warm-up or a busy moment on a shared machine does not decide.
+	times := [2]time.Duration{time.Hour, time.Hour}
+	for round := range 6 {
+		i, port := round%2, []string{"80", "81"}[round%2]
 		var c net.Conn
 		if err := cli.Do(func() (err error) {
 			c, err = net.DialTimeout("tcp4", "203.0.113.5:"+port, 3*time.Second)
@@ -275,7 +278,7 @@ func TestSynProxyWindowScaleTransfer(t *testing.T) {
 		}
 		start := time.Now()
 		err := exchange(c, payload)
-		times[i] = time.Since(start)
+		times[i] = min(times[i], time.Since(start))
 		if err != nil {
 			c.Close()
 			t.Fatalf("port %s: %v", port, err)
@@ -303,7 +306,7 @@ func TestSynProxyWindowScaleTransfer(t *testing.T) {
 		}
 	}
 	m := dir.Run("curl", "-s", "http://127.0.0.1:9110/metrics")
-	t.Logf("16 MiB each way: %v through the SYN proxy, %v without (ratio %.2f); ack_storm drops %d, malformed %d",
+	t.Logf("16 MiB each way, best of 3: %v through the SYN proxy, %v without (ratio %.2f); ack_storm drops %d, malformed %d",
 		times[0].Round(time.Millisecond), times[1].Round(time.Millisecond), float64(times[0])/float64(times[1]),
 		metric(m, "lvsd_synproxy_ack_storm_total"), metric(m, `lvsd_drops_total{reason="malformed"}`))
 }

@@ -375,32 +375,57 @@ func TestSynProxyRefusesDRAndTUN(t *testing.T) {
 	}
 }
 
-// Established proxied packets cost no allocation, in either direction.
+// Established proxied packets cost no allocation, in either direction,
+// through NAT and FULLNAT; nor does answering a flood SYN.
 func TestSynProxyNoAllocsPerPacket(t *testing.T) {
-	fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m")
-	w := newSPWorld(t, fe.sp.secret, fxClient, 40000, 8080)
+	t.Run("NAT", func(t *testing.T) {
+		fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m")
+		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, fxClient, 40000, 8080))
+	})
+	t.Run("FULLNAT", func(t *testing.T) {
+		fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat")
+		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, "172.16.0.10", 5000, 8080))
+	})
+}
+
+func synProxyNoAllocs(t *testing.T, fe *fxEngine, w *spWorld) {
 	c1 := uint32(spClientISN + 1)
 	fe.feed(fe.ext, w.synFrame, false)
 	fe.feed(fe.ext, w.fromClient(c1, w.cookie+1, "A", ""), false)
 	fe.feed(fe.int, w.fromServer(spServerISN, c1, "SA", ""), false)
 	in := w.fromClient(c1, w.cookie+1, "PA", "data", spNOP, spNOP, spSACK(w.cookie+9, w.cookie+19))
-	out := w.fromServer(spServerISN+1, c1, "PA", "reply")
-	flood := w.synFrame
-	n := testing.AllocsPerRun(500, func() {
+	// Two different replies in turn, so the ACK-storm defence stays out of it.
+	out := [2][]byte{w.fromServer(spServerISN+1, c1, "PA", "reply"), w.fromServer(spServerISN+6, c1, "PA", "reply")}
+	// A flood SYN from another client port: answered, no state.
+	flood := pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(40001, 80, 777, 0, "S", 1024)}}.build(t)
+	tx, syns := fe.ctr[txFrames], fe.ctr[spSYN]
+	const runs = 500
+	round := 0
+	n := testing.AllocsPerRun(runs, func() {
 		fe.feed(fe.ext, in, false)
-		fe.feed(fe.int, out, false)
+		fe.feed(fe.int, out[round%2], false)
 		fe.feed(fe.ext, flood, false)
+		round++
 	})
 	if n != 0 {
 		t.Fatalf("%.1f allocations per round of packets", n)
 	}
+	// AllocsPerRun runs the function once more to warm up.
+	if got := fe.ctr[txFrames] - tx; got != 3*(runs+1) {
+		t.Fatalf("%d frames sent for %d rounds of 3: the packets were not all forwarded", got, runs+1)
+	}
+	if got := fe.ctr[spSYN] - syns; got != runs+1 || fe.conns.Len() != 1 {
+		t.Fatalf("%d SYN/ACKs for %d SYNs, %d connections", got, runs+1, fe.conns.Len())
+	}
 }
 
-// FuzzSynProxyEngine feeds arbitrary frames from either side to a
-// SYN-proxy NAT service with one proxied connection open and one waiting
-// for its real server: never a panic.
+// FuzzSynProxyEngine feeds arbitrary frames from either side to SYN-proxy
+// NAT (:80, one proxied connection open) and FULLNAT (:81) services:
+// never a panic.
 func FuzzSynProxyEngine(f *testing.F) {
-	fe := newSynProxyEngine(f, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m")
+	fe := newSynProxyEngine(f, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m",
+		"-A -t 10.0.0.100:81 -s rr -j enable", "laddr 172.16.0.10", "-a -t 10.0.0.100:81 -r 172.16.0.2:8080 --fullnat")
 	w := newSPWorld(f, fe.sp.secret, fxClient, 40000, 8080)
 	c1 := uint32(spClientISN + 1)
 	fe.feed(fe.ext, w.fromClient(c1, w.cookie+1, "A", ""), false)

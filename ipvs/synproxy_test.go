@@ -489,3 +489,22 @@ func TestSynProxySync(t *testing.T) {
 			int: [][]byte{w.toServer(c1, spServerISN+3, "A", 502, "")}},
 	})
 }
+
+// A client that reconnects from the same port after its connection closed
+// (RST: CLOSE) gets a fresh cookie: conn_reuse_mode expires the old entry
+// and the SYN is answered without state, as any other.
+func TestSynProxyReuse(t *testing.T) {
+	fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m")
+	w := newSPWorld(t, fe.sp.secret, fxClient, 40000, 8080)
+	c1 := uint32(spClientISN + 1)
+	fe.runSteps(t, []spStep{
+		{name: "SYN", frame: w.synFrame, ext: [][]byte{w.synack}},
+		{name: "ACK", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{w.serverSYN()}},
+		{name: "SYN/ACK", fromInt: true, frame: w.fromServer(spServerISN, c1, "SA", ""), int: [][]byte{w.toServer(c1, spServerISN+1, "A", 502, "")}},
+		{name: "client RST", frame: w.fromClient(c1, w.cookie+1, "RA", ""), int: [][]byte{w.toServer(c1, spServerISN+1, "RA", 502, "")}},
+		{name: "SYN again: answered statelessly", frame: w.synFrame, ext: [][]byte{w.synack}},
+		{name: "ACK again: a new connection", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{w.serverSYN()}},
+	})
+	fe.checkCounters(t, map[string]uint64{"rx_frames": 6, "tx_frames": 6, "synproxy_syn_cnt": 2, "synproxy_ok_ack": 2,
+		"conns": 1, "conns_created": 2, "conns_expired": 1})
+}

@@ -28,15 +28,15 @@ type Settings struct {
 	AckStorm int
 	// SynRetry is synproxy_syn_retry: SYNs re-sent to a silent real server.
 	SynRetry int
-	// ConnReuse is synproxy_conn_reuse: a valid cookie ACK on a closed or
-	// TIME_WAIT connection of the same tuple starts it over.
-	ConnReuse bool
+	// synproxy_conn_reuse has no setting here: in lvsd a client's SYN that
+	// finds a CLOSE or TIME_WAIT connection expires it under the ordinary
+	// conn_reuse_mode rule and is answered with a cookie like any SYN.
 }
 
 // DefaultSettings are the fork's code defaults (ip_vs_synproxy.h), not the
 // design document's, where the two disagree.
 func DefaultSettings() Settings {
-	return Settings{MSS: 1452, TTL: 63, SACK: true, AckStore: 3, AckStorm: 10, SynRetry: 3, ConnReuse: true}
+	return Settings{MSS: 1452, TTL: 63, SACK: true, AckStore: 3, AckStorm: 10, SynRetry: 3}
 }
 
 // Validate checks the ranges ip_vs_ctl.c enforces, naming the sysctl.

@@ -21,6 +21,11 @@ import (
 func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) bool {
 	tup := conntrack.Tuple{Proto: p.Protocol, Src: p.Src.As4(), SrcPort: p.SrcPort, Dst: p.Dst.As4(), DstPort: p.DstPort}
 	id, dir := e.conns.Lookup(tup)
+	if id == 0 && e.ftp.n > 0 && p.Protocol == rewrite.ProtoTCP {
+		// A passive FTP data connection expected without the client's
+		// port (ip_vs_conn_in_get's NO_CPORT retry).
+		id, dir = e.conns.FillClientPort(tup), conntrack.DirIn
+	}
 	if id == 0 {
 		return false
 	}
@@ -51,6 +56,11 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 	c := e.conns.Conn(id)
 	if dir == conntrack.DirIn && e.syncM != nil {
 		e.syncConn(id, old, now)
+	}
+	if e.ftp.watches(c) {
+		if frame = e.ftpPacket(frame, slot, p, id, c, dir, now); frame == nil {
+			return true
+		}
 	}
 	if dir == conntrack.DirIn {
 		d.stats.in(size)

@@ -737,7 +737,7 @@ const listChunk = 1024
 func (e *Engine) serviceReply(c config.Command) ctl.Reply {
 	e.ctlMu.Lock() // the service list stays as it is while we walk it
 	defer e.ctlMu.Unlock()
-	r := ctl.Reply{ConnTabSize: connTabSize}
+	r := ctl.Reply{ConnTabSize: connTabSize, FTPPorts: e.FTPPorts()}
 	if c.HasService {
 		s := e.byID[c.Service.ID()]
 		if s == nil {

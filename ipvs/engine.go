@@ -68,6 +68,10 @@ type Config struct {
 	// SynProxy are the SYN proxy's settings (the fork's synproxy_*
 	// sysctls); the zero value means synproxy.DefaultSettings.
 	SynProxy synproxy.Settings
+	// FTPPorts are the virtual ports the FTP helper follows on NAT
+	// services (ip_vs_ftp ports=); nil means DefaultFTPPorts, an empty
+	// list turns the helper off (ftp.go).
+	FTPPorts []uint16
 }
 
 // LocalPort hands frames to the director's own kernel stack (a TAP device).
@@ -159,7 +163,8 @@ type Engine struct {
 	local    LocalPort
 	localErr error
 
-	sp synProxy // synproxy.go
+	sp  synProxy // synproxy.go
+	ftp ftpHelper
 }
 
 // New creates an engine with no interfaces and no services.
@@ -203,6 +208,13 @@ func New(cfg Config) (*Engine, error) {
 		laddrs: map[[4]byte]*laddrPool{},
 	}
 	if err := e.sp.init(cfg.SynProxy); err != nil {
+		return nil, err
+	}
+	ftpPorts := cfg.FTPPorts
+	if ftpPorts == nil {
+		ftpPorts = DefaultFTPPorts
+	}
+	if err := e.SetFTPPorts(ftpPorts); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -284,12 +284,16 @@ type fixture struct {
 	rules    []string
 	marks    []string
 	local    []string // the director's own addresses
+	ftpOff   bool     // the FTP helper switched off (ftp_test.go)
 	steps    []fxStep
 	counters map[string]uint64 // every nonzero event counter at the end
 }
 
 func (fx *fixture) run(t *testing.T) {
 	fe := newFxEngine(t, fx.rules, fx.marks, fx.local)
+	if fx.ftpOff {
+		_ = fe.SetFTPPorts(nil)
+	}
 	for _, s := range fx.steps {
 		in := fe.ext
 		if s.fromInt {

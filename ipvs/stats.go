@@ -121,6 +121,10 @@ const (
 	spSynsentQlen
 	spRSError
 	spAckStorm
+	ftpDataExpected
+	ftpRewritten
+	ftpRewriteFailed
+	ftpIgnored
 	numReasons
 )
 
@@ -196,4 +200,12 @@ var reasonNames = [numReasons]string{
 	spSynsentQlen: "synproxy_synsent_qlen",
 	spRSError:     "synproxy_rs_error",
 	spAckStorm:    "synproxy_ack_storm",
+	// The FTP helper (ftp.go): data connections it created, 227 replies it
+	// rewrote to the VIP, replies it could not rewrite (dropped, as the
+	// kernel drops a packet it fails to mangle), and messages it left
+	// alone (an address other than the control connection's peers).
+	ftpDataExpected:  "ftp_data_expected",
+	ftpRewritten:     "ftp_pasv_rewritten",
+	ftpRewriteFailed: "drop_ftp_rewrite_failed",
+	ftpIgnored:       "ftp_foreign_address",
 }

@@ -24,7 +24,40 @@ func formatListAll(r ctl.Reply, o config.ListOptions, names *config.Names) strin
 	var b strings.Builder
 	fmt.Fprintf(&b, "IP Virtual Server version %s (size=%d)\n", ipvsVersion, r.ConnTabSize)
 	b.WriteString(formatServices(r.Services, o, names))
+	b.WriteString(ftpNote(r))
 	return b.String()
+}
+
+// ftpNote says, under a listing with NAT services on the FTP helper's
+// ports, that the helper follows them: ipvsadm shows nothing for the
+// kernel's ip_vs_ftp, whose effect an operator otherwise has to guess.
+// Listings without such a service are exactly ipvsadm's.
+func ftpNote(r ctl.Reply) string {
+	var on []string
+	for _, s := range r.Services {
+		if !slices.Contains(r.FTPPorts, s.Service.Port) || s.Service.Protocol != config.ProtoTCP {
+			continue
+		}
+		for _, d := range s.Dests {
+			if d.Dest.Forward == config.ForwardMasq {
+				on = append(on, fmt.Sprintf("%s:%d", s.Service.Addr, s.Service.Port))
+				break
+			}
+		}
+	}
+	if len(on) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (FTP helper, ports %s: PASV/EPSV replies and PORT/EPRT commands of %s are followed and data connections go to the control connection's real server)\n",
+		joinPorts(r.FTPPorts), strings.Join(on, ", "))
+}
+
+func joinPorts(ps []uint16) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ",")
 }
 
 // formatServices is the column titles and the services, without the banner

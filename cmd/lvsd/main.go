@@ -85,6 +85,7 @@ type options struct {
 	synProxy     synproxy.Settings
 	cleanup      bool
 	stateDir     string
+	ftpPorts     []uint16
 }
 
 type stringList []string
@@ -126,8 +127,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
+	ftpPorts := fs.String("ftp-ports", "21", "ports the FTP helper follows on NAT services, comma separated, as ip_vs_ftp ports= (\"none\": helper off)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	var err error
+	if o.ftpPorts, err = ipvs.ParseFTPPorts(*ftpPorts); err != nil {
+		return o, fmt.Errorf("--ftp-ports: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -224,6 +230,7 @@ func run(o options, log *slog.Logger) error {
 		Defense:               o.defense,
 		ActiveEstablishedOnly: o.activeES,
 		SynProxy:              o.synProxy,
+		FTPPorts:              o.ftpPorts,
 		OpenLocal: func() (ipvs.LocalPort, error) {
 			var err error
 			local, err = openLocal(o.localDev, nl)
@@ -235,6 +242,10 @@ func run(o options, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if len(o.ftpPorts) > 0 {
+		// ip_vs_ftp logs "ftp: loaded support on port[0] = 21".
+		log.Info("FTP helper: following NAT services on these ports", "ports", o.ftpPorts)
 	}
 	// Everything installed from here on is undone in reverse order.
 	var undo []func()

@@ -93,6 +93,9 @@ type Reply struct {
 	Daemons     []DaemonStatus  `json:"daemons,omitempty"`
 	// Defense answers -L --defense: lvsd's flood defence settings.
 	Defense *config.Defense `json:"defense,omitempty"`
+	// FTPPorts are the ports lvsd's FTP helper follows on NAT services
+	// (sent with service listings; empty: the helper is off).
+	FTPPorts []uint16 `json:"ftp_ports,omitempty"`
 }
 
 // Stats are cumulative counters.

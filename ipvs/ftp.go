@@ -1,0 +1,256 @@
+package ipvs
+
+// The FTP helper, the kernel's ip_vs_ftp: on NAT connections whose virtual
+// port is one of the helper's ports (21 unless configured, as the module's
+// ports= parameter), it follows the control connection. A client's PASV or
+// EPSV arms it; the server's 227 reply gets the VIP written over the real
+// server's address, and a data connection (client:any -> VIP:port ->
+// RS:port) is expected, bound to the control connection's real server. A
+// client's PORT or EPRT makes it expect the server's connection back
+// (RS:20 -> client:port, leaving as VIP:20). When the rewritten text is
+// longer or shorter, the control connection's sequence numbers are offset
+// from then on, both ways (rewrite.SeqAdjust).
+//
+// Packets of other connections never come here; those of a control
+// connection cost one map lookup, and nothing here allocates except the
+// first packet of a new control connection.
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"lvslab/conntrack"
+	"lvslab/rewrite"
+)
+
+// MaxFTPPorts is IP_VS_APP_MAX_PORTS: how many ports the helper can watch.
+const MaxFTPPorts = 8
+
+// DefaultFTPPorts is ip_vs_ftp's default ports= value.
+var DefaultFTPPorts = []uint16{21}
+
+// ParseFTPPorts reads a comma-separated port list as lvsd's --ftp-ports
+// takes it (ip_vs_ftp ports=21,2121); "" or "none" turns the helper off.
+func ParseFTPPorts(s string) ([]uint16, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return []uint16{}, nil
+	}
+	var out []uint16
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("ftp port %q: want a port number 1-65535", f)
+		}
+		if !slices.Contains(out, uint16(n)) {
+			out = append(out, uint16(n))
+		}
+	}
+	if len(out) > MaxFTPPorts {
+		return nil, fmt.Errorf("ftp ports %q: at most %d ports (IP_VS_APP_MAX_PORTS)", s, MaxFTPPorts)
+	}
+	return out, nil
+}
+
+// ftpHelper is the helper's state in the engine.
+type ftpHelper struct {
+	ports [MaxFTPPorts]uint16
+	n     int
+	conns map[conntrack.ConnID]*ftpConn
+	// sweepAt is the map size at which entries of expired connections are
+	// swept out (connection IDs are reused, so the map is keyed by ID and
+	// each entry checked against its connection).
+	sweepAt int
+}
+
+// ftpConn is one control connection's helper state (cp->app_data and the
+// in_seq/out_seq of struct ip_vs_conn).
+type ftpConn struct {
+	client, virtual netip.AddrPort // which connection the entry is for
+	// expect is the reply a PASV or EPSV asked for (FTPNone: none).
+	expect rewrite.FTPKind
+	// replied is the kind and sequence number of the last reply the
+	// helper handled: a retransmission of it is rewritten again (the
+	// kernel forgets the PASV after the first copy and would let a
+	// retransmitted 227 out with the real server's address).
+	replied    rewrite.FTPKind
+	repliedSeq uint32
+	in, out    rewrite.SeqAdjust
+}
+
+// SetFTPPorts sets the ports the FTP helper watches; none turns it off.
+// Control connections already followed keep their sequence offsets.
+func (e *Engine) SetFTPPorts(ports []uint16) error {
+	if len(ports) > MaxFTPPorts {
+		return fmt.Errorf("ftp helper: %d ports, at most %d", len(ports), MaxFTPPorts)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := &e.ftp
+	h.ports = [MaxFTPPorts]uint16{}
+	h.n = copy(h.ports[:], ports)
+	if h.conns == nil {
+		h.conns = map[conntrack.ConnID]*ftpConn{}
+	}
+	return nil
+}
+
+// FTPPorts returns the ports the FTP helper watches.
+func (e *Engine) FTPPorts() []uint16 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.ftp.ports[:e.ftp.n])
+}
+
+// watches says whether c is an FTP control connection the helper follows:
+// NAT, TCP, on one of its ports (ip_vs_bind_app matches the virtual port).
+func (h *ftpHelper) watches(c *conntrack.Conn) bool {
+	if h.n == 0 || c.Fwd() != conntrack.FwdMasq || c.Proto() != rewrite.ProtoTCP {
+		return false
+	}
+	vport := c.Virtual().Port()
+	for _, p := range h.ports[:h.n] {
+		if p == vport {
+			return true
+		}
+	}
+	return false
+}
+
+// state returns the helper state of control connection id, creating it on
+// its first packet.
+func (h *ftpHelper) state(id conntrack.ConnID, c *conntrack.Conn, live func(conntrack.ConnID) bool) *ftpConn {
+	client, virtual := c.Client(), c.Virtual()
+	if st := h.conns[id]; st != nil {
+		if st.client == client && st.virtual == virtual {
+			return st
+		}
+		*st = ftpConn{client: client, virtual: virtual} // the ID was reused
+		return st
+	}
+	if len(h.conns) >= h.sweepAt {
+		for k := range h.conns {
+			if !live(k) {
+				delete(h.conns, k)
+			}
+		}
+		h.sweepAt = 2*len(h.conns) + 64
+	}
+	st := &ftpConn{client: client, virtual: virtual}
+	h.conns[id] = st
+	return st
+}
+
+// ftpPacket runs the helper on a packet of control connection id (already
+// stepped) before it is translated, and returns the frame to send on (it
+// may have grown or shrunk, moving into slot's headroom area), or nil when
+// the packet is dropped.
+func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.ConnID, c *conntrack.Conn, dir conntrack.Dir, now int64) []byte {
+	st := e.ftp.state(id, c, e.conns.Live)
+	seq := rewrite.TCP(frame[p.L4:p.Payload]).Seq()
+	established := c.State() == conntrack.StateEstablished
+	if dir == conntrack.DirIn {
+		_ = rewrite.AdjustSeqAck(frame, p, &st.in, &st.out)
+		if !established || p.End == p.Payload {
+			return frame
+		}
+		payload := frame[p.Payload:p.End]
+		if k := rewrite.FTPPassiveRequest(payload); k != rewrite.FTPNone {
+			st.expect = k
+			return frame
+		}
+		if a, ok := rewrite.ParseFTPCommand(payload); ok {
+			st.expect = rewrite.FTPNone
+			e.ftpActive(id, c, &a, now)
+		}
+		return frame
+	}
+	_ = rewrite.AdjustSeqAck(frame, p, &st.out, &st.in)
+	want := st.expect
+	if want == rewrite.FTPNone && st.replied != rewrite.FTPNone && seq == st.repliedSeq {
+		want = st.replied
+	}
+	if !established || want == rewrite.FTPNone || p.End == p.Payload {
+		return frame
+	}
+	a, ok := rewrite.ParseFTPReply(frame[p.Payload:p.End], want)
+	if !ok {
+		return frame
+	}
+	st.expect = rewrite.FTPNone
+	st.replied, st.repliedSeq = a.Kind, seq
+	real := c.Real().Addr()
+	if a.Addr.IsValid() && a.Addr != real {
+		// The kernel would send the data connection to that address; a
+		// connection entry binds one real server, so lvsd leaves a reply
+		// naming another host as it is.
+		e.ctr[ftpIgnored]++
+		return frame
+	}
+	if !e.ftpExpect(id, c, netip.AddrPortFrom(c.Client().Addr(), 0), netip.AddrPortFrom(c.Virtual().Addr(), a.Port), a.Port, now) {
+		return frame
+	}
+	if a.Kind != rewrite.FTPPasv {
+		return frame // EPSV names no address; the port stays
+	}
+	mtu := 0xffff
+	if out, _, ok := e.clientRoute(c); ok {
+		mtu = out.MTU
+	}
+	// A frame lent from the receive ring must not grow into the ring's
+	// next frame: move it into its slot first, as tunIn does.
+	if len(slot) >= headroom+len(frame) && &frame[0] != &slot[headroom] {
+		frame = slot[headroom : headroom+copy(slot[headroom:], frame)]
+	} else if len(slot) < headroom+len(frame) {
+		frame = frame[:len(frame):len(frame)]
+	}
+	out, delta, err := rewrite.RewriteFTP(frame, p, &a, netip.AddrPortFrom(c.Virtual().Addr(), a.Port), mtu)
+	if err != nil {
+		// ip_vs_ftp_out returns 0 when mangling fails: the packet is
+		// dropped and its retransmission tried again.
+		e.ctr[ftpRewriteFailed]++
+		st.expect = a.Kind
+		return nil
+	}
+	e.ctr[ftpRewritten]++
+	if delta != 0 {
+		st.out.Update(seq, delta)
+	}
+	return out
+}
+
+// ftpActive expects the real server's data connection back to the client
+// named by a PORT or EPRT command: RS:dport-1 -> client:port, which leaves
+// the director as VIP:vport-1 (ip_vs_ftp_in). The kernel takes any address;
+// lvsd takes only the control connection's client (anything else is an FTP
+// bounce, which no server should follow).
+func (e *Engine) ftpActive(id conntrack.ConnID, c *conntrack.Conn, a *rewrite.FTPAddress, now int64) {
+	if a.Addr != c.Client().Addr() {
+		e.ctr[ftpIgnored]++
+		return
+	}
+	e.ftpExpect(id, c, a.AddrPort(), netip.AddrPortFrom(c.Virtual().Addr(), c.Virtual().Port()-1), c.Real().Port()-1, now)
+}
+
+// ftpExpect creates the data connection client -> virtual -> RS:dport,
+// controlled by control connection id, unless it exists already.
+func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtual netip.AddrPort, dport uint16, now int64) bool {
+	real := c.Real().Addr().As4()
+	cl := client.Addr().As4()
+	out := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: real, SrcPort: dport, Dst: cl, DstPort: client.Port()}
+	if e.conns.LookupDir(out, conntrack.DirOut) != 0 {
+		return true // ip_vs_conn_out_get found it: a repeated PASV
+	}
+	e.makeRoom(now, id)
+	params := conntrack.ConnParams{Proto: rewrite.ProtoTCP, Client: client, Virtual: virtual,
+		Dest: e.conns.Dest(id), DestPort: dport, Fwd: c.Fwd()}
+	if _, err := e.conns.NewExpected(&params, id, true, now); err != nil {
+		e.ctr[rxTableFull]++
+		return false
+	}
+	e.ctr[ftpDataExpected]++
+	return true
+}

@@ -13,13 +13,14 @@ case "${CI:-}${LVSLAB_REQUIRE_NETNS:-}" in *1* | *true* | *yes*) strict=1 ;; esa
 # keepalived 2.2.7 is the oracle of lvskeepalived -t's differential test
 # and, VRRP only in namespaces, the VRRP interop peer of vrrp/. FRR's zebra
 # and ospfd are seed 002's cluster mode (directors announcing the VIP by
-# OSPF to an ECMP router).
+# OSPF to an ECMP router). vsftpd and dnsmasq are the lab's real FTP and DNS
+# servers (sim/service).
 pairs=(
 	socat:socat tshark:tshark ethtool:ethtool nft:nftables ip:iproute2 tc:iproute2
 	hping3:hping3 curl:curl ping:iputils-ping sysctl:procps trafgen:netsniff-ng
 	stress-ng:stress-ng promtool:prometheus keepalived:keepalived
 	setpriv:util-linux prlimit:util-linux jq:jq nsenter:util-linux bridge:iproute2 ss:iproute2
-	/usr/lib/frr/ospfd:frr vtysh:frr dnsmasq:dnsmasq-base
+	/usr/lib/frr/ospfd:frr vtysh:frr dnsmasq:dnsmasq-base vsftpd:vsftpd
 )
 need=()
 for pair in "${pairs[@]}"; do

@@ -112,7 +112,7 @@ func QueryFor(s *spec.Spec, traffic string, seq int, recs []Record) (Query, erro
 
 func protoOf(k spec.TrafficKind) Proto {
 	switch k {
-	case spec.TrafficUDP:
+	case spec.TrafficUDP, spec.TrafficDNS:
 		return ProtoUDP
 	case spec.TrafficICMP:
 		return ProtoICMP

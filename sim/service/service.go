@@ -16,7 +16,8 @@
 //   - https-echo is http-echo over TLS with a self-signed certificate made
 //     at start (keepalived's SSL_GET does not verify);
 //   - smtp-banner greets with "220 IDENTITY ESMTP lvslab", answers
-//     HELO/EHLO with 250 and QUIT with 221 (keepalived's SMTP_CHECK).
+//     HELO/EHLO with 250 and QUIT with 221 (keepalived's SMTP_CHECK);
+//   - vsftpd and dnsmasq run the real daemons (external.go).
 //
 // http-echo, https-echo and smtp-banner read their controls (controls.go:
 // status, delay, body) from a control file on every answer, so a fault can
@@ -46,7 +47,7 @@ import (
 
 // Kinds lists the built-in services.
 func Kinds() []string {
-	return []string{"http-echo", "https-echo", "smtp-banner", "tcp-sink", "udp-echo"}
+	return []string{"http-echo", "https-echo", "smtp-banner", "tcp-sink", "udp-echo", "vsftpd", "dnsmasq"}
 }
 
 // Config is one service instance.
@@ -81,6 +82,10 @@ func Run(ctx context.Context, c Config) error {
 		return tcpSink(ctx, c, out)
 	case "udp-echo":
 		return udpEcho(ctx, c, out)
+	case "vsftpd":
+		return vsftpd(ctx, c, out)
+	case "dnsmasq":
+		return dnsmasq(ctx, c, out)
 	}
 	return fmt.Errorf("unknown service %q (one of %s)", c.Kind, strings.Join(Kinds(), ", "))
 }

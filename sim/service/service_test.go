@@ -134,5 +134,5 @@ func TestUDPEcho(t *testing.T) {
 
 func TestUnknownKind(t *testing.T) {
 	err := Run(context.Background(), Config{Kind: "ftp", Listen: ":0", Identity: "x"})
-	assert.EqualError(t, err, `unknown service "ftp" (one of http-echo, https-echo, smtp-banner, tcp-sink, udp-echo)`)
+	assert.EqualError(t, err, `unknown service "ftp" (one of http-echo, https-echo, smtp-banner, tcp-sink, udp-echo, vsftpd, dnsmasq)`)
 }

@@ -215,7 +215,7 @@ func (Listen) jsonSchema() map[string]any {
 // Features a scenario can require.
 var knownFeatures = []string{
 	"veth", "bridge", "tun", "macvlan", "nftables", "tbf", "netem", "ipip", "ip_vs",
-	"socat", "tshark", "ethtool", "nft", "tc", "hping3", "curl", "ping",
+	"socat", "tshark", "ethtool", "nft", "tc", "hping3", "curl", "ping", "vsftpd", "dnsmasq",
 	"lvsd", "lvsadm", "lvsrs", "lvskeepalived",
 }
 

@@ -222,15 +222,31 @@ const (
 	// ServiceSMTPBanner greets with "220 IDENTITY", answers HELO/EHLO with
 	// 250 and QUIT with 221, for keepalived's SMTP_CHECK.
 	ServiceSMTPBanner ServiceKind = "smtp-banner"
+	// ServiceVsftpd runs the real vsftpd: anonymous downloads of
+	// /SIZE.bin files, the identity in its 220 banner.
+	ServiceVsftpd ServiceKind = "vsftpd"
+	// ServiceDnsmasq runs the real dnsmasq: a TXT record whoami.lvslab
+	// answered with the identity.
+	ServiceDnsmasq ServiceKind = "dnsmasq"
 )
 
 func (ServiceKind) enumValues() []string {
-	return []string{"http-echo", "tcp-sink", "udp-echo", "https-echo", "smtp-banner"}
+	return []string{"http-echo", "tcp-sink", "udp-echo", "https-echo", "smtp-banner", "vsftpd", "dnsmasq"}
+}
+
+// NamesBackend says whether clients learn the service's identity from its
+// answers (so shares: and backends: can count them).
+func (k ServiceKind) NamesBackend() bool {
+	switch k {
+	case ServiceHTTPEcho, ServiceHTTPSEcho, ServiceUDPEcho, ServiceVsftpd, ServiceDnsmasq:
+		return true
+	}
+	return false
 }
 
 // Service is a built-in server run as a process of the node.
 type Service struct {
-	Kind     ServiceKind `yaml:"kind" lvs:"required" doc:"http-echo (answers with its identity), https-echo (the same over TLS), smtp-banner (220 greeting, HELO/QUIT), tcp-sink (checksums what it receives), udp-echo"`
+	Kind     ServiceKind `yaml:"kind" lvs:"required" doc:"http-echo (answers with its identity), https-echo (the same over TLS), smtp-banner (220 greeting, HELO/QUIT), tcp-sink (checksums what it receives), udp-echo, vsftpd (the real FTP server: /4096.bin, /65536.bin, /1048576.bin, /10485760.bin; identity in the banner), dnsmasq (the real DNS server: TXT whoami.lvslab is the identity)"`
 	Name     string      `yaml:"name" doc:"process name (default: the kind)"`
 	Listen   Listen      `yaml:"listen" lvs:"required" doc:"address and port, e.g. :80 or 0.0.0.0:8080"`
 	Identity string      `yaml:"identity" doc:"the name it answers with (default: the node name)"`
@@ -286,11 +302,45 @@ const (
 	TrafficTCPConnect TrafficKind = "tcp-connect"
 	TrafficUDP        TrafficKind = "udp"
 	TrafficICMP       TrafficKind = "icmp"
+	// TrafficFTP downloads from a vsftpd with curl, one control connection
+	// per request.
+	TrafficFTP TrafficKind = "ftp"
+	// TrafficDNS asks a dnsmasq for TXT whoami.lvslab, one query per
+	// request from a fresh socket.
+	TrafficDNS TrafficKind = "dns"
 )
 
 func (TrafficKind) enumValues() []string {
-	return []string{"http", "tcp-stream", "tcp-connect", "udp", "icmp"}
+	return []string{"http", "tcp-stream", "tcp-connect", "udp", "icmp", "ftp", "dns"}
 }
+
+// NamesBackend says whether the traffic's records name the backend that
+// answered (so shares: and backends: apply).
+func (k TrafficKind) NamesBackend() bool {
+	switch k {
+	case TrafficHTTP, TrafficUDP, TrafficFTP, TrafficDNS:
+		return true
+	}
+	return false
+}
+
+// FTPMode is how ftp traffic opens its data connections.
+type FTPMode string
+
+// The FTP modes.
+const (
+	// FTPPassive: PASV, connecting where the 227 reply says (curl
+	// --disable-epsv --no-ftp-skip-pasv-ip, as classic clients do).
+	FTPPassive FTPMode = "passive"
+	// FTPEPSV: EPSV, connecting to the control connection's address.
+	FTPEPSV FTPMode = "epsv"
+	// FTPActive: PORT, the server connects back (curl -P - --disable-eprt).
+	FTPActive FTPMode = "active"
+	// FTPEPRT: EPRT, the server connects back.
+	FTPEPRT FTPMode = "eprt"
+)
+
+func (FTPMode) enumValues() []string { return []string{"passive", "epsv", "active", "eprt"} }
 
 // Jitter is how a traffic generator spaces its requests.
 type Jitter string
@@ -323,7 +373,7 @@ func JitterFor(apiVersion string) Jitter {
 type Traffic struct {
 	Name          string      `yaml:"name" lvs:"required" doc:"name used by metrics (name.max_gap, ...)"`
 	From          string      `yaml:"from" lvs:"required" doc:"node it runs in"`
-	Kind          TrafficKind `yaml:"kind" lvs:"required" doc:"http (request/response, records the answering backend), tcp-stream (long-lived, payload integrity), tcp-connect, udp, icmp"`
+	Kind          TrafficKind `yaml:"kind" lvs:"required" doc:"http (request/response, records the answering backend), tcp-stream (long-lived, payload integrity), tcp-connect, udp, icmp, ftp (curl downloads payload: bytes from a vsftpd, verify: checks them), dns (TXT queries to a dnsmasq)"`
 	Target        string      `yaml:"target" lvs:"required" doc:"http: URL; tcp/udp: addr:port; icmp: addr"`
 	Source        netip.Addr  `yaml:"source" doc:"source address to bind"`
 	Rate          Rate        `yaml:"rate" doc:"requests, connections or datagrams per time unit, e.g. 50/s"`
@@ -334,6 +384,7 @@ type Traffic struct {
 	Payload       Size        `yaml:"payload" doc:"bytes per request, datagram or stream chunk"`
 	Verify        bool        `yaml:"verify" doc:"check payload integrity end to end (tcp-sink digest, udp echo)"`
 	NewConnection *bool       `yaml:"new_connection" doc:"http: a new TCP connection per request (default true)"`
+	FTPMode       FTPMode     `yaml:"ftp_mode" doc:"ftp: passive (PASV, to the 227 reply's address), epsv, active (PORT) or eprt (default passive)"`
 	Timeout       Duration    `yaml:"timeout" doc:"per request (default 1s)"`
 	Start         Duration    `yaml:"start" doc:"start offset from the beginning of traffic"`
 	Stop          Duration    `yaml:"stop" doc:"stop offset (default: duration)"`

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"lvslab/config"
+	"lvslab/sim/service"
 )
 
 // The validator checks what the decoder cannot: names and references
@@ -384,7 +385,7 @@ func (c *checker) node(i int) {
 		}
 		names[name] = true
 		c.serviceControls(sp, sv)
-		if sv.Kind == ServiceHTTPEcho || sv.Kind == ServiceHTTPSEcho || sv.Kind == ServiceUDPEcho {
+		if sv.Kind.NamesBackend() {
 			id := sv.Identity
 			if id == "" {
 				id = n.Name
@@ -910,8 +911,14 @@ func (c *checker) trafficGen(i int) {
 	if t.Streams != 0 && t.Kind != TrafficTCPStream {
 		c.errorf(p+".streams", "streams is for tcp-stream traffic")
 	}
-	if t.Verify && t.Kind != TrafficTCPStream && t.Kind != TrafficUDP {
-		c.errorf(p+".verify", "verify is for tcp-stream and udp traffic")
+	if t.Verify && t.Kind != TrafficTCPStream && t.Kind != TrafficUDP && t.Kind != TrafficFTP {
+		c.errorf(p+".verify", "verify is for tcp-stream, udp and ftp traffic")
+	}
+	if t.FTPMode != "" && t.Kind != TrafficFTP {
+		c.errorf(p+".ftp_mode", "ftp_mode is for ftp traffic")
+	}
+	if t.Kind == TrafficFTP && t.Payload != 0 && !slices.Contains(service.FTPFiles, int64(t.Payload)) {
+		c.errorf(p+".payload", "ftp payload %d bytes: the vsftpd service serves only %v", int64(t.Payload), service.FTPFiles)
 	}
 	if t.NewConnection != nil && t.Kind != TrafficHTTP {
 		c.errorf(p+".new_connection", "new_connection is for http traffic")
@@ -1223,11 +1230,13 @@ func metricUnit(metric string, kind TrafficKind) (Unit, bool) {
 	case "max_gap", "latency_p50", "latency_p99", "latency_max":
 		return UnitDuration, true
 	case "share", "max_share":
-		return UnitPercent, kind == TrafficHTTP || kind == TrafficUDP
+		return UnitPercent, kind.NamesBackend()
 	case "backends":
-		return UnitNumber, kind == TrafficHTTP || kind == TrafficUDP
-	case "broken_streams", "bytes":
+		return UnitNumber, kind.NamesBackend()
+	case "broken_streams":
 		return UnitNumber, kind == TrafficTCPStream
+	case "bytes":
+		return UnitNumber, kind == TrafficTCPStream || kind == TrafficFTP
 	}
 	return "", false
 }
@@ -1277,8 +1286,8 @@ func (c *checker) expectation(i int) {
 	}
 	if sh := e.Shares; sh != nil {
 		kinds++
-		if t := c.trafficRef(p+".shares.traffic", sh.Traffic); t != nil && t.Kind != TrafficHTTP && t.Kind != TrafficUDP {
-			c.errorf(p+".shares.traffic", "shares need http or udp traffic; %s is %s", t.Name, t.Kind)
+		if t := c.trafficRef(p+".shares.traffic", sh.Traffic); t != nil && !t.Kind.NamesBackend() {
+			c.errorf(p+".shares.traffic", "shares need http, udp, ftp or dns traffic; %s is %s", t.Name, t.Kind)
 		}
 		if (len(sh.Weights) > 0) == sh.Even {
 			c.errorf(p+".shares", "give weights or even: true")

@@ -12,7 +12,7 @@ func (c *checker) backendsCheck(p string, b *BackendsCheck) {
 	}
 	for k, name := range b.Traffic {
 		tp := indexPath(p+".traffic", k)
-		if t := c.trafficRef(tp, name); t != nil && t.Kind != TrafficHTTP && t.Kind != TrafficUDP {
+		if t := c.trafficRef(tp, name); t != nil && !t.Kind.NamesBackend() {
 			c.errorf(tp, "backends need http or udp traffic (they name their backend); %s is %s", t.Name, t.Kind)
 		}
 	}
@@ -34,5 +34,8 @@ func metricKinds(m string) string {
 			kinds = append(kinds, k)
 		}
 	}
-	return strings.Join(kinds, " and ")
+	if len(kinds) > 1 {
+		return strings.Join(kinds[:len(kinds)-1], ", ") + " and " + kinds[len(kinds)-1]
+	}
+	return strings.Join(kinds, "")
 }

@@ -345,7 +345,7 @@ func orderProcesses(procs []*Process) ([]*Process, error) {
 func serviceReady(sv spec.Service) *spec.Ready {
 	r := &spec.Ready{Timeout: spec.Duration(10 * time.Second), Interval: spec.Duration(20 * time.Millisecond)}
 	switch sv.Kind {
-	case spec.ServiceUDPEcho:
+	case spec.ServiceUDPEcho, spec.ServiceDnsmasq:
 		r.Log = spec.Regexp{Regexp: serviceListening}
 	default:
 		host := "127.0.0.1"

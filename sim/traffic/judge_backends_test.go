@@ -114,7 +114,7 @@ func TestBackendsExpectationValidation(t *testing.T) {
 		`failover.yaml:30:`, `backends need http or udp traffic (they name their backend); ftp is tcp-stream`,
 		`no http-echo or udp-echo service answers as "rs9"`,
 		`failover.yaml:31:`, `give only: [backends...] or per_client: true`,
-		`tcp-stream traffic has no metric "max_share" (it is for http and udp traffic)`,
+		`tcp-stream traffic has no metric "max_share" (it is for http, udp, ftp and dns traffic)`,
 	} {
 		assert.Contains(t, err.Error(), msg)
 	}

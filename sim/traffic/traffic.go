@@ -29,6 +29,13 @@
 //   - udp: one datagram of payload: bytes (default 64) from a fresh socket,
 //     so a director schedules each one; the udp-echo reply names the
 //     backend. With verify: the echoed bytes must equal those sent.
+//   - ftp: curl downloads /SIZE.bin (payload:, default 64KiB) from a
+//     vsftpd, one control connection per request, its data connection as
+//     ftp_mode: says; Backend is the identity in vsftpd's banner, Bytes what
+//     arrived; with verify: every byte is compared with what vsftpd
+//     serves (ftp.go).
+//   - dns: one TXT query for whoami.lvslab per request from a fresh
+//     socket; Backend is dnsmasq's answer (dns.go).
 //   - icmp: echo requests of payload: bytes (default 56) over one raw
 //     socket per traffic; IPv4 only. Unreachable/time-exceeded answers are
 //     errors naming the ICMP code.
@@ -129,7 +136,7 @@ func (st *Stage) Claims(s *spec.Spec) []string {
 	var out []string
 	for _, t := range s.Traffic {
 		switch t.Kind {
-		case spec.TrafficHTTP, spec.TrafficTCPStream, spec.TrafficTCPConnect, spec.TrafficUDP, spec.TrafficICMP:
+		case spec.TrafficHTTP, spec.TrafficTCPStream, spec.TrafficTCPConnect, spec.TrafficUDP, spec.TrafficICMP, spec.TrafficFTP, spec.TrafficDNS:
 			out = append(out, "traffic "+t.Name)
 		}
 	}
@@ -215,6 +222,12 @@ func newGenerator(b *base) (generator, func(), error) {
 		return g, nil, err
 	case spec.TrafficTCPStream:
 		g, err := newStream(b)
+		return g, nil, err
+	case spec.TrafficFTP:
+		g, err := newFTP(b)
+		return g, nil, err
+	case spec.TrafficDNS:
+		g, err := newDNS(b)
 		return g, nil, err
 	case spec.TrafficICMP:
 		g, err := newICMP(b)

@@ -128,11 +128,16 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 			e.refuse(w, in, frame, p)
 			return
 		}
-	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 && hs == nil {
-		e.ctr[rxNotSyn]++ // a SYN-ACK from outside is not a new connection
+	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 && svc.cfg.SynProxy && hs == nil {
+		e.ctr[rxNotSyn]++ // a SYN proxy answers handshakes itself: a SYN-ACK from outside is none of its
 		e.refuse(w, in, frame, p)
 		return
 	}
+	// Elsewhere a SYN-ACK is scheduled like a SYN: tcp_conn_schedule has
+	// "no !th->ack check to allow scheduling on SYN+ACK for Active FTP" -
+	// in DR the real server's active data connection reaches the client
+	// directly, and the client's SYN-ACK to VIP:20 must follow the
+	// persistence template to the same real server.
 	if recalled == nil && e.conns.DropPacket() {
 		// drop_packet (tcp_conn_schedule's ip_vs_todrop): under pressure,
 		// 1 in rate new connections is dropped before scheduling.

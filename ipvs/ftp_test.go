@@ -171,3 +171,24 @@ func TestFTPNoAllocs(t *testing.T) {
 		t.Fatal("nothing forwarded")
 	}
 }
+
+// TestActiveFTPDRPersistent: in DR the real server's active data
+// connection goes straight to the client; the client's SYN-ACK to VIP:20
+// is scheduled like a SYN (tcp_conn_schedule), so the port-0 persistence
+// template takes it to the real server of the control connection.
+func TestActiveFTPDRPersistent(t *testing.T) {
+	// rr picks the newest destination first: 172.16.0.2, whose MAC the
+	// fixture knows; without the template the SYN-ACK would go to
+	// 172.16.0.3 (and wait for ARP).
+	rules := []string{"-A -t 10.0.0.100:0 -s rr -p", "-a -t 10.0.0.100:0 -r 172.16.0.3 -g", "-a -t 10.0.0.100:0 -r 172.16.0.2 -g"}
+	dr := func(s ftpSeg) fxStep {
+		// DR: addresses kept, the real server's MAC, TTL decremented.
+		return fxStep{name: s.flags, frame: s.wire(t), int: [][]byte{pkt{src: intMAC, dst: rsMAC, sip: s.sip, dip: s.dip, ttl: 63, df: true,
+			proto: layers.IPProtocolTCP, l4: []gopacket.SerializableLayer{s.tcp()}, payload: []byte(s.payload)}.build(t)}}
+	}
+	ctl := ftpSeg{sip: fxClient, dip: fxVIP, sport: 40000, dport: 21, seq: 100, flags: "S"}
+	synack := ftpSeg{sip: fxClient, dip: fxVIP, sport: 50000, dport: 20, seq: 4000, ack: 3001, flags: "SA"}
+	fx := fixture{name: "DR port-0 active FTP", rules: rules, steps: []fxStep{dr(ctl), dr(synack)},
+		counters: map[string]uint64{"rx_frames": 2, "tx_frames": 2, "conns": 2, "templates": 1, "conns_created": 3}}
+	fx.run(t)
+}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"lvslab/config"
 	"lvslab/conntrack"
 	"lvslab/rewrite"
 )
@@ -253,4 +254,19 @@ func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtu
 	}
 	e.ctr[ftpDataExpected]++
 	return true
+}
+
+// FTPServices lists the services of t the FTP helper follows with ports:
+// TCP services on one of them with a NAT real server.
+func FTPServices(t config.Table, ports []uint16) []config.Service {
+	var out []config.Service
+	for _, vs := range t.Services {
+		if vs.Service.Protocol != config.ProtoTCP || !slices.Contains(ports, vs.Service.Port) {
+			continue
+		}
+		if slices.ContainsFunc(vs.Dests, func(d config.Dest) bool { return d.Forward == config.ForwardMasq }) {
+			out = append(out, vs.Service)
+		}
+	}
+	return out
 }

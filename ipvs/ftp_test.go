@@ -5,6 +5,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"lvslab/config"
 )
 
 // The FTP helper's fixtures: one control connection through a NAT service
@@ -191,4 +193,26 @@ func TestActiveFTPDRPersistent(t *testing.T) {
 	fx := fixture{name: "DR port-0 active FTP", rules: rules, steps: []fxStep{dr(ctl), dr(synack)},
 		counters: map[string]uint64{"rx_frames": 2, "tx_frames": 2, "conns": 2, "templates": 1, "conns_created": 3}}
 	fx.run(t)
+}
+
+func TestFTPServices(t *testing.T) {
+	var tab config.Table
+	for _, line := range []string{"-A -t 10.0.0.5:21", "-a -t 10.0.0.5:21 -r 172.16.0.2:21 -m",
+		"-A -t 10.0.0.6:21", "-a -t 10.0.0.6:21 -r 172.16.0.2 -g",
+		"-A -t 10.0.0.5:80", "-a -t 10.0.0.5:80 -r 172.16.0.2:80 -m"} {
+		c, err := config.ParseArgs(splitFields(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tab.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := FTPServices(tab, DefaultFTPPorts)
+	if len(got) != 1 || got[0].Port != 21 || got[0].Addr.String() != "10.0.0.5" {
+		t.Fatalf("FTPServices = %v, want only the NAT service 10.0.0.5:21", got)
+	}
+	if got := FTPServices(tab, nil); len(got) != 0 {
+		t.Fatalf("helper off: %v", got)
+	}
 }

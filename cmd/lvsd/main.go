@@ -318,6 +318,7 @@ func run(o options, log *slog.Logger) error {
 			return fmt.Errorf("%s: %w", o.rules, err)
 		}
 		log.Info("loaded rules", "file", o.rules, "services", len(rules.Services))
+		warnFTPForwarding(*rules, o.ftpPorts, log)
 	}
 
 	if path := ctl.SocketAddr(o.socket); !strings.HasPrefix(path, "@") {
@@ -470,4 +471,22 @@ func reloadOnHUP(ctx context.Context, eng *ipvs.Engine, rules string, log *slog.
 		}
 		log.Info("reloaded rules", "file", rules, "services", len(t.Services))
 	}
+}
+
+// warnFTPForwarding warns when the FTP helper follows a NAT service while
+// the kernel forwards: the data connections' replies come from ports the
+// nftables guard does not know in advance (vsftpd's passive range, port
+// 20), so the kernel would route them too, untranslated, beside lvsd's
+// translated copies.
+func warnFTPForwarding(t config.Table, ports []uint16, log *slog.Logger) {
+	svcs := ipvs.FTPServices(t, ports)
+	if len(svcs) == 0 {
+		return
+	}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil || strings.TrimSpace(string(b)) != "1" {
+		return
+	}
+	log.Warn("FTP helper with ip_forward=1: the kernel also forwards the FTP data connections' replies untranslated; set net.ipv4.ip_forward=0 on this director",
+		"services", len(svcs), "first", netip.AddrPortFrom(svcs[0].Addr, svcs[0].Port))
 }

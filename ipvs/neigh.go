@@ -16,7 +16,7 @@ const (
 	neighLifetime  = 60 * time.Second
 	neighRetry     = time.Second
 	neighProbes    = 3
-	neighQueueLen  = 8 // frames held per unresolved neighbour (Linux: unres_qlen_bytes)
+	neighQueueLen  = 101 // frames held per unresolved neighbour, as Linux's unres_qlen (212,992 bytes of unres_qlen_bytes); neighMaxQueued bounds them all
 )
 
 // Neighbour cache bounds. The table holds only neighbours lvsd asked about

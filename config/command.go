@@ -24,6 +24,11 @@ const (
 	OpSetDefense                  // --set-defense name=value... (lvsd's flood defence sysctls)
 	OpVersion                     // -v
 	OpHelp                        // -h
+	// VIP ownership and VRRP state (lvskeepalived; no ipvsadm flag).
+	OpOwn        // take over VIPs: answer ARP and ping for them, send gratuitous ARPs
+	OpRelease    // give VIPs up: silent for them, rules kept
+	OpOwnership  // list which VIPs are owned
+	OpVRRPReport // lvskeepalived's VRRP instance states
 )
 
 // opText are ipvsadm's command names (its error messages use them, e.g.
@@ -46,6 +51,10 @@ var opText = [...]string{
 	OpSetDefense:    "set-defense",
 	OpVersion:       "version",
 	OpHelp:          "help",
+	OpOwn:           "own",
+	OpRelease:       "release",
+	OpOwnership:     "ownership",
+	OpVRRPReport:    "vrrp-report",
 }
 
 func (o Op) String() string { return enumString(opText[:], int(o), "Op") }
@@ -66,7 +75,8 @@ func (o Op) Mutates() bool {
 	switch o {
 	case OpAddService, OpEditService, OpDeleteService, OpClear,
 		OpAddDest, OpDeleteDest, OpEditDest, OpSetTimeouts,
-		OpStartDaemon, OpStopDaemon, OpRestore, OpZero, OpSetDefense:
+		OpStartDaemon, OpStopDaemon, OpRestore, OpZero, OpSetDefense,
+		OpOwn, OpRelease, OpVRRPReport:
 		return true
 	}
 	return false

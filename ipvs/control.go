@@ -678,9 +678,11 @@ func (e *Engine) Replace(t config.Table) error {
 // Handle answers one lvsadm request. A command that changes state is not
 // applied once ctx is done: the client has gone (ctl.ErrClientGone), maybe
 // after giving up while the engine was busy.
-func (e *Engine) Handle(ctx context.Context, _ ctl.Peer, req ctl.Request) ctl.Reply {
+func (e *Engine) Handle(ctx context.Context, peer ctl.Peer, req ctl.Request) ctl.Reply {
 	c := req.Command
 	switch c.Op {
+	case config.OpOwn, config.OpRelease, config.OpOwnership, config.OpVRRPReport:
+		return e.handleOwn(ctx, peer, req)
 	case config.OpList:
 		switch {
 		case c.List.Connections:
@@ -698,7 +700,11 @@ func (e *Engine) Handle(ctx context.Context, _ ctl.Peer, req ctl.Request) ctl.Re
 			e.mu.Unlock()
 			return ctl.Reply{Defense: &d}
 		}
-		return e.serviceReply(c)
+		r := e.serviceReply(c)
+		if !c.HasService && r.Error == "" {
+			e.listOwnership(&r) // what lvsadm -L shows after the table
+		}
+		return r
 	case config.OpSave:
 		return e.serviceReply(c)
 	case config.OpVersion, config.OpHelp:

@@ -158,6 +158,8 @@ type Engine struct {
 	defense      conntrack.DefenseReport
 
 	localAddrs map[[4]byte]bool
+	// own is who answers for the VIPs (own.go).
+	own ownState
 	// laddrs are the FULLNAT local addresses' port pools, by address.
 	laddrs   map[[4]byte]*laddrPool
 	local    LocalPort

@@ -27,9 +27,9 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 	// 0.0.0.0 is a duplicate address probe (RFC 5227): answered, not learned.
 	if sender := a.SenderIP(); !sender.IsUnspecified() {
 		if s := sender.As4(); martianAddr(s) || e.ownAddr(s) {
-			// A backup director (NoARP) hears the master announce the VIPs
-			// it holds rules for: normal, not counted.
-			if !e.cfg.NoARP || !e.answersARP(sender) {
+			// A director that released a VIP hears the owner announce it:
+			// normal, not counted.
+			if !e.answersARP(sender) || !e.released(sender) {
 				e.ctr[rxARPBadSenderIP]++
 			}
 			return // the kernel answers no request from its own address either
@@ -46,7 +46,7 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 			}
 		}
 	}
-	if e.cfg.NoARP || a.Op() != rewrite.ARPRequest || !e.answersARP(a.TargetIP()) {
+	if a.Op() != rewrite.ARPRequest || !e.answersARP(a.TargetIP()) || e.released(a.TargetIP()) {
 		return
 	}
 	out := w.genBuf()
@@ -67,7 +67,7 @@ func (e *Engine) handleARP(w *worker, in *Iface, frame []byte, p *rewrite.Packet
 func (e *Engine) handleOwned(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) {
 	switch p.Protocol {
 	case rewrite.ProtoICMP:
-		if p.ICMPType == rewrite.ICMPEchoRequest && !e.cfg.NoARP {
+		if p.ICMPType == rewrite.ICMPEchoRequest && !e.released(p.Dst) {
 			if err := rewrite.EchoReply(frame, p, defaultTTL); err == nil {
 				e.ctr[rxEchoReplies]++
 				w.queue(in, frame)

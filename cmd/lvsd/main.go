@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.expireNodest, "expire-nodest-conn", false, "sysctl expire_nodest_conn: packets of connections to a removed real server are rescheduled instead of dropped")
 	fs.BoolVar(&o.activeES, "active-established-only", false, "count only ESTABLISHED TCP connections in ActiveConn, as kernels before 4.8 did (default: ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK, tcp_state_active_table)")
 	fs.IntVar(&o.reuseMode, "conn-reuse-mode", 1, "sysctl conn_reuse_mode: 1 reschedules a SYN that hits a TIME_WAIT/CLOSE entry; 3 also FIN_WAIT of DR/TUN")
-	fs.BoolVar(&o.noARP, "no-arp", false, "do not answer ARP or ping for the VIPs (another director owns them, as a keepalived backup)")
+	fs.BoolVar(&o.noARP, "no-arp", false, "start with every VIP released: no answer to ARP or ping for them (another director owns them, as a keepalived backup) until the control socket's \"own\" (lvskeepalived's VRRP) takes them over")
 	fs.StringVar(&o.localDev, "local-dev", "lvsd-local", "TAP device created when a real server is one of this node's own addresses (LOCALNODE)")
 	o.defense = conntrack.DefaultDefense()
 	fs.IntVar(&o.defense.DropEntry, "drop-entry", 0, "sysctl drop_entry: 0 never, 1 automatic, 2 automatic and on now, 3 always; drops SYN_RECV entries (1/32 of the table a second) and lets a new connection take one's place in a full table")

@@ -18,12 +18,14 @@ import (
 )
 
 // newRegistry gathers what lvsd exports: the engine (node_exporter's ipvs
-// families and lvsd's own), the control socket's requests, and the Go
+// families and lvsd's own), VIP ownership and the VRRP state lvskeepalived
+// reports, the control socket's requests, and the Go
 // runtime and process collectors every Go exporter has.
 func newRegistry(eng *ipvs.Engine, requests *prometheus.CounterVec) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		eng.Collector(),
+		eng.OwnershipCollector(),
 		requests,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -60,6 +60,10 @@ type Request struct {
 	// transaction: all are applied, or none and the Reply's Error names the
 	// line that was refused.
 	Rules []config.Rule `json:"rules,omitempty"`
+	// Own is the request of "own" and "release" (own.go).
+	Own *OwnRequest `json:"own,omitempty"`
+	// VRRP is the instances of a "vrrp-report".
+	VRRP []VRRPStatus `json:"vrrp,omitempty"`
 }
 
 // Reply is lvsd's answer to one Request. What it fills depends on the
@@ -96,6 +100,10 @@ type Reply struct {
 	// FTPPorts are the ports lvsd's FTP helper follows on NAT services
 	// (sent with service listings; empty: the helper is off).
 	FTPPorts []uint16 `json:"ftp_ports,omitempty"`
+	// Ownership answers "ownership", "own" and "release" (own.go); list
+	// fills it too, with VRRP, for what lvsadm -L shows after the table.
+	Ownership []VIPOwnership `json:"ownership,omitempty"`
+	VRRP      *VRRPReport    `json:"vrrp,omitempty"`
 }
 
 // Stats are cumulative counters.

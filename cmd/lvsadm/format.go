@@ -25,6 +25,7 @@ func formatListAll(r ctl.Reply, o config.ListOptions, names *config.Names) strin
 	fmt.Fprintf(&b, "IP Virtual Server version %s (size=%d)\n", ipvsVersion, r.ConnTabSize)
 	b.WriteString(formatServices(r.Services, o, names))
 	b.WriteString(ftpNote(r))
+	b.WriteString(formatVRRP(r, time.Now()))
 	return b.String()
 }
 

@@ -309,3 +309,31 @@ func TestFormatOneService(t *testing.T) {
 		"TCP  207.175.44.110:8080 rr\n"+
 		"  -> 172.16.0.2:8080              Route   1      1          0         \n", output(cmd, r, nil))
 }
+
+// TestListVRRP: with a VRRP report, -L -n is ipvsadm's table byte for byte
+// (the golden sample), then a blank line and the VRRP state.
+func TestListVRRP(t *testing.T) {
+	r := sampleReply()
+	assert.Equal(t, golden(t, "L-n"), formatListAll(r, opts("-L", "-n"), nil), "no report: nothing added")
+	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	r.VRRP = &ctl.VRRPReport{PID: 4321, Reported: now.Add(-1500 * time.Millisecond), Instances: []ctl.VRRPStatus{
+		{Instance: "VI_1", VRID: 51, Interface: "eth0", State: "MASTER", Priority: 150, VIPs: []netip.Addr{vip}},
+		{Instance: "VI_2", VRID: 52, Interface: "eth1", State: "BACKUP", Priority: 90},
+	}}
+	r.Ownership = []ctl.VIPOwnership{{VIP: vip, Owned: true, Served: true, Instance: "VI_1", Iface: "eth0", GARPs: 5},
+		{VIP: a("192.0.2.9"), Served: false, Instance: "VI_2"}}
+	got := formatListAll(r, opts("-L", "-n"), nil)
+	table, extra, ok := strings.Cut(got, "\n\n")
+	require.True(t, ok, got)
+	assert.Equal(t, golden(t, "L-n"), table+"\n")
+	want := `VRRP (lvskeepalived pid 4321, reported 1s ago)
+  Instance         VRID State   Prio Interface  VIPs
+  VI_1               51 MASTER   150 eth0       207.175.44.110
+  VI_2               52 BACKUP    90 eth1
+  VIP              lvsd     Instance         Interface  GARPs
+  207.175.44.110   owns     VI_1             eth0       5
+  192.0.2.9        released VI_2             -          0 (no service uses it)
+`
+	assert.Equal(t, "\n"+want, formatVRRP(r, now))
+	assert.True(t, strings.HasPrefix(extra, "VRRP (lvskeepalived pid 4321, reported "), extra)
+}

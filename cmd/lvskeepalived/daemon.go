@@ -21,7 +21,7 @@ import (
 )
 
 // The daemon is one process with sides: the checker side (this file)
-// and, later, the VRRP side (-P/--vrrp, -C/--check select one). Each side
+// and the VRRP side (vrrpside.go; -P/--vrrp, -C/--check select one). Each side
 // is a goroutine fed by the same signal handling; keepalived's separate
 // child processes become goroutines, and its parent's respawning is
 // unnecessary because a crash of lvskeepalived leaves lvsd forwarding with
@@ -70,7 +70,16 @@ type daemon struct {
 	addrs   localAddrs
 	limit   int
 	scripts sync.WaitGroup
+	// vrrp is the VRRP side (nil with -C); cfgAll the configuration
+	// running (either side's).
+	vrrp   *vrrpSide
+	cfgAll *keepalived.Config
 }
+
+// checkers and vrrpSide say which sides run: both by default, one with
+// -C/--check or -P/--vrrp, both with both (as keepalived).
+func (d *daemon) checkers() bool { return !d.opts.vrrpOnly || d.opts.checkOnly }
+func (d *daemon) vrrpSide() bool { return !d.opts.checkOnly || d.opts.vrrpOnly }
 
 // serve is the daemon: load, apply, check, until SIGTERM.
 func serve(o options) int {
@@ -106,20 +115,30 @@ func serve(o options) int {
 		socket = "lvsd"
 	}
 	d := &daemon{opts: o, log: lg, events: make(chan event, 8192), owned: map[config.ServiceID]bool{},
-		lvsd: &lvsdTables{socket: socket, logf: lg.printf}}
+		lvsd: &lvsdTables{socket: socket, logf: lg.printf}, cfgAll: cfg}
 	d.addrs.refresh()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
-	if o.vrrpOnly && !o.checkOnly {
-		lg.printf("VRRP side: not yet implemented in lvskeepalived; running no side")
-	} else {
+	if d.checkers() {
 		if cfg.Global.LVSFlush {
 			if err := d.lvsd.do(config.Command{Op: config.OpClear}); err != nil {
 				lg.printf("IPVS: flush: %v", err)
 			}
 		}
 		d.install(cfg, nil)
+	}
+	if d.vrrpSide() {
+		// After the checkers' first sync, so lvsd has the services when
+		// an instance takes its VIPs over.
+		v, err := startVRRP(cfg, socket, lg)
+		if err != nil {
+			lg.printf("VRRP: %v", err)
+			lg.printf("Stopping: the VRRP side cannot run configuration %s", o.file)
+			d.shutdown()
+			return exitConfig
+		}
+		d.vrrp = v
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -129,8 +148,19 @@ func serve(o options) int {
 			switch s {
 			case syscall.SIGHUP:
 				d.reload()
+			case syscall.SIGUSR1:
+				if d.vrrp != nil {
+					lg.printf("Printing VRRP data for process(%d) on signal", os.Getpid())
+					if err := d.vrrp.writeData(d.cfgAll, dataFile()); err != nil {
+						lg.printf("VRRP data: %v", err)
+					}
+				}
 			default:
 				lg.printf("Stopping")
+				if d.vrrp != nil {
+					d.vrrp.stop(o.dontReleaseVRRP)
+					d.vrrp.owner.close()
+				}
 				d.shutdown()
 				return exitOK
 			}
@@ -529,11 +559,16 @@ func (d *daemon) reload() {
 	for _, dg := range cfg.Diags {
 		d.log.printf("%s", dg)
 	}
+	d.cfgAll = cfg
+	if d.vrrp != nil {
+		d.vrrp.reload(cfg)
+	}
 	old := map[string]*vsState{}
 	for _, v := range d.vss {
 		old[v.key] = v
 	}
-	if d.opts.vrrpOnly && !d.opts.checkOnly {
+	if !d.checkers() {
+		d.log.printf("Reload finished")
 		return
 	}
 	d.install(cfg, old)

@@ -23,7 +23,16 @@
 // its connections; a configuration with a fatal error keeps the running
 // one and says why); SIGTERM removes its services unless -I, as keepalived
 // does. SIGKILL leaves lvsd forwarding with the tables it has, and a new
-// lvskeepalived continues from them. -P (VRRP only) runs no side yet.
+// lvskeepalived continues from them.
+//
+// The VRRP side (vrrpside.go) runs the vrrp_instance blocks: for a VIP one
+// of the virtual servers uses, MASTER tells lvsd to own it (answer ARP and
+// ping, send the gratuitous ARPs) and BACKUP or FAULT to release it; any
+// other VIP is a kernel address, added and removed as keepalived does.
+// lvskeepalived reports each instance's state to lvsd (lvsadm -L, metrics).
+// SIGTERM sends priority 0 and releases (unless -V); SIGUSR1 writes
+// keepalived's data dump to /tmp/keepalived.data ($TMPDIR). -P runs the
+// VRRP side only, -C the checkers only.
 //
 // Exit codes of -t are keepalived's: 0 clean, 5 any problem reported
 // (a lone warning included), 6 scripts that would run as root without

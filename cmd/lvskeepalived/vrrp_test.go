@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,9 +64,35 @@ func (s vspec) conf(prio int, ours bool) string {
 	return b.String()
 }
 
+// vrun is one pairing's sequence. The pairings run concurrently in
+// goroutines of one test (t.Parallel would run two at a time on a
+// two-core machine, and each is mostly waiting for protocol timers), so
+// a fatal problem ends the pairing's goroutine, not the test.
+type vrun struct {
+	t    *testing.T
+	name string
+}
+
+func (r *vrun) fatalf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Errorf(r.name+": "+format, args...)
+	runtime.Goexit()
+}
+
+func (r *vrun) errorf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Errorf(r.name+": "+format, args...)
+}
+
+func (r *vrun) logf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Logf(r.name+": "+format, args...)
+}
+
 // vnode is one director: lvsd+lvskeepalived ("ours") or keepalived.
 type vnode struct {
 	t    *testing.T
+	r    *vrun
 	ns   *nstest.NS
 	addr string
 	name string
@@ -80,12 +108,12 @@ type vnode struct {
 func (n *vnode) start(prio int) {
 	n.t.Helper()
 	if n.p != nil {
-		n.t.Fatalf("%s already running", n.name)
+		n.r.fatalf("%s already running", n.name)
 	}
 	n.runs++
 	conf := filepath.Join(n.dir, fmt.Sprintf("%s-%d.conf", n.name, n.runs))
 	if err := os.WriteFile(conf, []byte(n.spec.conf(prio, n.ours)), 0o644); err != nil {
-		n.t.Fatal(err)
+		n.r.fatalf("%v", err)
 	}
 	pid := func(k string) string { return filepath.Join(n.dir, fmt.Sprintf("%s-%d-%s.pid", n.name, n.runs, k)) }
 	if n.ours {
@@ -124,7 +152,7 @@ func (n *vnode) ownership() (ctl.VIPOwnership, bool) {
 func (n *vnode) kernelVIP() bool {
 	addrs, err := n.ns.Netlink().AddrList(n.ns.Link("eth0"), netlink.FAMILY_V4)
 	if err != nil {
-		n.t.Fatal(err)
+		n.r.fatalf("%v", err)
 	}
 	for _, a := range addrs {
 		if a.IP.String() == vaVIP {
@@ -157,7 +185,7 @@ func (n *vnode) termAsync() func() {
 	n.t.Helper()
 	p, log := n.p, n.log
 	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
-		n.t.Fatal(err)
+		n.r.fatalf("%v", err)
 	}
 	return func() {
 		_ = p.Wait()
@@ -232,9 +260,9 @@ func newVBed(t *testing.T, name string) *vbed {
 	return b
 }
 
-func (b *vbed) nodes(t *testing.T, hiKind, loKind string, s vspec) (hi, lo *vnode) {
-	hi = &vnode{t: t, ns: b.a, addr: vaA, name: hiKind + "-a", ours: hiKind == "ours", spec: s, dir: b.dir}
-	lo = &vnode{t: t, ns: b.b, addr: vaB, name: loKind + "-b", ours: loKind == "ours", spec: s, dir: b.dir}
+func (b *vbed) nodes(t *testing.T, r *vrun, hiKind, loKind string, s vspec) (hi, lo *vnode) {
+	hi = &vnode{t: t, r: r, ns: b.a, addr: vaA, name: hiKind + "-a", ours: hiKind == "ours", spec: s, dir: b.dir}
+	lo = &vnode{t: t, r: r, ns: b.b, addr: vaB, name: loKind + "-b", ours: loKind == "ours", spec: s, dir: b.dir}
 	for _, n := range []*vnode{hi, lo} {
 		if n.ours {
 			e2e.StartLVSD(t, n.ns, "eth0", "--metrics", "127.0.0.1:9100")
@@ -242,18 +270,18 @@ func (b *vbed) nodes(t *testing.T, hiKind, loKind string, s vspec) (hi, lo *vnod
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s log:\n%s\n%s log:\n%s", hi.name, hi.allLogs(), lo.name, lo.allLogs())
+			t.Logf("%s: %s log:\n%s\n%s log:\n%s", r.name, hi.name, hi.allLogs(), lo.name, lo.allLogs())
 		}
 	})
 	return hi, lo
 }
 
-func vwait(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
-	t.Helper()
+func vwait(r *vrun, what string, limit time.Duration, cond func() bool) time.Duration {
+	r.t.Helper()
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > limit {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
+			r.fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -262,8 +290,8 @@ func vwait(t *testing.T, what string, limit time.Duration, cond func() bool) tim
 
 // arpAnswers asks ARP for the VIP from the client (scapy, every reply
 // within the timeout) and returns the MACs that answered.
-func (b *vbed) arpAnswers(t *testing.T) []string {
-	t.Helper()
+func (b *vbed) arpAnswers(r *vrun) []string {
+	r.t.Helper()
 	out := b.c.Run(testenv.Scapy, "-c", `
 from scapy.all import Ether, ARP, srp, conf
 conf.verb = 0
@@ -282,23 +310,23 @@ type vtakeover struct{ term, kill time.Duration }
 // election; SIGTERM hi (lo takes over); hi restarts and preempts; SIGKILL
 // hi (lo takes over). Exactly one holds the VIP whenever both run; with
 // arp set, the client sees exactly the master's MAC answer for the VIP.
-func runVPair(t *testing.T, b *vbed, hi, lo *vnode, arp bool, middle func()) vtakeover {
-	t.Helper()
+func runVPair(r *vrun, b *vbed, hi, lo *vnode, arp bool, middle func()) vtakeover {
+	r.t.Helper()
 	adv := hi.spec.adv()
 	limit := 3*adv + 5*time.Second
 	lo.start(100)
 	hi.start(150)
-	vwait(t, hi.name+" master", limit, func() bool { return hi.master() && hi.hasVIP() })
+	vwait(r, hi.name+" master", limit, func() bool { return hi.master() && hi.hasVIP() })
 	time.Sleep(2 * adv)
 	if lo.master() || lo.hasVIP() || !hi.hasVIP() {
-		t.Fatalf("after election: %s master=%v vip=%v, %s vip=%v", lo.name, lo.master(), lo.hasVIP(), hi.name, hi.hasVIP())
+		r.fatalf("after election: %s master=%v vip=%v, %s vip=%v", lo.name, lo.master(), lo.hasVIP(), hi.name, hi.hasVIP())
 	}
 	if hi.ours && hi.kernelVIP() {
-		t.Errorf("%s: the VIP lvsd serves was added to the kernel too", hi.name)
+		r.errorf("%s: the VIP lvsd serves was added to the kernel too", hi.name)
 	}
 	if arp {
-		if got, want := b.arpAnswers(t), hi.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
-			t.Errorf("ARP for the VIP with %s master: answered by %v, want only %s", hi.name, got, want)
+		if got, want := b.arpAnswers(r), hi.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
+			r.errorf("ARP for the VIP with %s master: answered by %v, want only %s", hi.name, got, want)
 		}
 	}
 	if middle != nil {
@@ -307,37 +335,37 @@ func runVPair(t *testing.T, b *vbed, hi, lo *vnode, arp bool, middle func()) vta
 	var tk vtakeover
 	start := time.Now()
 	wait := hi.termAsync()
-	vwait(t, lo.name+" takes over after SIGTERM", 3*adv+3*time.Second, lo.hasVIP)
+	vwait(r, lo.name+" takes over after SIGTERM", 3*adv+3*time.Second, lo.hasVIP)
 	tk.term = time.Since(start)
 	wait()
 	if hi.hasVIP() {
-		t.Errorf("%s kept the VIP after SIGTERM", hi.name)
+		r.errorf("%s kept the VIP after SIGTERM", hi.name)
 	}
 	hi.start(150)
-	vwait(t, hi.name+" preempts", limit, func() bool { return hi.hasVIP() && !lo.hasVIP() })
-	vwait(t, lo.name+" backup", 2*time.Second, func() bool { return !lo.master() })
+	vwait(r, hi.name+" preempts", limit, func() bool { return hi.hasVIP() && !lo.hasVIP() })
+	vwait(r, lo.name+" backup", 2*time.Second, func() bool { return !lo.master() })
 	if arp {
-		if got, want := b.arpAnswers(t), hi.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
-			t.Errorf("ARP for the VIP after %s preempted: answered by %v, want only %s", hi.name, got, want)
+		if got, want := b.arpAnswers(r), hi.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
+			r.errorf("ARP for the VIP after %s preempted: answered by %v, want only %s", hi.name, got, want)
 		}
 	}
 	start = time.Now()
 	hi.kill()
-	vwait(t, lo.name+" takes over after SIGKILL", 3*adv+4*time.Second, lo.hasVIP)
+	vwait(r, lo.name+" takes over after SIGKILL", 3*adv+4*time.Second, lo.hasVIP)
 	tk.kill = time.Since(start)
 	if hi.ours {
 		// lvsd outlives its lvskeepalived: it still has its tables.
-		if out := e2e.LVSADM(t, hi.ns, "-S -n"); !strings.Contains(out, "-A -t "+vaVIP+":80") {
-			t.Errorf("lvsd lost its service when lvskeepalived was killed:\n%s", out)
+		if out := e2e.LVSADM(r.t, hi.ns, "-S -n"); !strings.Contains(out, "-A -t "+vaVIP+":80") {
+			r.errorf("lvsd lost its service when lvskeepalived was killed:\n%s", out)
 		}
 		if o, _ := hi.ownership(); !o.Owned {
-			t.Errorf("lvsd released the VIP by itself when lvskeepalived was killed")
+			r.errorf("lvsd released the VIP by itself when lvskeepalived was killed")
 		}
 	}
 	hi.dropVIP()
 	if arp {
-		if got, want := b.arpAnswers(t), lo.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
-			t.Errorf("ARP for the VIP after SIGKILL of %s: answered by %v, want only %s", hi.name, got, want)
+		if got, want := b.arpAnswers(r), lo.ns.MAC("eth0").String(); len(got) != 1 || got[0] != want {
+			r.errorf("ARP for the VIP after SIGKILL of %s: answered by %v, want only %s", hi.name, got, want)
 		}
 	}
 	return tk
@@ -348,51 +376,51 @@ func runVPair(t *testing.T, b *vbed, hi, lo *vnode, arp bool, middle func()) vta
 var bogusMarkers = []string{"bogus", "wrong version", "invalid TTL", "unexpected ip number", "not present in",
 	"interval mismatch", "auth, expecting", "sequence number", "checksum", "passwd", "IPSEC-AH", "Expected "}
 
-func noBogus(t *testing.T, who, log string) {
-	t.Helper()
+func noBogus(r *vrun, who, log string) {
+	r.t.Helper()
 	for _, l := range strings.Split(log, "\n") {
 		for _, m := range bogusMarkers {
 			if strings.Contains(l, m) {
-				t.Errorf("%s logged a rejected advert: %s", who, l)
+				r.errorf("%s logged a rejected advert: %s", who, l)
 			}
 		}
 	}
 }
 
 // capture records VRRP and AH on the client's link.
-func (b *vbed) capture(t *testing.T) (file string, stop func()) {
+func (b *vbed) capture(t *testing.T, r *vrun) (file string, stop func()) {
 	file = filepath.Join(b.dir, "vrrp.pcapng")
 	p, log := b.c.Start("dumpcap", "-q", "-i", "eth0", "-f", "ip proto 112 or ip proto 51", "-w", file)
-	vwait(t, "dumpcap", 10*time.Second, func() bool { st, err := os.Stat(file); return err == nil && st.Size() > 0 })
+	vwait(r, "dumpcap", 10*time.Second, func() bool { st, err := os.Stat(file); return err == nil && st.Size() > 0 })
 	return file, func() {
 		_ = p.Process.Signal(syscall.SIGINT)
 		if err := p.Wait(); err != nil && !strings.Contains(err.Error(), "signal") {
-			t.Logf("dumpcap: %v %s", err, log.String())
+			r.logf("dumpcap: %v %s", err, log.String())
 		}
 	}
 }
 
 // checkTshark: tshark decodes the adverts from src as VRRP, with no expert
 // warning or error on any of them.
-func checkTshark(t *testing.T, file, src string) {
-	t.Helper()
+func checkTshark(r *vrun, file, src string) {
+	r.t.Helper()
 	all, err := e2e.Tshark(file, "-Y", "vrrp && ip.src == "+src, "-T", "fields", "-e", "frame.number")
 	if err != nil {
-		t.Fatalf("tshark: %v", err)
+		r.fatalf("tshark: %v", err)
 	}
 	n := len(strings.Fields(all))
 	if n == 0 {
-		t.Fatalf("tshark decoded no VRRP advert from %s", src)
+		r.fatalf("tshark decoded no VRRP advert from %s", src)
 	}
 	bad, err := e2e.Tshark(file, "-Y", "ip.src == "+src+" && (_ws.expert.severity >= 6291456 || _ws.malformed || vrrp.checksum.status == 0)", "-V")
 	if err != nil {
-		t.Fatalf("tshark: %v", err)
+		r.fatalf("tshark: %v", err)
 	}
 	if strings.TrimSpace(bad) != "" {
-		t.Errorf("tshark warns about adverts from %s:\n%s", src, bad)
+		r.errorf("tshark warns about adverts from %s:\n%s", src, bad)
 	}
 	good, _ := e2e.Tshark(file, "-Y", "vrrp && ip.src == "+src+" && vrrp.checksum.status == 1", "-T", "fields", "-e", "frame.number")
-	t.Logf("tshark: %d adverts from %s decoded as VRRP (%d with the checksum verified good), no expert warning", n, src, len(strings.Fields(good)))
+	r.logf("tshark: %d adverts from %s decoded as VRRP (%d with the checksum verified good), no expert warning", n, src, len(strings.Fields(good)))
 }
 
 func vbounds(adv time.Duration, prio int, v3 bool) (term, kill time.Duration) {
@@ -420,59 +448,65 @@ func TestVRRPDaemonInterop(t *testing.T) {
 		{"v2-ah", vspec{version: 2, auth: "AH", advInt: "1"}},
 		{"v3", vspec{version: 3, advInt: "0.1"}},
 	}
+	nstest.Require(t)
+	testenv.Tools(t, "keepalived", "tshark", "dumpcap")
+	testenv.RequireScapy(t)
+	var wg sync.WaitGroup
 	for _, v := range variants {
 		for _, pairing := range []struct{ hi, lo string }{{"ours", "keepalived"}, {"keepalived", "ours"}, {"keepalived", "keepalived"}} {
-			t.Run(v.name+"/"+pairing.hi+"-over-"+pairing.lo, func(t *testing.T) {
-				t.Parallel()
-				b := newVBed(t, "vd")
-				hi, lo := b.nodes(t, pairing.hi, pairing.lo, v.spec)
-				file, stopCapture := b.capture(t)
+			r := &vrun{t: t, name: v.name + "/" + pairing.hi + "-over-" + pairing.lo}
+			// Set up here, on the test's goroutine; the sequence runs
+			// concurrently with the others.
+			b := newVBed(t, "vd")
+			hi, lo := b.nodes(t, r, pairing.hi, pairing.lo, v.spec)
+			file, stopCapture := b.capture(t, r)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				arp := v.name == "v3" && pairing.lo != pairing.hi
-				if arp {
-					testenv.RequireScapy(t)
-				}
 				var middle func()
 				if v.name == "v3" && pairing.hi == "ours" {
-					middle = func() { checkVisible(t, b, hi) }
+					middle = func() { checkVisible(r, hi) }
 				}
-				tk := runVPair(t, b, hi, lo, arp, middle)
+				tk := runVPair(r, b, hi, lo, arp, middle)
 				lo.finish()
 				hi.finish()
 				stopCapture()
 				for _, n := range []*vnode{hi, lo} {
-					noBogus(t, n.name, n.allLogs())
+					noBogus(r, n.name, n.allLogs())
 					if n.ours {
-						checkTshark(t, file, n.addr)
+						checkTshark(r, file, n.addr)
 					}
 				}
 				adv := v.spec.adv()
 				v3 := v.spec.version == 3
 				term, kill := vbounds(adv, 100, v3)
-				t.Logf("TAKEOVER %-8s %-26s SIGTERM %7.1f ms (bound %6.1f)  SIGKILL %7.1f ms (bound %6.1f)", v.name, pairing.hi+" over "+pairing.lo,
+				r.logf("TAKEOVER %-8s %-26s SIGTERM %7.1f ms (bound %6.1f)  SIGKILL %7.1f ms (bound %6.1f)", v.name, pairing.hi+" over "+pairing.lo,
 					vms(tk.term), vms(term+100*time.Millisecond), vms(tk.kill), vms(kill+100*time.Millisecond))
 				slack := 100 * time.Millisecond
 				if os.Getenv("LVSLAB_VRRP_STRICT") == "" {
 					slack = adv + 2*time.Second
 				}
 				if tk.term > term+slack {
-					t.Errorf("SIGTERM takeover %v > skew %v + %v", tk.term, term, slack)
+					r.errorf("SIGTERM takeover %v > skew %v + %v", tk.term, term, slack)
 				}
 				if tk.kill > kill+slack {
-					t.Errorf("SIGKILL takeover %v > 3×advert_int + skew %v + %v", tk.kill, kill, slack)
+					r.errorf("SIGKILL takeover %v > 3×advert_int + skew %v + %v", tk.kill, kill, slack)
 				}
 				if v3 && (tk.kill >= time.Second || tk.term >= time.Second) {
-					t.Errorf("advert_int 0.1: takeover not sub-second (SIGTERM %v, SIGKILL %v)", tk.term, tk.kill)
+					r.errorf("advert_int 0.1: takeover not sub-second (SIGTERM %v, SIGKILL %v)", tk.term, tk.kill)
 				}
-			})
+			}()
 		}
 	}
+	wg.Wait()
 }
 
 // checkVisible: with ours MASTER, lvsadm -L -n shows the instance after
 // ipvsadm's table, lvsd's metrics export its state, and SIGUSR1 writes
 // keepalived's data dump.
-func checkVisible(t *testing.T, b *vbed, n *vnode) {
-	t.Helper()
+func checkVisible(r *vrun, n *vnode) {
+	r.t.Helper()
 	var list string
 	hasLine := func(fields ...string) bool {
 		for _, l := range strings.Split(list, "\n") {
@@ -483,25 +517,25 @@ func checkVisible(t *testing.T, b *vbed, n *vnode) {
 		return false
 	}
 	limit := time.Now().Add(3 * time.Second)
-	for list = e2e.LVSADM(t, n.ns, "-L -n"); !hasLine("VI_1", "51", "MASTER", "150", "eth0", vaVIP); list = e2e.LVSADM(t, n.ns, "-L -n") {
+	for list = e2e.LVSADM(r.t, n.ns, "-L -n"); !hasLine("VI_1", "51", "MASTER", "150", "eth0", vaVIP); list = e2e.LVSADM(r.t, n.ns, "-L -n") {
 		if time.Now().After(limit) {
-			t.Fatalf("lvsadm -L -n does not show VI_1 MASTER:\n%s", list)
+			r.fatalf("lvsadm -L -n does not show VI_1 MASTER:\n%s", list)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	table, _, _ := strings.Cut(list, "\n\n")
 	if !strings.HasPrefix(table, "IP Virtual Server version 1.2.1") || !strings.Contains(table, "TCP  "+vaVIP+":80 wlc") {
-		t.Errorf("lvsadm -L -n table:\n%s", list)
+		r.errorf("lvsadm -L -n table:\n%s", list)
 	}
 	if !hasLine(vaVIP, "owns", "VI_1", "eth0", "5") {
-		t.Errorf("lvsadm -L -n does not show lvsd owning the VIP:\n%s", list)
+		r.errorf("lvsadm -L -n does not show lvsd owning the VIP:\n%s", list)
 	}
 	data := filepath.Join(n.dir, "keepalived.data")
 	_ = os.Remove(data)
 	if err := n.p.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
+		r.fatalf("%v", err)
 	}
-	vwait(t, "keepalived.data", 3*time.Second, func() bool {
+	vwait(r, "keepalived.data", 3*time.Second, func() bool {
 		b, err := os.ReadFile(data)
 		return err == nil && strings.Contains(string(b), "------< VRRP Topology >------")
 	})
@@ -509,18 +543,18 @@ func checkVisible(t *testing.T, b *vbed, n *vnode) {
 	for _, want := range []string{" VRRP Instance = VI_1", "   State = MASTER", "   Virtual Router ID = 51", "   Priority = 150",
 		"   Advert interval = 100 milli-sec", "     " + vaVIP24 + " dev eth0 scope global set (lvsd owns)"} {
 		if !strings.Contains(string(dump), want+"\n") {
-			t.Errorf("keepalived.data lacks %q:\n%s", want, dump)
+			r.errorf("keepalived.data lacks %q:\n%s", want, dump)
 		}
 	}
 	metrics := n.ns.Run("curl", "-s", "http://127.0.0.1:9100/metrics")
 	for _, want := range []string{`lvsd_vrrp_state{instance="VI_1",state="MASTER",vrid="51"} 1`, `lvsd_vrrp_state{instance="VI_1",state="BACKUP",vrid="51"} 0`,
 		`lvsd_vrrp_priority{instance="VI_1",vrid="51"} 150`, `lvsd_vip_owned{vip="` + vaVIP + `"} 1`} {
 		if !strings.Contains(metrics, want+"\n") {
-			t.Errorf("metrics lack %s", want)
+			r.errorf("metrics lack %s", want)
 		}
 	}
 	if !strings.Contains(metrics, "lvsd_gratuitous_arps_total ") || strings.Contains(metrics, "lvsd_gratuitous_arps_total 0\n") {
-		t.Errorf("no gratuitous ARP counted:\n%s", grepLines(metrics, "arp"))
+		r.errorf("no gratuitous ARP counted:\n%s", grepLines(metrics, "arp"))
 	}
 }
 

@@ -71,10 +71,16 @@ func (s vspec) conf(prio int, ours bool) string {
 type vrun struct {
 	t    *testing.T
 	name string
+	// main: running on the test's goroutine (setup), where a fatal
+	// problem is t.Fatal.
+	main bool
 }
 
 func (r *vrun) fatalf(format string, args ...any) {
 	r.t.Helper()
+	if r.main {
+		r.t.Fatalf(r.name+": "+format, args...)
+	}
 	r.t.Errorf(r.name+": "+format, args...)
 	runtime.Goexit()
 }
@@ -454,12 +460,13 @@ func TestVRRPDaemonInterop(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, v := range variants {
 		for _, pairing := range []struct{ hi, lo string }{{"ours", "keepalived"}, {"keepalived", "ours"}, {"keepalived", "keepalived"}} {
-			r := &vrun{t: t, name: v.name + "/" + pairing.hi + "-over-" + pairing.lo}
+			r := &vrun{t: t, name: v.name + "/" + pairing.hi + "-over-" + pairing.lo, main: true}
 			// Set up here, on the test's goroutine; the sequence runs
 			// concurrently with the others.
 			b := newVBed(t, "vd")
 			hi, lo := b.nodes(t, r, pairing.hi, pairing.lo, v.spec)
 			file, stopCapture := b.capture(t, r)
+			r.main = false
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"lvslab/internal/e2e"
+	"lvslab/internal/nstest"
+	"lvslab/internal/testenv"
+)
+
+// soloConf is a director alone on its link: VI_1's VIP is a virtual
+// server's (lvsd answers for it), VI_2's is not (a kernel address).
+func soloConf(prio int, withVI2 bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {\n    %s\n  }\n}\n", prio, vaVIP24)
+	if withVI2 {
+		b.WriteString("vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {\n    192.0.2.200/24\n  }\n}\n")
+	}
+	fmt.Fprintf(&b, "virtual_server %s 80 {\n  lb_kind DR\n  protocol TCP\n  real_server 192.0.2.50 80 {\n    weight 1\n  }\n}\n", vaVIP)
+	return b.String()
+}
+
+type solo struct {
+	t    *testing.T
+	r    *vrun
+	n    *vnode
+	conf string
+}
+
+func newSolo(t *testing.T) *solo {
+	nstest.Require(t)
+	testenv.Tools(t, "keepalived")
+	d := nstest.New(t, "vsd")
+	p := nstest.New(t, "vsp")
+	nstest.Veth(t, d, "eth0", p, "eth0", 1500)
+	d.Addr("eth0", vaA+"/24")
+	p.Addr("eth0", vaB+"/24")
+	e2e.StartLVSD(t, d, "eth0")
+	dir := t.TempDir()
+	r := &vrun{t: t, name: "solo", main: true}
+	s := &solo{t: t, r: r, n: &vnode{t: t, r: r, ns: d, addr: vaA, name: "ours", ours: true, dir: dir}, conf: filepath.Join(dir, "keepalived.conf")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lvskeepalived log:\n%s", s.n.allLogs())
+		}
+	})
+	return s
+}
+
+func (s *solo) write(text string) {
+	if err := os.WriteFile(s.conf, []byte(text), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *solo) start(extra ...string) {
+	args := append([]string{"TMPDIR=" + s.n.dir, e2e.Bin(s.t, "lvskeepalived"), "-n", "-l", "-G", "-f", s.conf,
+		"-p", filepath.Join(s.n.dir, "ka.pid"), "-r", filepath.Join(s.n.dir, "vrrp.pid"), "-c", filepath.Join(s.n.dir, "chk.pid")}, extra...)
+	s.n.p, s.n.log = s.n.ns.Start("env", args...)
+}
+
+func (s *solo) hup() {
+	if err := s.n.p.Process.Signal(syscall.SIGHUP); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *solo) hasKernel(addr string) bool {
+	out := s.n.ns.Run("ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	return strings.Contains(out, " "+addr+"/")
+}
+
+func (s *solo) waitLog(what string, n int) {
+	vwait(s.r, fmt.Sprintf("%d× %q in the log", n, what), 5*time.Second, func() bool { return strings.Count(s.n.log.String(), what) >= n })
+}
+
+// TestVRRPDaemonReload: SIGHUP with the VRRP part unchanged keeps the
+// instances as they are; a configuration with a fatal error keeps the
+// running one; a changed one stops the old instances (releasing and
+// removing what they held) and starts the new; a VIP no virtual server
+// uses is a kernel address, one lvsd serves is lvsd's and never the
+// kernel's.
+func TestVRRPDaemonReload(t *testing.T) {
+	s := newSolo(t)
+	s.write(soloConf(150, true))
+	s.start()
+	vwait(s.r, "both instances master", 5*time.Second, func() bool {
+		return s.n.hasVIP() && s.hasKernel("192.0.2.200") && strings.Count(s.n.log.String(), "Entering MASTER STATE") == 2
+	})
+	if s.hasKernel(vaVIP) {
+		t.Error("the VIP lvsd serves was added to the kernel")
+	}
+	if o, _ := s.n.ownership(); o.GARPs != 5 {
+		t.Errorf("lvsd sent %d gratuitous ARPs on taking the VIP over, want garp_master_repeat 5", o.GARPs)
+	}
+	s.hup()
+	s.waitLog("VRRP configuration unchanged", 1)
+	s.write("vrrp_instance VI_1 {\n  priority\n}\n") // a keyword without its value: fatal
+	s.hup()
+	s.waitLog("Reload failed", 1)
+	time.Sleep(300 * time.Millisecond) // three adverts: nothing may have moved
+	if l := s.n.log.String(); strings.Count(l, "Entering MASTER STATE") != 2 || strings.Count(l, "Entering BACKUP STATE") != 2 {
+		t.Fatalf("a reload that changed nothing moved an instance:\n%s", l)
+	}
+	if !s.n.hasVIP() || !s.hasKernel("192.0.2.200") {
+		t.Fatal("a refused reload dropped a VIP")
+	}
+	s.write(soloConf(160, false))
+	s.hup()
+	s.waitLog("VRRP configuration reloaded (1 instances)", 1)
+	vwait(s.r, "VI_2's kernel VIP removed", 3*time.Second, func() bool { return !s.hasKernel("192.0.2.200") })
+	s.waitLog("Entering MASTER STATE", 3)
+	vwait(s.r, "VI_1 owned again", 3*time.Second, s.n.hasVIP)
+	s.n.termAsync()()
+	if s.n.hasVIP() {
+		t.Error("SIGTERM left lvsd owning the VIP")
+	}
+	// lvsd keeps the service lvskeepalived put there only with -I; the
+	// report says STOP.
+	list := e2e.LVSADM(t, s.n.ns, "-L -n")
+	if !strings.Contains(list, "VRRP (lvskeepalived pid") || !strings.Contains(list, " STOP ") {
+		t.Errorf("lvsadm -L -n after SIGTERM:\n%s", list)
+	}
+}
+
+// TestVRRPDaemonDontRelease: with -V, SIGTERM sends priority 0 but leaves
+// the VIPs where they are (lvsd still owns its VIP, the kernel keeps the
+// other); without -I the service itself goes, as keepalived removes its
+// IPVS topology.
+func TestVRRPDaemonDontRelease(t *testing.T) {
+	s := newSolo(t)
+	s.write(soloConf(150, true))
+	s.start("-V")
+	vwait(s.r, "both instances master", 5*time.Second, func() bool { return s.n.hasVIP() && s.hasKernel("192.0.2.200") })
+	s.n.termAsync()()
+	if o, _ := s.n.ownership(); !o.Owned || !s.hasKernel("192.0.2.200") {
+		t.Errorf("-V: SIGTERM released (lvsd owns %v, kernel holds 192.0.2.200 %v)", o.Owned, s.hasKernel("192.0.2.200"))
+	}
+}
+
+// TestVRRPDaemonSides: -C runs the checkers only (lvsd gets the service,
+// nobody owns or releases anything), -P the VRRP side only (no service is
+// programmed, the instance runs).
+func TestVRRPDaemonSides(t *testing.T) {
+	s := newSolo(t)
+	s.write(soloConf(150, false))
+	s.start("-C")
+	vwait(s.r, "the service programmed", 5*time.Second, func() bool {
+		return strings.Contains(e2e.LVSADM(t, s.n.ns, "-S -n"), "-A -t "+vaVIP+":80")
+	})
+	time.Sleep(500 * time.Millisecond) // five advert intervals
+	if strings.Contains(s.n.log.String(), "Entering") {
+		t.Errorf("-C ran VRRP:\n%s", s.n.log.String())
+	}
+	if strings.Contains(e2e.LVSADM(t, s.n.ns, "-L -n"), "VRRP (") {
+		t.Error("-C reported VRRP state")
+	}
+	s.n.termAsync()()
+	if out := e2e.LVSADM(t, s.n.ns, "-S -n"); strings.Contains(out, "-A -t") {
+		t.Fatalf("SIGTERM left the service:\n%s", out)
+	}
+	s.start("-P")
+	s.waitLog("(VI_1) Entering MASTER STATE", 1)
+	// The configuration's virtual server makes the VIP lvsd's, whoever
+	// programs the service (an lvskeepalived -C beside this one).
+	vwait(s.r, "VI_1 owned", 3*time.Second, func() bool { o, _ := s.n.ownership(); return o.Owned })
+	if s.hasKernel(vaVIP) {
+		t.Error("-P added lvsd's VIP to the kernel")
+	}
+	if out := e2e.LVSADM(t, s.n.ns, "-S -n"); strings.Contains(out, "-A -t") {
+		t.Errorf("-P programmed services:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -124,8 +125,12 @@ func (o *lvsdOwner) doLocked(req ctl.Request) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		if o.c == nil {
-			var c *ctl.Client
-			if c, err = ctl.Dial(o.socket); err != nil {
+			// Bounded like a request: ctl.Dial would wait 10 s on a full
+			// listen queue.
+			ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
+			c, derr := ctl.DialContext(ctx, o.socket)
+			cancel()
+			if err = derr; err != nil {
 				continue
 			}
 			c.Timeout = ownTimeout

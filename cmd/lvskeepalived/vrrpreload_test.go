@@ -16,9 +16,13 @@ import (
 
 // soloConf is a director alone on its link: VI_1's VIP is a virtual
 // server's (lvsd answers for it), VI_2's is not (a kernel address).
-func soloConf(prio int, withVI2 bool) string {
+func soloConf(prio int, withVI2 bool, notifyDir ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {\n    %s\n  }\n}\n", prio, vaVIP24)
+	notify := ""
+	for _, d := range notifyDir {
+		notify = fmt.Sprintf("  notify_master \"/usr/bin/touch %s/master\"\n  notify_stop \"/usr/bin/touch %s/stopped\"\n", d, d)
+	}
+	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  version 3\n  advert_int 0.1\n%s  virtual_ipaddress {\n    %s\n  }\n}\n", prio, notify, vaVIP24)
 	if withVI2 {
 		b.WriteString("vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {\n    192.0.2.200/24\n  }\n}\n")
 	}
@@ -34,6 +38,12 @@ type solo struct {
 }
 
 func newSolo(t *testing.T) *solo {
+	s := newSoloNoLVSD(t)
+	e2e.StartLVSD(t, s.n.ns, "eth0")
+	return s
+}
+
+func newSoloNoLVSD(t *testing.T) *solo {
 	nstest.Require(t)
 	testenv.Tools(t, "keepalived")
 	d := nstest.New(t, "vsd")
@@ -41,7 +51,6 @@ func newSolo(t *testing.T) *solo {
 	nstest.Veth(t, d, "eth0", p, "eth0", 1500)
 	d.Addr("eth0", vaA+"/24")
 	p.Addr("eth0", vaB+"/24")
-	e2e.StartLVSD(t, d, "eth0")
 	dir := t.TempDir()
 	r := &vrun{t: t, name: "solo", main: true}
 	s := &solo{t: t, r: r, n: &vnode{t: t, r: r, ns: d, addr: vaA, name: "ours", ours: true, dir: dir}, conf: filepath.Join(dir, "keepalived.conf")}
@@ -111,15 +120,19 @@ func TestVRRPDaemonReload(t *testing.T) {
 	if !s.n.hasVIP() || !s.hasKernel("192.0.2.200") {
 		t.Fatal("a refused reload dropped a VIP")
 	}
-	s.write(soloConf(160, false))
+	s.write(soloConf(160, false, s.n.dir))
 	s.hup()
 	s.waitLog("VRRP configuration reloaded (1 instances)", 1)
 	vwait(s.r, "VI_2's kernel VIP removed", 3*time.Second, func() bool { return !s.hasKernel("192.0.2.200") })
 	s.waitLog("Entering MASTER STATE", 3)
 	vwait(s.r, "VI_1 owned again", 3*time.Second, s.n.hasVIP)
+	vwait(s.r, "notify_master ran", 3*time.Second, func() bool { _, err := os.Stat(filepath.Join(s.n.dir, "master")); return err == nil })
 	s.n.termAsync()()
 	if s.n.hasVIP() {
 		t.Error("SIGTERM left lvsd owning the VIP")
+	}
+	if _, err := os.Stat(filepath.Join(s.n.dir, "stopped")); err != nil {
+		t.Errorf("notify_stop had not run when lvskeepalived exited: %v", err)
 	}
 	// lvsd keeps the service lvskeepalived put there only with -I; the
 	// report says STOP.
@@ -175,5 +188,36 @@ func TestVRRPDaemonSides(t *testing.T) {
 	}
 	if out := e2e.LVSADM(t, s.n.ns, "-S -n"); strings.Contains(out, "-A -t") {
 		t.Errorf("-P programmed services:\n%s", out)
+	}
+}
+
+// TestVRRPDaemonLvsdRestart: an lvsd restarted under a running MASTER
+// (here with --no-arp, every VIP released) owns the VIP again within the
+// resend interval, without a VRRP transition; lvskeepalived killed leaves
+// lvsd owning it. (The checker side reprograms a restarted lvsd's services
+// only at its next change or failed sync: not this test's subject.)
+func TestVRRPDaemonLvsdRestart(t *testing.T) {
+	s := newSoloNoLVSD(t)
+	startLVSD := func(extra ...string) *nstest.Proc {
+		p, _ := s.n.ns.Start(e2e.Bin(t, "lvsd"), append([]string{"-i", "eth0", "--state-dir", t.TempDir()}, extra...)...)
+		vwait(s.r, "lvsd up", 10*time.Second, func() bool { _, err := s.n.ns.Try(e2e.Bin(t, "lvsadm"), "-L", "-n"); return err == nil })
+		return p
+	}
+	lvsd := startLVSD()
+	s.write(soloConf(150, false))
+	s.start()
+	vwait(s.r, "VI_1 master, lvsd owns the VIP", 5*time.Second, s.n.hasVIP)
+	_ = syscall.Kill(-lvsd.Process.Pid, syscall.SIGKILL)
+	_ = lvsd.Wait()
+	startLVSD("--no-arp")
+	owned := func() bool { o, _ := s.n.ownership(); return o.Owned }
+	vwait(s.r, "the new lvsd owns the VIP", 2*resendEvery+3*time.Second, owned)
+	if n := strings.Count(s.n.log.String(), "Entering MASTER STATE"); n != 1 {
+		t.Errorf("lvsd's restart moved the instance (%d MASTER transitions)", n)
+	}
+	s.n.kill()
+	time.Sleep(2 * resendEvery)
+	if !owned() {
+		t.Error("lvsd gave up the VIP when lvskeepalived was killed")
 	}
 }

@@ -153,7 +153,6 @@ type vrrpSide struct {
 	hooks  *splitHooks
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error
 
 	mu    sync.Mutex
 	since map[string]time.Time
@@ -208,8 +207,8 @@ func (v *vrrpSide) start(s *vrrpSetup) {
 	go func() {
 		defer close(v.done)
 		if err := r.Run(ctx); err != nil {
+			// keepalived logs and carries on with the checkers too.
 			v.log.printf("VRRP: %v", err)
-			v.err = err
 		}
 	}()
 	go v.reporter(r, h)

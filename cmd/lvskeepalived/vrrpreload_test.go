@@ -221,3 +221,24 @@ func TestVRRPDaemonLvsdRestart(t *testing.T) {
 		t.Error("lvsd gave up the VIP when lvskeepalived was killed")
 	}
 }
+
+// TestVRRPDaemonFault: the instance's interface going down is FAULT, and
+// lvsd releases the VIP; back up, the instance is MASTER again and lvsd
+// owns it.
+func TestVRRPDaemonFault(t *testing.T) {
+	s := newSolo(t)
+	s.write(soloConf(150, false))
+	s.start()
+	owned := func() bool { o, _ := s.n.ownership(); return o.Owned }
+	vwait(s.r, "VI_1 master, lvsd owns the VIP", 5*time.Second, owned)
+	s.n.ns.Run("ip", "link", "set", "eth0", "down")
+	s.waitLog("(VI_1) Entering FAULT STATE", 1)
+	vwait(s.r, "lvsd releases the VIP in FAULT", 3*time.Second, func() bool { return !owned() })
+	s.n.ns.Run("ip", "link", "set", "eth0", "up")
+	s.waitLog("(VI_1) Entering MASTER STATE", 2)
+	vwait(s.r, "lvsd owns the VIP again", 3*time.Second, owned)
+	list := e2e.LVSADM(t, s.n.ns, "-L -n")
+	if !strings.Contains(list, " MASTER ") {
+		t.Errorf("lvsadm -L -n:\n%s", list)
+	}
+}

@@ -42,8 +42,8 @@ type splitHooks struct {
 // routes) and only lvsd's VIPs.
 func (h *splitHooks) split(c *vrrp.Config) (kernel, lvsd *vrrp.Config) {
 	k, l := *c, *c
-	part := func(vips []vip, served bool) []vip {
-		var out []vip
+	part := func(vips []vrrp.VIP, served bool) []vrrp.VIP {
+		var out []vrrp.VIP
 		for _, v := range vips {
 			if h.served[v.Prefix.Addr()] == served {
 				out = append(out, v)
@@ -59,8 +59,6 @@ func (h *splitHooks) split(c *vrrp.Config) (kernel, lvsd *vrrp.Config) {
 	l.VirtualRoutes = nil
 	return &k, &l
 }
-
-type vip = vrrp.VIP
 
 func (h *splitHooks) Prepare(c *vrrp.Config) error {
 	if err := h.kernel.Prepare(c); err != nil {

@@ -120,6 +120,16 @@ func serve(o options) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
+	var setup *vrrpSetup
+	if d.vrrpSide() {
+		// Checked before anything is applied: a configuration the VRRP
+		// side cannot run changes nothing.
+		if setup, err = convertVRRP(cfg); err != nil {
+			lg.printf("%v", err)
+			lg.printf("Stopping: the VRRP side cannot run configuration %s", o.file)
+			return exitConfig
+		}
+	}
 	if d.checkers() {
 		if cfg.Global.LVSFlush {
 			if err := d.lvsd.do(config.Command{Op: config.OpClear}); err != nil {
@@ -128,17 +138,10 @@ func serve(o options) int {
 		}
 		d.install(cfg, nil)
 	}
-	if d.vrrpSide() {
+	if setup != nil {
 		// After the checkers' first sync, so lvsd has the services when
 		// an instance takes its VIPs over.
-		v, err := startVRRP(cfg, socket, lg)
-		if err != nil {
-			lg.printf("VRRP: %v", err)
-			lg.printf("Stopping: the VRRP side cannot run configuration %s", o.file)
-			d.shutdown()
-			return exitConfig
-		}
-		d.vrrp = v
+		d.vrrp = startVRRP(setup, socket, lg)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -559,10 +562,16 @@ func (d *daemon) reload() {
 	for _, dg := range cfg.Diags {
 		d.log.printf("%s", dg)
 	}
-	d.cfgAll = cfg
 	if d.vrrp != nil {
-		d.vrrp.reload(cfg)
+		setup, err := convertVRRP(cfg)
+		if err != nil {
+			d.log.printf("%v", err)
+			d.log.printf("Reload failed: the VRRP side cannot run configuration %s, keeping the running configuration", d.opts.file)
+			return
+		}
+		d.vrrp.reload(setup)
 	}
+	d.cfgAll = cfg
 	old := map[string]*vsState{}
 	for _, v := range d.vss {
 		old[v.key] = v

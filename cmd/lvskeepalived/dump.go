@@ -62,8 +62,7 @@ func (v *vrrpSide) dump(cfg *keepalived.Config, w io.Writer) {
 		if v.router != nil {
 			in = v.router.Instance(c0.Name)
 		}
-		c := c0
-		_ = c.Normalize()
+		c, _ := normalized(c0)
 		state, prio := vrrp.Init, c.Priority
 		if in != nil {
 			c, state, prio = *in.Config(), in.State(), in.Priority()

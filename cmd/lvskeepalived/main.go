@@ -354,7 +354,23 @@ func configTest(file string, out, dumpOut io.Writer) int {
 	if dumpOut != nil {
 		dump(cfg, dumpOut)
 	}
-	return report(cfg, out)
+	code := report(cfg, out)
+	if cfg.Fatal() {
+		return code
+	}
+	// What the VRRP side would refuse or ignore, with file:line too.
+	s, err := convertVRRP(cfg)
+	if err != nil {
+		fmt.Fprintln(out, err)
+	} else {
+		for _, w := range s.Warnings {
+			fmt.Fprintln(out, w)
+		}
+	}
+	if (err != nil || len(s.Warnings) > 0) && code == exitOK {
+		code = exitTestFail
+	}
+	return code
 }
 
 // dumpTo is where -d/--dump-conf writes the parsed configuration.

@@ -40,6 +40,9 @@ func TestConfigTestExitCodes(t *testing.T) {
 		{"warning", "global_defs {\n bogus 1\n}\n", 5, ":2: warning: Unknown keyword 'bogus'"},
 		{"fatal", "global_defs {\n router_id\n}\n", 2, ":2: fatal: *** Configuration line starting `router_id` is missing a parameter"},
 		{"security", strings.Replace(clean, " protocol TCP\n", " protocol TCP\n quorum_up /bin/true\n", 1), 6, ":5: security: SECURITY VIOLATION"},
+		// The VRRP side's refusals are reported with file:line too.
+		{"vrrp", "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  2001:db8::1\n }\n}\n", 5,
+			":5: error: vrrp_instance V: virtual_ipaddress: 2001:db8::1/128: only IPv4 is implemented"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := write(t, tc.text)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,10 +39,10 @@ func convertVRRP(cfg *keepalived.Config) (*vrrpSetup, error) {
 	out := &vrrpSetup{Served: map[netip.Addr]bool{}}
 	var errs []error
 	fail := func(pos keepalived.Pos, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", pos, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%s: error: %s", pos, fmt.Sprintf(format, args...)))
 	}
 	warn := func(pos keepalived.Pos, format string, args ...any) {
-		out.Warnings = append(out.Warnings, fmt.Sprintf("%s: %s", pos, fmt.Sprintf(format, args...)))
+		out.Warnings = append(out.Warnings, fmt.Sprintf("%s: warning: %s", pos, fmt.Sprintf(format, args...)))
 	}
 
 	for _, svc := range cfg.Table().Services {
@@ -150,13 +151,33 @@ func convertVRRP(cfg *keepalived.Config) (*vrrpSetup, error) {
 	// Normalize here too, so that a problem vrrp would refuse at start is
 	// reported with the instance's place, at load (and at reload, before
 	// anything changes).
-	for i := range out.Instances {
-		c := out.Instances[i]
-		if err := c.Normalize(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", instancePos(cfg, c.Name), err))
+	for _, c := range out.Instances {
+		if _, err := normalized(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s: error: %w", instancePos(cfg, c.Name), err))
 		}
 	}
-	return out, errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// normalized is c with vrrp's defaults applied, on copies of its slices
+// (Normalize fills them in place; the setup stays as converted).
+func normalized(c vrrp.Config) (vrrp.Config, error) {
+	c = cloneConfig(c)
+	err := c.Normalize()
+	return c, err
+}
+
+// cloneConfig copies the slices Normalize changes in place (vrrp.NewRouter
+// normalizes what it is given too), so a setup compares equal to the same
+// configuration converted again at a reload.
+func cloneConfig(c vrrp.Config) vrrp.Config {
+	c.VirtualIPAddress = slices.Clone(c.VirtualIPAddress)
+	c.VirtualIPAddressExcluded = slices.Clone(c.VirtualIPAddressExcluded)
+	c.TrackScript = slices.Clone(c.TrackScript)
+	return c
 }
 
 func instancePos(cfg *keepalived.Config, name string) keepalived.Pos {

@@ -153,18 +153,18 @@ virtual_server 192.0.2.100 80 {
 func TestConvertVRRPErrors(t *testing.T) {
 	for _, tc := range []struct{ name, conf, want string }{
 		{"ipv6 vip", "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  2001:db8::1\n }\n}\n",
-			"/k/keepalived.conf:5: vrrp_instance V: virtual_ipaddress: 2001:db8::1/128: only IPv4 is implemented"},
+			"/k/keepalived.conf:5: error: vrrp_instance V: virtual_ipaddress: 2001:db8::1/128: only IPv4 is implemented"},
 		{"missing script", "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n track_script {\n  nope\n }\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n",
-			"/k/keepalived.conf:1: vrrp_instance V: track_script nope: no vrrp_script nope"},
+			"/k/keepalived.conf:1: error: vrrp_instance V: track_script nope: no vrrp_script nope"},
 		{"bad route", "static_routes {\n 10.0.0.0/8 via 192.0.2.1 proto static\n}\n",
-			"/k/keepalived.conf:2: static_routes: route 10.0.0.0/8 via 192.0.2.1 proto static: proto is not implemented"},
+			"/k/keepalived.conf:2: error: static_routes: route 10.0.0.0/8 via 192.0.2.1 proto static: proto is not implemented"},
 		{"bad ttl", "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n unicast_ttl 300\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n",
-			`/k/keepalived.conf:4: vrrp_instance V: unicast_ttl: "300" outside 1-255`},
-		{"static without dev", "static_ipaddress {\n 192.0.2.9/24\n}\n", "/k/keepalived.conf:2: static_ipaddress 192.0.2.9/24: needs dev IF"},
+			`/k/keepalived.conf:4: error: vrrp_instance V: unicast_ttl: "300" outside 1-255`},
+		{"static without dev", "static_ipaddress {\n 192.0.2.9/24\n}\n", "/k/keepalived.conf:2: error: static_ipaddress 192.0.2.9/24: needs dev IF"},
 		{"group member twice", "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n}\nvrrp_sync_group G {\n group {\n  A\n }\n}\nvrrp_sync_group H {\n group {\n  A\n }\n}\n",
-			"/k/keepalived.conf:10: vrrp_sync_group H: vrrp_instance A is already in sync group G"},
+			"/k/keepalived.conf:10: error: vrrp_sync_group H: vrrp_instance A is already in sync group G"},
 		{"normalize", "vrrp_instance N {\n interface eth0\n virtual_router_id 7\n down_timer_adverts 200\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n",
-			"/k/keepalived.conf:1: vrrp_instance N: down_timer_adverts 200 outside 1-100"},
+			"/k/keepalived.conf:1: error: vrrp_instance N: down_timer_adverts 200 outside 1-100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := convertVRRP(loadConf(t, tc.conf))

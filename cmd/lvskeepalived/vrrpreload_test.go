@@ -113,6 +113,10 @@ func TestVRRPDaemonReload(t *testing.T) {
 	s.write("vrrp_instance VI_1 {\n  priority\n}\n") // a keyword without its value: fatal
 	s.hup()
 	s.waitLog("Reload failed", 1)
+	// One the VRRP side cannot run (an IPv6 VIP) is refused whole too.
+	s.write(strings.Replace(soloConf(150, true), "192.0.2.200/24", "2001:db8::200", 1))
+	s.hup()
+	s.waitLog("Reload failed: the VRRP side cannot run", 1)
 	time.Sleep(300 * time.Millisecond) // three adverts: nothing may have moved
 	if l := s.n.log.String(); strings.Count(l, "Entering MASTER STATE") != 2 || strings.Count(l, "Entering BACKUP STATE") != 2 {
 		t.Fatalf("a reload that changed nothing moved an instance:\n%s", l)

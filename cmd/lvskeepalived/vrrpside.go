@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"lvslab/config/keepalived"
 	"lvslab/ipvs/ctl"
 	"lvslab/vrrp"
 )
@@ -160,15 +159,11 @@ type vrrpSide struct {
 	reported   chan struct{}
 }
 
-// startVRRP converts cfg and starts its instances (nothing if it has none).
-func startVRRP(cfg *keepalived.Config, socket string, log *logger) (*vrrpSide, error) {
-	s, err := convertVRRP(cfg)
-	if err != nil {
-		return nil, err
-	}
+// startVRRP starts a converted setup's instances (nothing if it has none).
+func startVRRP(s *vrrpSetup, socket string, log *logger) *vrrpSide {
 	v := &vrrpSide{log: log, owner: &lvsdOwner{socket: socket, logf: log.printf}}
 	v.start(s)
-	return v, nil
+	return v
 }
 
 func (v *vrrpSide) start(s *vrrpSetup) {
@@ -190,7 +185,11 @@ func (v *vrrpSide) start(s *vrrpSetup) {
 		close(v.reported)
 		return
 	}
-	r, err := vrrp.NewRouter(vrrp.Options{Instances: s.Instances, Groups: s.Groups, Hooks: h, Log: slogger})
+	insts := make([]vrrp.Config, len(s.Instances))
+	for i, c := range s.Instances {
+		insts[i] = cloneConfig(c)
+	}
+	r, err := vrrp.NewRouter(vrrp.Options{Instances: insts, Groups: s.Groups, Hooks: h, Log: slogger})
 	if err != nil {
 		// convertVRRP normalized every instance already: only a rule
 		// NewRouter adds (an instance twice) can be left.
@@ -288,14 +287,10 @@ func (v *vrrpSide) stop(keep bool) {
 // keeps running untouched (its instances keep their states); a changed one
 // stops the running instances as SIGTERM does and starts the new ones
 // (keepalived carries an instance's state across a reload; here the peer
-// holds the VIP while the new instance elects again). A configuration the
-// VRRP side cannot run changes nothing.
-func (v *vrrpSide) reload(cfg *keepalived.Config) {
-	s, err := convertVRRP(cfg)
-	if err != nil {
-		v.log.printf("VRRP reload failed, keeping the running VRRP configuration: %v", err)
-		return
-	}
+// holds the VIP while the new instance elects again). The caller has
+// converted the configuration (one the VRRP side cannot run changes
+// nothing, on either side).
+func (v *vrrpSide) reload(s *vrrpSetup) {
 	if v.setup != nil && reflect.DeepEqual(s.Instances, v.setup.Instances) && reflect.DeepEqual(s.Groups, v.setup.Groups) &&
 		reflect.DeepEqual(s.Static, v.setup.Static) && reflect.DeepEqual(s.Served, v.setup.Served) {
 		v.log.printf("VRRP configuration unchanged")

@@ -14,6 +14,32 @@ import (
 // lvsd: lvskeepalived -f CONF, programming lvsd over its control socket.
 const ProcKeepalived = "lvskeepalived"
 
+// ProcNodeKeepalived is the process of a node's keepalived: (either
+// implementation).
+const ProcNodeKeepalived = "keepalived"
+
+// RunsNodeKeepalived reports whether the node gets the process keepalived
+// from its keepalived: field.
+func (s *Spec) RunsNodeKeepalived(n *Node) bool {
+	if n.Keepalived == nil || n.Keepalived.Config == "" {
+		return false
+	}
+	return n.Keepalived.Impl() == ImplKeepalived || s.RunsLVSD(n)
+}
+
+// keepalivedFile is the keepalived.conf that lvskeepalived reads on the
+// node (director.keepalived or keepalived: with implementation
+// lvskeepalived), "" for none: its virtual servers are the node's rules.
+func (s *Spec) keepalivedFile(n *Node) string {
+	if n.Director != nil && n.Director.Keepalived != "" {
+		return n.Director.Keepalived
+	}
+	if k := n.Keepalived; k != nil && k.Impl() == ImplLVSKeepalived {
+		return k.Config
+	}
+	return ""
+}
+
 // RunsKeepalived reports whether the node gets an lvskeepalived process.
 func (s *Spec) RunsKeepalived(n *Node) bool {
 	return n.Director != nil && n.Director.Keepalived != "" && s.RunsLVSD(n)
@@ -24,6 +50,14 @@ func (s *Spec) RunsKeepalived(n *Node) bool {
 // on what the file says.
 func (s *Spec) LoadKeepalived(d *Director) *keepalived.Config {
 	return keepalived.Load(s.Abs(d.Keepalived))
+}
+
+// loadNodeKeepalived reads a keepalived: file with the parser, its
+// vrrp_instance interfaces checked against the node's own.
+func (s *Spec) loadNodeKeepalived(n *Node) *keepalived.Config {
+	return keepalived.LoadOptions(keepalived.OSFS{}, s.Abs(n.Keepalived.Config), keepalived.Options{
+		InterfaceExists: func(name string) bool { return name == "lo" || n.Interface(name) != nil },
+	})
 }
 
 // keepalivedCommands is the IPVS table a keepalived.conf asks for, as the
@@ -74,6 +108,82 @@ func (c *checker) keepalived(n *Node, p string) {
 			c.errorf(indexPath(p+".keepalived_args", i), "%s is the lab's to give (keepalived: names the file; -t/-T do not run the daemon)", a)
 		}
 	}
+}
+
+// nodeKeepalived checks a node's keepalived: the implementation can run
+// there, the file loads (what keepalived aborts on or refuses is an error
+// naming FILE:LINE, as for director.keepalived), every vrrp_instance names
+// an interface of the node, and Debian's keepalived is not handed virtual
+// servers it would silently leave out (it runs VRRP only here).
+func (c *checker) nodeKeepalived(n *Node, p string) {
+	k := n.Keepalived
+	p += ".keepalived"
+	if k.Config == "" {
+		return // the decoder said config is required
+	}
+	switch k.Impl() {
+	case ImplLVSKeepalived:
+		if !c.s.RunsLVSD(n) {
+			c.errorf(p+".implementation", "lvskeepalived programs the node's lvsd: node %s runs none (role director, or director: {run: true})", n.Name)
+		}
+		if n.Director != nil && n.Director.Keepalived != "" {
+			c.errorf(p, "node %s already runs lvskeepalived from director.keepalived: give the file in one place", n.Name)
+		}
+	case ImplKeepalived:
+	default:
+		return // the decoder named the allowed values
+	}
+	if !c.fileExists(p+".config", k.Config) {
+		return
+	}
+	kc := c.s.loadNodeKeepalived(n)
+	rel := func(pos keepalived.Pos) string {
+		if r, err := filepath.Rel(c.s.Dir(), pos.File); err == nil && !strings.HasPrefix(r, "..") {
+			pos.File = r
+		}
+		return pos.String()
+	}
+	for _, dg := range kc.Diags {
+		if dg.Severity != keepalived.SevError && dg.Severity != keepalived.SevFatal {
+			continue
+		}
+		msg := fmt.Sprintf("%s: %s: %s", rel(dg.Pos), dg.Severity, dg.Msg)
+		if strings.Contains(dg.Msg, "for vrrp_instance") && strings.Contains(dg.Msg, "doesn't exist") {
+			msg += fmt.Sprintf(" (node %s has %s)", n.Name, strings.Join(ifaceNames(n), ", "))
+		} else if dg.Hint != "" {
+			msg += " (hint: " + dg.Hint + ")"
+		}
+		c.errorf(p+".config", "%s", msg)
+	}
+	if kc.Fatal() {
+		return
+	}
+	if k.Impl() == ImplKeepalived {
+		if len(kc.VRRP.Instances) == 0 {
+			c.errorf(p+".config", "%s has no vrrp_instance: Debian's keepalived runs VRRP only in the lab, so it would have nothing to do", k.Config)
+		}
+		for _, vs := range kc.VirtualServers {
+			c.errorf(p+".config", "%s: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director", rel(vs.Pos))
+			break
+		}
+	} else {
+		c.kaFrom[n.Name] = len(c.rules[n.Name])
+		c.rules[n.Name] = append(c.rules[n.Name], keepalivedCommands(kc)...)
+	}
+	for i, a := range k.Args {
+		switch a {
+		case "-f", "--use-file", "-t", "--config-test", "-T", "--genhash", "-p", "--pid", "-r", "--vrrp_pid", "-c", "--checkers_pid", "-b", "--bfd_pid":
+			c.errorf(indexPath(p+".args", i), "%s is the lab's to give (config: names the file, the pid files are in the node directory; -t/-T do not run the daemon)", a)
+		}
+	}
+}
+
+func ifaceNames(n *Node) []string {
+	out := make([]string, 0, len(n.Interfaces))
+	for _, ifc := range n.Interfaces {
+		out = append(out, ifc.Name)
+	}
+	return out
 }
 
 // serviceControls checks status, delay and body against the kind.

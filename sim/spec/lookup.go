@@ -95,6 +95,9 @@ func (s *Spec) ProcessNames(n *Node) []string {
 	if s.RunsKeepalived(n) {
 		names = append(names, ProcKeepalived)
 	}
+	if s.RunsNodeKeepalived(n) {
+		names = append(names, ProcNodeKeepalived)
+	}
 	for _, p := range n.Processes {
 		names = append(names, p.Name)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"lvslab/config"
+	"lvslab/config/keepalived"
 )
 
 // Role defaults, applied after validation so that the Spec a lab is built
@@ -97,6 +98,13 @@ func (r *resolver) errorf(path, format string, args ...any) {
 }
 
 func (r *resolver) parseRules(n *Node) {
+	if f := r.s.keepalivedFile(n); f != "" {
+		defer func() {
+			if kc := keepalived.Load(r.s.Abs(f)); !kc.Fatal() {
+				r.rules[n.Name] = append(r.rules[n.Name], keepalivedCommands(kc)...)
+			}
+		}()
+	}
 	d := n.Director
 	if d == nil {
 		return
@@ -118,11 +126,6 @@ func (r *resolver) parseRules(n *Node) {
 			for _, rl := range rules {
 				r.rules[n.Name] = append(r.rules[n.Name], rl.Command)
 			}
-		}
-	}
-	if d.Keepalived != "" {
-		if kc := r.s.LoadKeepalived(d); !kc.Fatal() {
-			r.rules[n.Name] = append(r.rules[n.Name], keepalivedCommands(kc)...)
 		}
 	}
 }
@@ -228,8 +231,8 @@ func (r *resolver) director(n *Node) {
 				fwd = true
 			}
 		}
-		if d.Keepalived != "" {
-			if b, err := os.ReadFile(r.s.Abs(d.Keepalived)); err == nil && natKeepalived.Match(b) {
+		if f := r.s.keepalivedFile(n); f != "" {
+			if b, err := os.ReadFile(r.s.Abs(f)); err == nil && natKeepalived.Match(b) {
 				fwd = true
 			}
 		}

@@ -216,7 +216,7 @@ func (Listen) jsonSchema() map[string]any {
 var knownFeatures = []string{
 	"veth", "bridge", "tun", "macvlan", "nftables", "tbf", "netem", "ipip", "ip_vs",
 	"socat", "tshark", "ethtool", "nft", "tc", "hping3", "curl", "ping", "vsftpd", "dnsmasq",
-	"lvsd", "lvsadm", "lvsrs", "lvskeepalived",
+	"lvsd", "lvsadm", "lvsrs", "lvskeepalived", "keepalived",
 }
 
 // KnownFeatures lists what requires: may name.

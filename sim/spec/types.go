@@ -123,6 +123,7 @@ type Node struct {
 	Processes    []Process      `yaml:"processes" doc:"processes started in the node"`
 	Services     []Service      `yaml:"services" doc:"built-in services (http-echo, tcp-sink, udp-echo)"`
 	Director     *Director      `yaml:"director" doc:"lvsd on this node (defaulted for role director)"`
+	Keepalived   *Keepalived    `yaml:"keepalived" doc:"a keepalived daemon of this node, process keepalived, log nodes/NODE/keepalived.log: Debian's keepalived (VRRP only) or lvskeepalived (beside the node's lvsd)"`
 	RealServer   *RealServer    `yaml:"realserver" doc:"lvsrs setup of this node (role realserver)"`
 }
 
@@ -268,6 +269,41 @@ type Director struct {
 	Flags          []string `yaml:"flags" doc:"extra lvsd flags"`
 	Socket         string   `yaml:"socket" doc:"control socket name (default @lvsd)"`
 	Forwarding     *bool    `yaml:"ip_forward" doc:"net.ipv4.ip_forward (default: on with NAT real servers, otherwise off)"`
+}
+
+// KeepalivedImpl names the program a node's keepalived: runs.
+type KeepalivedImpl string
+
+// The keepalived implementations.
+const (
+	// ImplKeepalived is Debian's keepalived 2.2.7, VRRP only (keepalived
+	// -P: the lab's kernels have no ip_vs for its checkers).
+	ImplKeepalived KeepalivedImpl = "keepalived"
+	// ImplLVSKeepalived is lvskeepalived beside the node's lvsd, which it
+	// programs over lvsd's control socket.
+	ImplLVSKeepalived KeepalivedImpl = "lvskeepalived"
+)
+
+func (KeepalivedImpl) enumValues() []string { return []string{"keepalived", "lvskeepalived"} }
+
+// Keepalived is the keepalived daemon of a node, run as keepalived runs in
+// production: in the foreground of its process group, from its own
+// keepalived.conf, logging to the console (the lab's process log). The
+// process is named keepalived whichever implementation runs it, so faults
+// (process.kill target: NODE/keepalived) and log triggers stay the same
+// when a scenario swaps one implementation for the other.
+type Keepalived struct {
+	Implementation KeepalivedImpl `yaml:"implementation" doc:"keepalived (default: Debian's keepalived, VRRP only, keepalived -P -n -l -D -G) or lvskeepalived (beside the node's lvsd, a director)"`
+	Config         string         `yaml:"config" lvs:"required" doc:"keepalived.conf (relative to the scenario file), checked at validation by lvskeepalived's parser with the node's interfaces"`
+	Args           []string       `yaml:"args" doc:"extra command-line flags"`
+}
+
+// Impl is the implementation, defaulted.
+func (k *Keepalived) Impl() KeepalivedImpl {
+	if k.Implementation == "" {
+		return ImplKeepalived
+	}
+	return k.Implementation
 }
 
 // RSMode is the forwarding method a real server is prepared for.

@@ -374,6 +374,9 @@ func (c *checker) node(i int) {
 	if s.RunsKeepalived(n) {
 		names[ProcKeepalived] = true
 	}
+	if s.RunsNodeKeepalived(n) {
+		names[ProcNodeKeepalived] = true
+	}
 	for j, sv := range n.Services {
 		sp := indexPath(p+".services", j)
 		name := sv.ServiceName()
@@ -419,6 +422,9 @@ func (c *checker) node(i int) {
 	c.procs[n.Name] = s.ProcessNames(n)
 	if d := n.Director; d != nil || (n.Role == RoleDirector && s.RoleDefaultsOn(n)) {
 		c.director(n, p+".director")
+	}
+	if n.Keepalived != nil {
+		c.nodeKeepalived(n, p)
 	}
 	if n.Role == RoleRealServer && n.RealServer == nil && s.RoleDefaultsOn(n) {
 		c.keyErrorf(p, "a realserver needs realserver: {mode: dr|tun|nat} (or role_defaults: false)")
@@ -512,10 +518,12 @@ func (c *checker) sysctls(path string, n *Node, list []Sysctl, when string) {
 	}
 }
 
-func (c *checker) fileExists(path, ref string) {
+func (c *checker) fileExists(path, ref string) bool {
 	if _, err := os.Stat(c.s.Abs(ref)); err != nil {
 		c.errorf(path, "cannot read %s: %v", c.s.Abs(ref), unwrapPathErr(err))
+		return false
 	}
+	return true
 }
 
 func unwrapPathErr(err error) error {
@@ -735,6 +743,9 @@ func (c *checker) publicAddresses() {
 			}
 			if from, ok := c.kaFrom[n.Name]; ok && k >= from {
 				path = p + ".director.keepalived"
+				if n.Keepalived != nil && n.Keepalived.Impl() == ImplLVSKeepalived {
+					path = p + ".keepalived.config"
+				}
 			}
 			check(path, cmd.Service.Addr)
 			check(path, cmd.Dest.Addr)

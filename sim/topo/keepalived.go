@@ -17,13 +17,12 @@ import (
 // lab process: process.kill, process.start and process.restart act on
 // node/lvskeepalived.
 func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, sock string) *Process {
-	conf := s.Abs(d.Keepalived)
-	// The process runs in the node directory; its includes are relative
-	// to the file's own directory, which keepalived needs absolute.
-	if abs, err := filepath.Abs(conf); err == nil {
-		conf = abs
-	}
-	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf}, d.KeepalivedArgs...)
+	return lvskeepalivedProcess(p, s, d.Keepalived, d.KeepalivedArgs, sock)
+}
+
+func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, sock string) *Process {
+	conf := absConf(s, file)
+	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf}, args...)
 	p.env = append(p.env, "LVSD_SOCKET="+sock)
 	p.after = append(p.after, p.Node+"/"+spec.ProcLVSD)
 	// Ready once lvsd holds the configuration's tables: the daemon logs
@@ -32,6 +31,49 @@ func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, sock string) 
 	p.ready = &spec.Ready{Log: spec.Regexp{Regexp: keepalivedActive},
 		Timeout: spec.Duration(60 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 	return p
+}
+
+// nodeKeepalivedProcess is a node's keepalived: process. Debian's
+// keepalived runs as in production, minus what the lab's kernels lack:
+// VRRP only (-P; its checkers need kernel ip_vs), in the foreground of the
+// process group (-n: a process.kill of NODE/keepalived signals the parent
+// and its VRRP child together, as killall keepalived does), logging with
+// detail to the console and not to syslog (-l -D -G), and with its pid
+// files in the node directory so two nodes' daemons never meet. The
+// parent respawns a VRRP child that dies, as it does in production.
+// lvskeepalived runs as beside a director's lvsd.
+func nodeKeepalivedProcess(p *Process, s *spec.Spec, k *spec.Keepalived, dir, sock string) (*Process, error) {
+	if k.Impl() == spec.ImplLVSKeepalived {
+		return lvskeepalivedProcess(p, s, k.Config, k.Args, sock), nil
+	}
+	run := filepath.Join(dir, "keepalived")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return nil, fmt.Errorf("keepalived's directory: %w", err)
+	}
+	pid := func(name string) string { return filepath.Join(run, name+".pid") }
+	p.argv = append([]string{"keepalived", "-P", "-n", "-l", "-D", "-G", "-f", absConf(s, k.Config),
+		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd")}, k.Args...)
+	// Ready when every VRRP instance has left INIT: each logs its first
+	// state (BACKUP, or FAULT with a tracked interface down), so traffic
+	// and faults never meet a daemon still reading its file.
+	p.ready = &spec.Ready{Log: spec.Regexp{Regexp: vrrpEntered},
+		Timeout: spec.Duration(20 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
+	return p, nil
+}
+
+// vrrpEntered is keepalived's first state line of an instance, e.g.
+// "(VI_1) Entering BACKUP STATE (init)".
+var vrrpEntered = regexp.MustCompile(`\) Entering (BACKUP|MASTER|FAULT) STATE`)
+
+// absConf is the file's absolute path: the process runs in the node
+// directory, and keepalived resolves includes against the file's own
+// directory, which it needs absolute.
+func absConf(s *spec.Spec, file string) string {
+	conf := s.Abs(file)
+	if abs, err := filepath.Abs(conf); err == nil {
+		conf = abs
+	}
+	return conf
 }
 
 var keepalivedActive = regexp.MustCompile(`Activating healthchecker for \d+ real servers`)

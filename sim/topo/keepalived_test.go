@@ -63,3 +63,59 @@ nodes:
 	assert.Equal(t, 503, c.Status)
 	assert.Equal(t, "2s", c.Delay.String())
 }
+
+// TestPlanNodeKeepalived: keepalived: runs Debian's keepalived VRRP-only in
+// the foreground with its pid files in the node directory, named
+// keepalived; with implementation lvskeepalived the same process name runs
+// lvskeepalived after the node's lvsd.
+func TestPlanNodeKeepalived(t *testing.T) {
+	dir := t.TempDir()
+	vrrp := "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n  priority 100\n  virtual_ipaddress {\n    10.0.0.50\n  }\n}\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "h.conf"), []byte(vrrp), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "d.conf"), []byte(vrrp), 0o644))
+	src := `name: t
+segments: {lan: {subnets: [10.0.0.0/24]}}
+nodes:
+  h:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.8/24}]
+    keepalived: {config: h.conf, args: [--vrrp]}
+  d:
+    role: director
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.9/24}]
+    director: {rules: ["-A -t 10.0.0.50:80 -s rr"]}
+    keepalived: {implementation: lvskeepalived, config: d.conf}
+`
+	s, err := spec.Parse([]byte(src), filepath.Join(dir, "t.yaml"), spec.Options{})
+	require.NoError(t, err)
+	l := &Lab{Spec: s, opts: Options{Self: "lvslab"}}
+	for i := range s.Nodes {
+		l.nodes = append(l.nodes, &Node{Name: s.Nodes[i].Name, Dir: filepath.Join(dir, "nodes", s.Nodes[i].Name), spec: &s.Nodes[i]})
+	}
+	procs, err := l.plan()
+	require.NoError(t, err)
+	var order []string
+	byName := map[string]*Process{}
+	for _, p := range procs {
+		order = append(order, p.Node+"/"+p.Name)
+		byName[p.Node+"/"+p.Name] = p
+	}
+	h := byName["h/keepalived"]
+	require.NotNil(t, h, "processes: %v", order)
+	run := filepath.Join(dir, "nodes", "h", "keepalived")
+	assert.Equal(t, []string{"keepalived", "-P", "-n", "-l", "-D", "-G", "-f", filepath.Join(dir, "h.conf"),
+		"-p", filepath.Join(run, "keepalived.pid"), "-r", filepath.Join(run, "vrrp.pid"),
+		"-c", filepath.Join(run, "checkers.pid"), "-b", filepath.Join(run, "bfd.pid"), "--vrrp"}, h.argv)
+	assert.DirExists(t, run)
+	assert.Equal(t, filepath.Join(dir, "nodes", "h", "keepalived.log"), h.logPath)
+	require.NotNil(t, h.ready)
+	assert.True(t, h.ready.Log.MatchString("Wed Dec  2 03:12:30 2026: (VI_1) Entering BACKUP STATE (init)"))
+	assert.False(t, h.ready.Log.MatchString("Wed Dec  2 03:12:30 2026: Startup complete"))
+
+	d := byName["d/keepalived"]
+	require.NotNil(t, d, "processes: %v", order)
+	assert.Nil(t, byName["d/lvskeepalived"])
+	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "d.conf")}, d.argv)
+	assert.Contains(t, d.env, "LVSD_SOCKET=@lvsd")
+	assert.Less(t, slices.Index(order, "d/lvsd"), slices.Index(order, "d/keepalived"))
+}

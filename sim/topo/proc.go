@@ -269,6 +269,20 @@ func (l *Lab) plan() ([]*Process, error) {
 				procs = append(procs, keepalivedProcess(mk(spec.ProcKeepalived, base+".director.keepalived"), s, d, sock))
 			}
 		}
+		if s.RunsNodeKeepalived(sn) {
+			sock := "@lvsd"
+			if d := sn.Director; d != nil && d.Socket != "" {
+				sock = d.Socket
+				if !strings.HasPrefix(sock, "@") && !strings.HasPrefix(sock, "/") {
+					sock = "@" + sock
+				}
+			}
+			p, err := nodeKeepalivedProcess(mk(spec.ProcNodeKeepalived, base+".keepalived"), s, sn.Keepalived, n.Dir, sock)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", sn.Name, err)
+			}
+			procs = append(procs, p)
+		}
 		for i, pr := range sn.Processes {
 			p := mk(pr.Name, fmt.Sprintf("%s.processes[%d]", base, i))
 			if pr.Shell != "" {
@@ -416,6 +430,9 @@ func (l *Lab) checkPrograms() error {
 		}
 		if l.Spec.RunsKeepalived(&n) {
 			check(spec.ProcKeepalived, base+".director.keepalived")
+		}
+		if l.Spec.RunsNodeKeepalived(&n) {
+			check(string(n.Keepalived.Impl()), base+".keepalived")
 		}
 		for i, p := range n.Processes {
 			if len(p.Cmd) > 0 {

@@ -1,0 +1,133 @@
+package spec
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const vrrpConf = `vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 1
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        10.0.0.50/24 dev eth0
+    }
+}
+`
+
+func parseNodeKA(t *testing.T, files map[string]string, src string) (*Spec, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+	}
+	return Parse([]byte(src), filepath.Join(dir, "t.yaml"), Options{})
+}
+
+// TestNodeKeepalived: a host with keepalived: gets the process keepalived
+// (Debian's by default), listed with the node's processes.
+func TestNodeKeepalived(t *testing.T) {
+	s, err := parseNodeKA(t, map[string]string{"a.conf": vrrpConf}, `name: t
+segments: {lan: {subnets: 10.0.0.0/24}}
+nodes:
+  a:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+    keepalived: {config: a.conf}
+`)
+	require.NoError(t, err)
+	n := s.Node("a")
+	assert.True(t, s.RunsNodeKeepalived(n))
+	assert.Equal(t, ImplKeepalived, n.Keepalived.Impl())
+	assert.Contains(t, s.ProcessNames(n), ProcNodeKeepalived)
+}
+
+// TestNodeKeepalivedErrors: each mistake is reported at the scenario's
+// line and column, naming the keepalived.conf line where it has one.
+func TestNodeKeepalivedErrors(t *testing.T) {
+	vs := vrrpConf + "virtual_server 10.0.0.50 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
+	wrongIf := "vrrp_instance VI_1 {\n    interface eth1\n    virtual_router_id 1\n    priority 100\n    virtual_ipaddress {\n        10.0.0.50\n    }\n}\n"
+	_, err := parseNodeKA(t, map[string]string{"vs.conf": vs, "if.conf": wrongIf, "empty.conf": "global_defs {\n}\n"}, `name: t
+segments: {lan: {subnets: 10.0.0.0/24}}
+nodes:
+  a:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+    keepalived: {config: vs.conf}
+  b:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.2/24}]
+    keepalived: {config: if.conf, args: [-f, x]}
+  c:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.3/24}]
+    keepalived: {config: empty.conf}
+  d:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.4/24}]
+    keepalived: {implementation: lvskeepalived, config: missing.conf}
+  e:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.5/24}]
+    keepalived: {implementation: keepalivd, config: vs.conf}
+`)
+	assert.ElementsMatch(t, []string{
+		"t.yaml:7:26: nodes.a.keepalived.config: vs.conf:11: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director",
+		"t.yaml:11:26: nodes.b.keepalived.config: if.conf:2: error: WARNING - interface eth1 for vrrp_instance VI_1 doesn't exist (node b has eth0)",
+		"t.yaml:11:42: nodes.b.keepalived.args[0]: -f is the lab's to give (config: names the file, the pid files are in the node directory; -t/-T do not run the daemon)",
+		"t.yaml:15:26: nodes.c.keepalived.config: empty.conf has no vrrp_instance: Debian's keepalived runs VRRP only in the lab, so it would have nothing to do",
+		"t.yaml:19:34: nodes.d.keepalived.implementation: lvskeepalived programs the node's lvsd: node d runs none (role director, or director: {run: true})",
+		"t.yaml:19:57: nodes.d.keepalived.config: cannot read " + "ELIDED",
+		"t.yaml:23:34: nodes.e.keepalived.implementation: " + "ELIDED",
+		// The unknown implementation is left at the default, whose
+		// check still runs.
+		"t.yaml:23:53: nodes.e.keepalived.config: vs.conf:11: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director",
+	}, normalize(errorsOf(t, err)))
+}
+
+// normalize shortens the messages whose tail depends on the machine (a
+// temporary path) or on the decoder's wording of enums.
+func normalize(msgs []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		for _, prefix := range []string{"t.yaml:19:57: nodes.d.keepalived.config: cannot read ", "t.yaml:23:34: nodes.e.keepalived.implementation: "} {
+			if strings.HasPrefix(m, prefix) {
+				m = prefix + "ELIDED"
+			}
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// TestNodeKeepalivedLVS: implementation lvskeepalived on a director reads
+// the file as director.keepalived does: its virtual servers are the
+// node's rules (a real server's VIP defaults from them).
+func TestNodeKeepalivedLVS(t *testing.T) {
+	s, err := parseNodeKA(t, map[string]string{"ka.conf": kaGood}, `name: t
+segments: {lan: {subnets: 10.0.0.0/24}}
+nodes:
+  a:
+    role: realserver
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+    realserver: {mode: dr}
+  d:
+    role: director
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.9/24}]
+    keepalived: {implementation: lvskeepalived, config: ka.conf}
+`)
+	require.NoError(t, err)
+	d := s.Node("d")
+	assert.True(t, s.RunsNodeKeepalived(d))
+	assert.False(t, s.RunsKeepalived(d), "not also as director.keepalived")
+	assert.Equal(t, []string{ProcLVSD, ProcNodeKeepalived}, s.ProcessNames(d))
+	assert.Contains(t, s.Node("a").RealServer.VIPs, netip.MustParseAddr("10.0.0.100"))
+}

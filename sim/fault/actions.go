@@ -83,6 +83,8 @@ func (a *labActor) apply(ctx context.Context, e *spec.Event) (undoFunc, string, 
 		return a.exec(ctx, e)
 	case spec.FaultServiceSet:
 		return a.serviceSet(e)
+	case spec.FaultNodeKill:
+		return a.nodeKill(ctx, e)
 	}
 	return nil, "", fmt.Errorf("unknown fault %q", e.Fault)
 }
@@ -123,6 +125,16 @@ func checkTargets(lab *topo.Lab, e *spec.Event) error {
 	case spec.FaultProcessKill, spec.FaultProcessStop, spec.FaultProcessCont,
 		spec.FaultProcessStart, spec.FaultProcessRestart, spec.FaultServiceSet:
 		errs = append(errs, proc(e.Target))
+	case spec.FaultNodeKill:
+		errs = append(errs, node(e.Target))
+	case spec.FaultBlackhole, spec.FaultLoss:
+		if e.Segment != "" {
+			if lab.Spec.Segment(e.Segment) == nil {
+				errs = append(errs, fmt.Errorf("no segment %q in the lab", e.Segment))
+			}
+		} else {
+			errs = append(errs, iface(e.Target))
+		}
 	case spec.FaultPartition:
 		if len(e.Between) != 2 {
 			errs = append(errs, errors.New("partition needs two sides"))
@@ -200,6 +212,72 @@ func (a *labActor) process(ctx context.Context, e *spec.Event) (undoFunc, string
 		return nil, fmt.Sprintf("restarted %s (pid %d -> %d), ready", e.Target, pid, p.Status().PID), nil
 	}
 	return nil, "", fmt.Errorf("not a process fault: %s", e.Fault)
+}
+
+// nodeKill signals every running process of a node at once, as a crash
+// ends them: the whole director (lvsd and its keepalived), not one of its
+// daemons. With KILL it waits until they are gone, so what follows meets
+// a node with nothing running. Its undo (for:) starts them again in the
+// lab's start order, each waiting for readiness, as the node's boot would.
+// The kernel state stays: addresses a daemon added (keepalived's VIPs)
+// remain, as after a kill -9 of keepalived in production.
+func (a *labActor) nodeKill(ctx context.Context, e *spec.Event) (undoFunc, string, error) {
+	sigName := string(e.Signal)
+	if sigName == "" {
+		sigName = "KILL"
+	}
+	sig, ok := topo.SignalByName(sigName)
+	if !ok {
+		return nil, "", fmt.Errorf("unknown signal %q", sigName)
+	}
+	var hit []*topo.Process
+	var parts []string
+	for _, p := range a.lab.Processes() {
+		if p.Node != e.Target {
+			continue
+		}
+		st := p.Status()
+		if st.State != topo.ProcRunning {
+			continue
+		}
+		if err := p.Signal(sig); err != nil && p.Status().State == topo.ProcRunning {
+			return nil, "", fmt.Errorf("%s/%s: %w", p.Node, p.Name, err)
+		}
+		hit = append(hit, p)
+		parts = append(parts, fmt.Sprintf("%s (pid %d)", p.Name, st.PID))
+	}
+	if len(hit) == 0 {
+		return nil, "", fmt.Errorf("node %s runs no process", e.Target)
+	}
+	if sig == syscall.SIGKILL {
+		for _, p := range hit {
+			select {
+			case <-p.Done():
+			case <-time.After(5 * time.Second):
+				return nil, "", fmt.Errorf("%s/%s does not end after KILL", p.Node, p.Name)
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			}
+		}
+	}
+	detail := fmt.Sprintf("SIG%s to every process of %s: %s", strings.TrimPrefix(strings.ToUpper(sigName), "SIG"), e.Target, strings.Join(parts, ", "))
+	if e.For == 0 {
+		// A crash stays one: nothing to start again at the end of the run.
+		return nil, detail, nil
+	}
+	undo := func(ctx context.Context) error {
+		var errs []error
+		for _, p := range hit {
+			if p.Status().State == topo.ProcRunning {
+				continue // started again meanwhile (process.start)
+			}
+			if err := p.Start(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s/%s: %w", p.Node, p.Name, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	return undo, detail + "; started again after " + e.For.String(), nil
 }
 
 // stopProcess ends a running process: TERM (and CONT, in case a fault froze

@@ -68,6 +68,31 @@ func (a *labActor) interfaces(target string) ([]ifaceRef, error) {
 	return out, nil
 }
 
+// segmentInterfaces lists every node interface attached to the segment.
+func (a *labActor) segmentInterfaces(segment string) ([]ifaceRef, error) {
+	var out []ifaceRef
+	for _, n := range a.lab.Spec.Nodes {
+		for _, ifc := range n.Interfaces {
+			if ifc.Segment == segment {
+				out = append(out, ifaceRef{n.Name, ifc.Name})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no node interface on segment %q", segment)
+	}
+	return out, nil
+}
+
+// targets are the interfaces a blackhole or loss acts on: segment: or
+// target:.
+func (a *labActor) targets(e *spec.Event) ([]ifaceRef, error) {
+	if e.Segment != "" {
+		return a.segmentInterfaces(e.Segment)
+	}
+	return a.interfaces(e.Target)
+}
+
 // port is the bridge side of a node interface.
 type port struct {
 	ref  ifaceRef
@@ -198,13 +223,20 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 	ingress := map[rootKey][]string{}
 	switch e.Fault {
 	case spec.FaultBlackhole, spec.FaultLoss:
-		refs, err := a.interfaces(e.Target)
+		refs, err := a.targets(e)
 		if err != nil {
 			return nil, "", err
 		}
 		rule := "drop"
 		if e.Fault == spec.FaultLoss {
 			rule = lossRule(float64(e.Loss))
+		}
+		match, err := protoOnly(e.Proto)
+		if err != nil {
+			return nil, "", err
+		}
+		if match != "" {
+			rule = match + " " + rule
 		}
 		for _, r := range refs {
 			p, err := a.port(r)
@@ -284,6 +316,17 @@ func (a *labActor) filter(ctx context.Context, e *spec.Event) (undoFunc, string,
 		what = fmt.Sprintf("loss %s %s", e.Loss, direction(e.Direction))
 	case spec.FaultBlackhole:
 		what = "blackhole " + direction(e.Direction)
+	}
+	switch {
+	case e.Fault == spec.FaultPartition:
+	case e.Segment != "" && e.Proto != "":
+		what += " proto " + e.Proto + " on segment " + e.Segment
+	case e.Segment != "":
+		what += " on segment " + e.Segment
+	case e.Proto != "":
+		what += " proto " + e.Proto
+	}
+	switch e.Fault {
 	case spec.FaultPartition:
 		what = "partition " + strings.Join(e.Between, " | ")
 		if e.Proto != "" {

@@ -63,13 +63,25 @@ func protoMatch(proto string) (string, bool, error) {
 	case "icmp":
 		return "meta l4proto { 1, 58 }", false, nil
 	case "vrrp":
-		return "meta l4proto 112", false, nil
+		// VRRP itself, and keepalived's auth_type AH, where the IP
+		// protocol is AH (51) carrying the VRRP header.
+		return "meta l4proto { 51, 112 }", false, nil
 	}
 	n, err := strconv.Atoi(proto)
 	if err != nil || n < 0 || n > 255 {
 		return "", false, fmt.Errorf("unknown protocol %q", proto)
 	}
 	return fmt.Sprintf("meta l4proto %d", n), false, nil
+}
+
+// protoOnly is the match a blackhole or loss puts before its verdict:
+// nothing (every frame), one IP protocol, or ARP.
+func protoOnly(proto string) (string, error) {
+	match, arpOnly, err := protoMatch(proto)
+	if arpOnly {
+		return "ether type arp", err
+	}
+	return match, err
 }
 
 // partitionRules drop, at the ports of one side, what comes from the

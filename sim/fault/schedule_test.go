@@ -322,7 +322,7 @@ func TestNftScripts(t *testing.T) {
 	assert.Equal(t, []string{"ether saddr 02:00:00:00:00:01 drop", "ip saddr { 10.0.0.1, 10.0.1.1 } drop"}, rules)
 	rules, err = partitionRules(id, "vrrp")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"ether saddr 02:00:00:00:00:01 meta l4proto 112 drop", "ip saddr { 10.0.0.1, 10.0.1.1 } meta l4proto 112 drop"}, rules)
+	assert.Equal(t, []string{"ether saddr 02:00:00:00:00:01 meta l4proto { 51, 112 } drop", "ip saddr { 10.0.0.1, 10.0.1.1 } meta l4proto { 51, 112 } drop"}, rules)
 	rules, err = partitionRules(id, "arp")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ether type arp ether saddr 02:00:00:00:00:01 drop", "arp saddr ip { 10.0.0.1, 10.0.1.1 } drop"}, rules)
@@ -367,4 +367,18 @@ func addrsOf(ss ...string) []netip.Addr {
 
 func netlinkRootAttrs(index int) netlink.QdiscAttrs {
 	return netlink.QdiscAttrs{LinkIndex: index, Handle: qdiscHandle, Parent: netlink.HANDLE_ROOT}
+}
+
+// TestProtoOnly: what a blackhole or loss with proto: matches before its
+// verdict.
+func TestProtoOnly(t *testing.T) {
+	for proto, want := range map[string]string{
+		"": "", "vrrp": "meta l4proto { 51, 112 }", "arp": "ether type arp", "tcp": "meta l4proto 6", "51": "meta l4proto 51",
+	} {
+		got, err := protoOnly(proto)
+		require.NoError(t, err, proto)
+		assert.Equal(t, want, got, proto)
+	}
+	_, err := protoOnly("sctp")
+	assert.Error(t, err)
 }

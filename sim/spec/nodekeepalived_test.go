@@ -131,3 +131,36 @@ nodes:
 	assert.Equal(t, []string{ProcLVSD, ProcNodeKeepalived}, s.ProcessNames(d))
 	assert.Contains(t, s.Node("a").RealServer.VIPs, netip.MustParseAddr("10.0.0.100"))
 }
+
+// TestVRRPFaultValidation: blackhole and loss take proto: and segment:
+// (instead of target:); node.kill takes a node and for:.
+func TestVRRPFaultValidation(t *testing.T) {
+	head := `name: t
+duration: 10s
+segments: {lan: {subnets: 10.0.0.0/24}}
+nodes:
+  a:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+timeline:
+`
+	_, err := parseNodeKA(t, nil, head+`  - {name: ok1, at: 1s, fault: blackhole, segment: lan, proto: vrrp, for: 2s}
+  - {name: ok2, at: 1s, fault: loss, target: a, proto: "51", loss: 50%}
+  - {name: ok3, at: 1s, fault: node.kill, target: a, signal: TERM, for: 2s}
+`)
+	require.NoError(t, err)
+	_, err = parseNodeKA(t, nil, head+`  - {name: both, at: 1s, fault: blackhole, segment: lan, target: a}
+  - {name: noseg, at: 1s, fault: blackhole, segment: wan}
+  - {name: badproto, at: 1s, fault: blackhole, target: a, proto: sctp}
+  - {name: nonode, at: 1s, fault: node.kill, target: b}
+  - {name: noparam, at: 1s, fault: link.down, target: a, segment: lan}
+`)
+	assert.ElementsMatch(t, []string{
+		"t.yaml:9:53: timeline[0].segment: give target: or segment:, not both",
+		"t.yaml:10:54: timeline[1].segment: unknown segment \"wan\"",
+		"t.yaml:11:66: timeline[2].proto: unknown protocol \"sctp\" (tcp, udp, icmp, vrrp, arp or a number)",
+		"t.yaml:12:54: timeline[3].target: unknown node \"b\"",
+		"t.yaml:13:55: timeline[4].target: \"a\" is not node:interface",
+		"t.yaml:13:67: timeline[4].segment: segment is not a parameter of link.down",
+	}, errorsOf(t, err))
+}

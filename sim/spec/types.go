@@ -451,13 +451,16 @@ const (
 	// body) while it runs: a real server made slow or failing without
 	// killing it (seed 000's disk-I/O case).
 	FaultServiceSet FaultKind = "service.set"
+	// FaultNodeKill signals every process of a node at once (the whole
+	// director: lvsd and its keepalived); for: starts them again.
+	FaultNodeKill FaultKind = "node.kill"
 )
 
 func (FaultKind) enumValues() []string {
 	return []string{
 		"process.kill", "process.stop", "process.cont", "process.start", "process.restart",
 		"link.down", "link.up", "blackhole", "partition", "loss", "rate", "delay",
-		"sysctl", "arp.flush", "neigh.wrong", "exec", "service.set",
+		"sysctl", "arp.flush", "neigh.wrong", "exec", "service.set", "node.kill",
 	}
 }
 
@@ -475,10 +478,11 @@ type Event struct {
 	When      *Trigger   `yaml:"when" doc:"fire on an event instead of at a time"`
 	Fault     FaultKind  `yaml:"fault" lvs:"required" doc:"what to do"`
 	Target    string     `yaml:"target" doc:"node, node:interface or node/process, depending on the fault"`
+	Segment   string     `yaml:"segment" doc:"blackhole, loss: every node interface on this segment (instead of target)"`
 	For       Duration   `yaml:"for" doc:"undo after this long (emits name.end)"`
-	Signal    Signal     `yaml:"signal" doc:"process.kill: signal (default KILL)"`
+	Signal    Signal     `yaml:"signal" doc:"process.kill, node.kill: signal (default KILL)"`
 	Between   []string   `yaml:"between" lvs:"pair" doc:"partition: the two sides (node or node:interface)"`
-	Proto     string     `yaml:"proto" doc:"partition: only this protocol (tcp, udp, icmp, vrrp, arp or a number)"`
+	Proto     string     `yaml:"proto" doc:"partition, blackhole, loss: only this protocol (tcp, udp, icmp, vrrp (IP protocols 112 and 51, VRRP and keepalived's AH), arp or a number)"`
 	Direction Direction  `yaml:"direction" doc:"loss, rate, delay, blackhole: ingress, egress or both (default both)"`
 	Loss      Percent    `yaml:"loss" doc:"loss: probability a packet is dropped"`
 	Rate      Bandwidth  `yaml:"rate" doc:"rate: bandwidth limit"`

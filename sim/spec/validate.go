@@ -949,7 +949,7 @@ func (c *checker) trafficGen(i int) {
 func revertible(k FaultKind) bool {
 	switch k {
 	case FaultProcessStop, FaultLinkDown, FaultBlackhole, FaultPartition, FaultLoss,
-		FaultRate, FaultDelay, FaultSysctl, FaultNeighWrong, FaultServiceSet:
+		FaultRate, FaultDelay, FaultSysctl, FaultNeighWrong, FaultServiceSet, FaultNodeKill:
 		return true
 	}
 	return false
@@ -959,18 +959,18 @@ func revertible(k FaultKind) bool {
 // when, fault, target and for.
 func faultParams(k FaultKind) []string {
 	switch k {
-	case FaultProcessKill:
+	case FaultProcessKill, FaultNodeKill:
 		return []string{"signal"}
 	case FaultPartition:
 		return []string{"between", "proto"}
 	case FaultLoss:
-		return []string{"loss", "direction"}
+		return []string{"loss", "direction", "proto", "segment"}
 	case FaultRate:
 		return []string{"rate", "burst", "direction"}
 	case FaultDelay:
 		return []string{"delay", "jitter", "direction"}
 	case FaultBlackhole:
-		return []string{"direction"}
+		return []string{"direction", "proto", "segment"}
 	case FaultSysctl:
 		return []string{"set"}
 	case FaultARPFlush:
@@ -996,6 +996,7 @@ func givenParams(e *Event) []string {
 	add(e.Signal != "", "signal")
 	add(len(e.Between) > 0, "between")
 	add(e.Proto != "", "proto")
+	add(e.Segment != "", "segment")
 	add(e.Direction != "", "direction")
 	add(e.Loss != 0, "loss")
 	add(e.Rate != 0, "rate")
@@ -1059,7 +1060,7 @@ func (c *checker) event(i int) {
 		c.trigger(p+".when", e.When, e.Name)
 	}
 	if e.For != 0 && !revertible(e.Fault) {
-		c.errorf(p+".for", "%s cannot be undone; for: is for %s", e.Fault, "process.stop, link.down, blackhole, partition, loss, rate, delay, sysctl, neigh.wrong")
+		c.errorf(p+".for", "%s cannot be undone; for: is for %s", e.Fault, "process.stop, link.down, blackhole, partition, loss, rate, delay, sysctl, neigh.wrong, service.set, node.kill")
 	}
 	allowed := faultParams(e.Fault)
 	for _, g := range givenParams(e) {
@@ -1072,11 +1073,23 @@ func (c *checker) event(i int) {
 		c.processRef(p+".target", e.Target, "")
 	case FaultLinkDown, FaultLinkUp:
 		c.ifaceRef(p+".target", e.Target)
+	case FaultNodeKill:
+		c.nodeRef(p+".target", e.Target)
 	case FaultBlackhole, FaultLoss, FaultRate, FaultDelay:
-		if strings.Contains(e.Target, ":") {
+		switch {
+		case e.Segment != "" && e.Target != "":
+			c.errorf(p+".segment", "give target: or segment:, not both")
+		case e.Segment != "":
+			if c.s.Segment(e.Segment) == nil {
+				c.errorf(p+".segment", "unknown segment %q", e.Segment)
+			}
+		case strings.Contains(e.Target, ":"):
 			c.ifaceRef(p+".target", e.Target)
-		} else {
+		default:
 			c.nodeRef(p+".target", e.Target)
+		}
+		if e.Proto != "" && !protoRE.MatchString(e.Proto) {
+			c.errorf(p+".proto", "unknown protocol %q (tcp, udp, icmp, vrrp, arp or a number)", e.Proto)
 		}
 		switch {
 		case e.Fault == FaultLoss && e.Loss == 0:

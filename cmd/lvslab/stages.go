@@ -25,13 +25,14 @@ func (e *env) runOptions(s *spec.Spec) runner.Options {
 		Stages: []runner.Stage{
 			segcap.New(segcap.Options{NetnsDir: topo.DefaultNetnsDir, Logger: e.log}),
 			observe.New(s, observe.Options{Logger: e.log}),
+			observe.NewVRRP(s, observe.VRRPOptions{Logger: e.log}),
 			observe.NewStats(s, observe.StatsOptions{Logger: e.log}),
 			newProgress(e.stderr, s, tr),
 			tr,
 			tl,
 			sw,
 		},
-		Judges:    []runner.Judge{traffic.NewJudge(), segcap.Judge{}, sw},
+		Judges:    []runner.Judge{traffic.NewJudge(), segcap.Judge{}, observe.VIPJudge{}, sw},
 		Reporters: []runner.Reporter{report.New(report.Options{Logger: e.log})},
 	}
 }

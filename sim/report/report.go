@@ -19,6 +19,7 @@ import (
 	"time"
 
 	segcap "lvslab/sim/capture"
+	"lvslab/sim/observe"
 	"lvslab/sim/runner"
 	"lvslab/sim/spec"
 )
@@ -67,6 +68,9 @@ type Data struct {
 	// Captures are the capture stage's files with counts; nil: the files
 	// found under pcap/ are listed.
 	Captures []segcap.File
+	// VRRP is what the VRRP observer recorded; nil: read from the run
+	// directory's vrrp.jsonl, if any.
+	VRRP []observe.VRRPRecord
 }
 
 // Gather collects a run's data.
@@ -100,6 +104,13 @@ func (r *Reporter) Write(ctx context.Context, d *Data) error {
 		return errors.New("report: no run directory")
 	}
 	var errs []error
+	if d.VRRP == nil {
+		recs, err := observe.LoadVRRP(d.Dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("report: %w", err))
+		}
+		d.VRRP = recs
+	}
 	for name, reqs := range d.Traffic {
 		if err := SaveRecords(d.Dir, name, Records(d.T0, reqs)); err != nil {
 			errs = append(errs, err)
@@ -138,6 +149,7 @@ func (r *Reporter) Write(ctx context.Context, d *Data) error {
 				}
 			}
 		}
+		topts.Bands = VRRPBands(d.VRRP, d.Ran)
 		svg := TimelineSVGWith(title, d.Ran, d.Traffic, timelineEvents(d.Events), topts)
 		path := filepath.Join(d.Dir, TimelineFile)
 		if err := os.WriteFile(path, svg, 0o644); err != nil {
@@ -208,7 +220,8 @@ func (r *Reporter) renderPNG(ctx context.Context, svg, png string) {
 func timelineEvents(all []runner.Event) []runner.Event {
 	var out []runner.Event
 	for _, e := range all {
-		if e.Kind != "observer" {
+		// The VRRP observer's changes are drawn as bands instead.
+		if e.Kind != "observer" && e.Kind != observe.KindVRRP {
 			out = append(out, e)
 		}
 	}

@@ -109,6 +109,8 @@ func Summary(d *Data, walk *Walk, walkErr error) string {
 		b.WriteString("\n")
 	}
 
+	b.WriteString(vrrpMarkdown(VRRPBands(d.VRRP, d.Ran)))
+
 	b.WriteString("## Traffic\n\n")
 	writeTraffic(&b, d)
 

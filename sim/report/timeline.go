@@ -179,6 +179,8 @@ func TimelineSVGWith(title string, d time.Duration, traffic map[string][]runner.
 		panels[1].top, panels[1].ph = top+230+gap, 190
 		height = top + 230 + gap + 190 + bottom
 	}
+	bandsTop := float64(height)
+	height += bandsHeight(opts.Bands)
 	xmax := edges[nb].Seconds()
 	pw := float64(width - left - right)
 	x := func(t float64) float64 { return float64(left) + t/xmax*pw }
@@ -220,7 +222,7 @@ func TimelineSVGWith(title string, d time.Duration, traffic map[string][]runner.
 			fmt.Fprintf(&w, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x(t), y(0)+17, num(t))
 		}
 		if pi == len(panels)-1 {
-			fmt.Fprintf(&w, `<text x="%.1f" y="%d" text-anchor="middle">time since traffic start (s)</text>`+"\n", x(xmax/2), height-14)
+			fmt.Fprintf(&w, `<text x="%.1f" y="%.1f" text-anchor="middle">time since traffic start (s)</text>`+"\n", x(xmax/2), bandsTop-14)
 		}
 		fmt.Fprintf(&w, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", y(p.ymax/2), p.axis)
 		w.WriteString("</g>\n")
@@ -277,6 +279,7 @@ func TimelineSVGWith(title string, d time.Duration, traffic map[string][]runner.
 			fmt.Fprintf(&w, `<text x="%.1f" y="%.1f">%s (%s)</text>`+"\n", lx+28, ly, esc(s.Name), p.legendTotal(s))
 		}
 	}
+	drawBands(&w, opts.Bands, bandsTop, x, xmax, float64(width-right)+16)
 	w.WriteString("</svg>\n")
 	return w.Bytes()
 }

@@ -21,6 +21,9 @@ type TimelineOptions struct {
 	// successful records are drawn as bytes per second per backend in a
 	// panel of their own; their failures stay with the failed requests.
 	Streams map[string]bool
+	// Bands are state rows drawn under the panels on the same time axis
+	// (VRRPBands: who was MASTER when, who answered ARP for a VIP).
+	Bands []BandRow
 }
 
 // inBytes tells that a record belongs in the bytes panel.

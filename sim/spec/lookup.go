@@ -132,3 +132,27 @@ func (s *Spec) MACOf(ref string) (MAC, error) {
 	}
 	return ifc.MAC, nil
 }
+
+// VIPSegment is the segment a vip: expectation probes: its segment:, or
+// the one segment whose subnets hold the address.
+func (s *Spec) VIPSegment(v *VIPCheck) (string, error) {
+	if v.Segment != "" {
+		return v.Segment, nil
+	}
+	var found []string
+	for _, sg := range s.Segments {
+		for _, pf := range sg.Subnets {
+			if pf.Contains(v.Address) {
+				found = append(found, sg.Name)
+				break
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%s is in no segment's subnets: name the segment (vip.segment) to probe it on", v.Address)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%s is in the subnets of segments %s: name the one to probe (vip.segment)", v.Address, strings.Join(found, " and "))
+}

@@ -164,3 +164,38 @@ timeline:
 		"t.yaml:13:67: timeline[4].segment: segment is not a parameter of link.down",
 	}, errorsOf(t, err))
 }
+
+// TestVIPCheckValidation: a vip: check names an address on one segment,
+// asks one question, holder checks have a window, garps a comparison.
+func TestVIPCheckValidation(t *testing.T) {
+	head := `name: t
+duration: 10s
+segments: {lan: {subnets: 10.0.0.0/24}, wan: {subnets: 10.9.0.0/24}}
+nodes:
+  a:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+expect:
+`
+	_, err := parseNodeKA(t, nil, head+`  - {name: ok1, during: [1s, 9s], vip: {address: 10.0.0.50, holders: 1}}
+  - {name: ok2, during: [1s, 9s], vip: {address: 10.0.0.50, holder: a}}
+  - {name: ok3, vip: {address: 10.0.0.50, garps: true, from: a}, ge: 1}
+`)
+	require.NoError(t, err)
+	_, err = parseNodeKA(t, nil, head+`  - {name: off, during: [1s, 9s], vip: {address: 192.0.2.1, holders: 1}}
+  - {name: seg, during: [1s, 9s], vip: {address: 10.0.0.50, segment: wan, holders: 1}}
+  - {name: two, during: [1s, 9s], vip: {address: 10.0.0.50, holders: 1, holder: a}}
+  - {name: nowin, vip: {address: 10.0.0.50, holder: b}}
+  - {name: nocmp, vip: {address: 10.0.0.50, garps: true}}
+  - {name: cmp, during: [1s, 9s], vip: {address: 10.0.0.50, holders: 1}, eq: 1}
+`)
+	assert.ElementsMatch(t, []string{
+		"t.yaml:9:50: expect[0].vip.address: 192.0.2.1 is in no segment's subnets: name the segment (vip.segment) to probe it on",
+		"t.yaml:10:50: expect[1].vip.address: 10.0.0.50 is not in a subnet of segment wan",
+		"t.yaml:11:40: expect[2].vip: give exactly one of holders, holder and garps",
+		"t.yaml:12:5: expect[3]: a vip holder check needs a window: during: [from, to], or after: with within:",
+		"t.yaml:12:53: expect[3].vip.holder: unknown node \"b\"",
+		"t.yaml:13:5: expect[4]: garps takes exactly one of eq, ne, lt, le, gt, ge",
+		"t.yaml:14:5: expect[5]: comparisons (eq, lt, ...) go with metric, pcap or vip.garps",
+	}, errorsOf(t, err))
+}

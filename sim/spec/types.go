@@ -2,6 +2,7 @@ package spec
 
 import (
 	"net/netip"
+	"time"
 )
 
 // The scenario types. One YAML file is one Spec: topology (segments, nodes),
@@ -538,6 +539,7 @@ type Expectation struct {
 	State       *StateCheck    `yaml:"state" doc:"addresses, neighbours or routes of a node"`
 	Pcap        *PcapCheck     `yaml:"pcap" doc:"count packets in a capture"`
 	Process     *ProcessCheck  `yaml:"process" doc:"state of a process at the end"`
+	VIP         *VIPCheck      `yaml:"vip" doc:"who holds a virtual address: ARP-probed from its segment every 200ms (holders, holder), or the gratuitous ARPs seen for it (garps, with eq/ge/...)"`
 	Eq          *Quantity      `yaml:"eq" doc:"equal to"`
 	Ne          *Quantity      `yaml:"ne" doc:"not equal to"`
 	Lt          *Quantity      `yaml:"lt" doc:"less than"`
@@ -618,6 +620,24 @@ type PcapCheck struct {
 	Interface string `yaml:"interface" doc:"or a node:interface"`
 	Filter    string `yaml:"filter" lvs:"required" doc:"Wireshark display filter (tshark -Y)"`
 }
+
+// VIPCheck is about one virtual address on its segment. The lab probes it
+// from the segment itself (its bridge) every VIPProbeInterval with an ARP
+// probe (RFC 5227: sender IP 0.0.0.0, so no node's neighbour table learns
+// anything from the probe or its answer) and counts the hardware addresses
+// that answer; the VRRP observer also sees every gratuitous ARP. Exactly
+// one of holders, holder and garps.
+type VIPCheck struct {
+	Address netip.Addr `yaml:"address" lvs:"required" doc:"the virtual address"`
+	Segment string     `yaml:"segment" doc:"the segment it lives on (default: the one whose subnet holds address)"`
+	Holders *int       `yaml:"holders" doc:"every probe of the window was answered by exactly this many hardware addresses (1: no split brain, no outage)"`
+	Holder  string     `yaml:"holder" doc:"this node answers the probes alone by the end of the window and from then on to its end (which node answered ARP for the VIP)"`
+	GARPs   bool       `yaml:"garps" doc:"count the gratuitous ARPs for address in the window, compared with eq, ge, ..."`
+	From    string     `yaml:"from" doc:"garps: only those sent by this node"`
+}
+
+// VIPProbeInterval is how often a vip: expectation's address is ARP-probed.
+const VIPProbeInterval = 200 * time.Millisecond
 
 // ProcState is a process's state at the end of a run.
 type ProcState string

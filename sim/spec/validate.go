@@ -1361,11 +1361,72 @@ func (c *checker) expectation(i int) {
 			c.errorf(p+".process.exit_code", "exit_code goes with state: exited")
 		}
 	}
-	if kinds != 1 {
-		c.errorf(p, "give exactly one of metric, shares, backends, state, pcap and process")
+	if v := e.VIP; v != nil {
+		kinds++
+		c.vipCheck(p, e, cmps)
 	}
-	if e.Metric == "" && e.Pcap == nil && len(cmps) > 0 {
-		c.errorf(p, "comparisons (eq, lt, ...) go with metric or pcap")
+	if kinds != 1 {
+		c.errorf(p, "give exactly one of metric, shares, backends, state, pcap, process and vip")
+	}
+	if e.Metric == "" && e.Pcap == nil && (e.VIP == nil || !e.VIP.GARPs) && len(cmps) > 0 {
+		c.errorf(p, "comparisons (eq, lt, ...) go with metric, pcap or vip.garps")
+	}
+}
+
+// vipCheck checks a vip: expectation: the address lies on one segment,
+// exactly one question is asked, the nodes it names exist.
+func (c *checker) vipCheck(p string, e *Expectation, cmps []*Quantity) {
+	v := e.VIP
+	vp := p + ".vip"
+	if v.Segment != "" {
+		sg := c.s.Segment(v.Segment)
+		switch {
+		case sg == nil:
+			c.errorf(vp+".segment", "unknown segment %q", v.Segment)
+		case v.Address.IsValid() && !slices.ContainsFunc(sg.Subnets, func(pf netip.Prefix) bool { return pf.Contains(v.Address) }):
+			c.errorf(vp+".address", "%s is not in a subnet of segment %s", v.Address, v.Segment)
+		}
+	} else if v.Address.IsValid() {
+		if _, err := c.s.VIPSegment(v); err != nil {
+			c.errorf(vp+".address", "%v", err)
+		}
+	}
+	if v.Address.IsValid() && !v.Address.Is4() {
+		c.errorf(vp+".address", "ARP probes are IPv4; %s is not", v.Address)
+	}
+	asked := 0
+	if v.Holders != nil {
+		asked++
+		if *v.Holders < 0 {
+			c.errorf(vp+".holders", "a count of holders cannot be negative")
+		}
+	}
+	if v.Holder != "" {
+		asked++
+		c.nodeRef(vp+".holder", v.Holder)
+	}
+	if v.GARPs {
+		asked++
+		if len(cmps) != 1 {
+			c.errorf(p, "garps takes exactly one of eq, ne, lt, le, gt, ge")
+		}
+		for _, q := range cmps {
+			if q.Unit != UnitNumber {
+				c.errorf(p, "a count of gratuitous ARPs compares with a number, not %s", q.Text)
+			}
+		}
+	}
+	if v.From != "" {
+		if !v.GARPs {
+			c.errorf(vp+".from", "from goes with garps")
+		}
+		c.nodeRef(vp+".from", v.From)
+	}
+	if asked != 1 {
+		c.errorf(vp, "give exactly one of holders, holder and garps")
+	}
+	if (v.Holders != nil || v.Holder != "") && len(e.During) != 2 && (e.After == "" || e.Within == 0) {
+		c.errorf(p, "a vip holder check needs a window: during: [from, to], or after: with within:")
 	}
 }
 

@@ -1,0 +1,186 @@
+package observe
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	segcap "lvslab/sim/capture"
+	"lvslab/sim/runner"
+	"lvslab/sim/spec"
+)
+
+// VIPJudge decides vip: expectations from the VRRP observer's records:
+// the ARP probes of the address (holders, holder) and the gratuitous ARPs
+// seen for it (garps). It implements runner.Judge.
+type VIPJudge struct{}
+
+// Evaluate implements runner.Judge.
+func (VIPJudge) Evaluate(_ context.Context, run *runner.Run, e *spec.Expectation) (runner.Outcome, bool) {
+	v := e.VIP
+	if v == nil {
+		return runner.Outcome{}, false
+	}
+	st, ok := run.Stage[VRRPStageName].(*VRRPStage)
+	if !ok {
+		return runner.Outcome{Detail: "no VRRP observer ran, so nothing saw the VIP"}, true
+	}
+	from, to, phrase, err := segcap.Window(run, e)
+	if err != nil {
+		return runner.Outcome{Detail: err.Error()}, true
+	}
+	w := window{from: 0, to: run.End.Sub(run.T0), phrase: phrase}
+	if !from.IsZero() {
+		w.from = from.Sub(run.T0)
+	}
+	if !to.IsZero() {
+		w.to = to.Sub(run.T0)
+	}
+	if w.phrase == "" {
+		w.phrase = " over the whole run"
+	}
+	return judgeVIP(v, e, st.Records(), w), true
+}
+
+type window struct {
+	from, to time.Duration
+	phrase   string
+}
+
+func (w window) contains(at time.Duration) bool { return at >= w.from && at < w.to }
+
+// judgeVIP decides one vip: expectation over the records.
+func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window) runner.Outcome {
+	vip := v.Address.String()
+	if v.GARPs {
+		n := 0
+		var senders []string
+		for _, r := range recs {
+			if r.Kind != RecARP || !r.Gratuitous || r.Src != vip || !w.contains(r.At()) {
+				continue
+			}
+			if v.From != "" && r.Node != v.From {
+				continue
+			}
+			n++
+			if who := senderName(r.Node, r.MAC); !slices.Contains(senders, who) {
+				senders = append(senders, who)
+			}
+		}
+		held, want := segcap.Compare(float64(n), e)
+		by := ""
+		if v.From != "" {
+			by = " from " + v.From
+		} else if len(senders) > 0 {
+			by = " (from " + strings.Join(senders, ", ") + ")"
+		}
+		return runner.Outcome{Held: held, Detail: fmt.Sprintf("%d gratuitous ARPs for %s%s%s; want %s", n, vip, by, w.phrase, want)}
+	}
+	var probes []VRRPRecord
+	for _, r := range recs {
+		if r.Kind == RecProbe && r.VIP == vip && w.contains(r.At()) {
+			probes = append(probes, r)
+		}
+	}
+	if len(probes) == 0 {
+		return runner.Outcome{Detail: fmt.Sprintf("no ARP probe of %s%s (0 records were judged)", vip, w.phrase)}
+	}
+	who := func(r VRRPRecord) string {
+		if len(r.Holders) == 0 {
+			return "nobody"
+		}
+		return strings.Join(r.Holders, ", ")
+	}
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	if v.Holders != nil {
+		want := *v.Holders
+		// The stretches where the count was wrong, each with who answered.
+		type stretch struct {
+			from, to time.Duration
+			who      string
+			n        int
+		}
+		var bad []stretch
+		for _, r := range probes {
+			if len(r.MACs) == want {
+				continue
+			}
+			if k := len(bad) - 1; k >= 0 && bad[k].who == who(r) && bad[k].n > 0 && probeAfter(probes, bad[k].to, r.At()) {
+				bad[k].to, bad[k].n = r.At(), bad[k].n+1
+				continue
+			}
+			bad = append(bad, stretch{from: r.At(), to: r.At(), who: who(r), n: 1})
+		}
+		if len(bad) == 0 {
+			return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s answered by exactly %d hardware address(es) in all %d probes%s (%s)",
+				vip, want, len(probes), w.phrase, summarizeHolders(probes, who))}
+		}
+		worst := 0
+		for i := range bad {
+			if bad[i].to-bad[i].from > bad[worst].to-bad[worst].from {
+				worst = i
+			}
+		}
+		count := 0
+		for _, b := range bad {
+			count += b.n
+		}
+		b := bad[worst]
+		what := "answered by " + b.who
+		if b.who == "nobody" {
+			what = "unanswered (nobody holds it)"
+		} else if strings.Contains(b.who, ",") {
+			what = "answered by " + b.who + ": split brain"
+		}
+		return runner.Outcome{Detail: fmt.Sprintf("%s %s from %s to %s; %d of %d probes%s had other than %d holder(s), in %d stretch(es); want exactly %d throughout",
+			vip, what, ms(b.from), ms(b.to+spec.VIPProbeInterval), count, len(probes), w.phrase, want, len(bad), want)}
+	}
+	// holder: the node answers alone from some probe to the window's end.
+	since := -1
+	for i := len(probes) - 1; i >= 0; i-- {
+		if len(probes[i].Holders) != 1 || probes[i].Holders[0] != v.Holder {
+			break
+		}
+		since = i
+	}
+	last := probes[len(probes)-1]
+	if since < 0 {
+		return runner.Outcome{Detail: fmt.Sprintf("the last probe of %s%s (at %s) was answered by %s, not %s alone (%s)",
+			vip, w.phrase, ms(last.At()), who(last), v.Holder, summarizeHolders(probes, who))}
+	}
+	first := probes[since]
+	return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s answered by %s alone from %s (%s into the window) to its end, %d probes (%s)",
+		vip, v.Holder, ms(first.At()), ms(first.At()-w.from), len(probes)-since, summarizeHolders(probes, who))}
+}
+
+// probeAfter reports whether no probe lies strictly between a and b: two
+// probes are consecutive.
+func probeAfter(probes []VRRPRecord, a, b time.Duration) bool {
+	for _, r := range probes {
+		if r.At() > a && r.At() < b {
+			return false
+		}
+	}
+	return true
+}
+
+// summarizeHolders says who answered when, as "lb1 until 4.2s, lb1, lb2
+// until 4.4s, lb2".
+func summarizeHolders(probes []VRRPRecord, who func(VRRPRecord) string) string {
+	var parts []string
+	cur := ""
+	for i, r := range probes {
+		w := who(r)
+		if i > 0 && w != cur {
+			parts = append(parts, fmt.Sprintf("%s until %s", cur, r.At().Round(time.Millisecond)))
+		}
+		cur = w
+	}
+	parts = append(parts, cur)
+	if len(parts) > 8 {
+		parts = append(parts[:4], append([]string{"..."}, parts[len(parts)-3:]...)...)
+	}
+	return strings.Join(parts, ", ")
+}

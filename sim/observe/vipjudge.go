@@ -12,15 +12,16 @@ import (
 	"lvslab/sim/spec"
 )
 
-// VIPJudge decides vip: expectations from the VRRP observer's records:
-// the ARP probes of the address (holders, holder) and the gratuitous ARPs
-// seen for it (garps). It implements runner.Judge.
+// VIPJudge decides vip: and vrrp: expectations from the VRRP observer's
+// records: the ARP probes of the address (holders, holder), the gratuitous
+// ARPs seen for it (garps), the senders of a VRID's adverts (masters,
+// master). It implements runner.Judge.
 type VIPJudge struct{}
 
 // Evaluate implements runner.Judge.
 func (VIPJudge) Evaluate(_ context.Context, run *runner.Run, e *spec.Expectation) (runner.Outcome, bool) {
 	v := e.VIP
-	if v == nil {
+	if v == nil && e.VRRP == nil {
 		return runner.Outcome{}, false
 	}
 	st, ok := run.Stage[VRRPStageName].(*VRRPStage)
@@ -40,6 +41,9 @@ func (VIPJudge) Evaluate(_ context.Context, run *runner.Run, e *spec.Expectation
 	}
 	if w.phrase == "" {
 		w.phrase = " over the whole run"
+	}
+	if e.VRRP != nil {
+		return judgeVRRP(e.VRRP, st.Records(), w), true
 	}
 	return judgeVIP(v, e, st.Records(), w), true
 }
@@ -84,8 +88,31 @@ func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window
 			probes = append(probes, r)
 		}
 	}
+	return judgeSamples(probes, v.Holders, v.Holder, vipWords(vip), w)
+}
+
+// wording is how a check over samples speaks of what it counts.
+type wording struct {
+	subject    string // "192.0.2.1", "lan VRID 1"
+	answered   string // "answered by", "advertised by"
+	unanswered string // "unanswered (nobody holds it)"
+	counted    string // "hardware address(es)", "MASTER(s)"
+	samples    string // "probes", "samples"
+	split      string // "split brain", "two masters"
+}
+
+func vipWords(vip string) wording {
+	return wording{subject: vip, answered: "answered by", unanswered: "unanswered (nobody holds it)",
+		counted: "hardware address(es)", samples: "probes", split: "split brain"}
+}
+
+// judgeSamples decides holders (each sample has exactly that many) or
+// holder (the node alone from some sample to the window's end) over
+// samples whose Holders say who was there; MACs count them.
+func judgeSamples(probes []VRRPRecord, holders *int, holder string, words wording, w window) runner.Outcome {
+	vip := words.subject
 	if len(probes) == 0 {
-		return runner.Outcome{Detail: fmt.Sprintf("no ARP probe of %s%s (0 records were judged)", vip, w.phrase)}
+		return runner.Outcome{Detail: fmt.Sprintf("no %s of %s%s (0 records were judged)", strings.TrimSuffix(words.samples, "s"), vip, w.phrase)}
 	}
 	who := func(r VRRPRecord) string {
 		if len(r.Holders) == 0 {
@@ -94,8 +121,8 @@ func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window
 		return strings.Join(r.Holders, ", ")
 	}
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-	if v.Holders != nil {
-		want := *v.Holders
+	if holders != nil {
+		want := *holders
 		// The stretches where the count was wrong, each with who answered.
 		type stretch struct {
 			from, to time.Duration
@@ -114,8 +141,8 @@ func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window
 			bad = append(bad, stretch{from: r.At(), to: r.At(), who: who(r), n: 1})
 		}
 		if len(bad) == 0 {
-			return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s answered by exactly %d hardware address(es) in all %d probes%s (%s)",
-				vip, want, len(probes), w.phrase, summarizeHolders(probes, who))}
+			return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s %s exactly %d %s in all %d %s%s (%s)",
+				vip, words.answered, want, words.counted, len(probes), words.samples, w.phrase, summarizeHolders(probes, who))}
 		}
 		worst := 0
 		for i := range bad {
@@ -128,31 +155,58 @@ func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window
 			count += b.n
 		}
 		b := bad[worst]
-		what := "answered by " + b.who
+		what := words.answered + " " + b.who
 		if b.who == "nobody" {
-			what = "unanswered (nobody holds it)"
+			what = words.unanswered
 		} else if strings.Contains(b.who, ",") {
-			what = "answered by " + b.who + ": split brain"
+			what = words.answered + " " + b.who + ": " + words.split
 		}
-		return runner.Outcome{Detail: fmt.Sprintf("%s %s from %s to %s; %d of %d probes%s had other than %d holder(s), in %d stretch(es); want exactly %d throughout",
-			vip, what, ms(b.from), ms(b.to+spec.VIPProbeInterval), count, len(probes), w.phrase, want, len(bad), want)}
+		return runner.Outcome{Detail: fmt.Sprintf("%s %s from %s to %s; %d of %d %s%s had other than %d %s, in %d stretch(es); want exactly %d throughout",
+			vip, what, ms(b.from), ms(b.to+spec.VIPProbeInterval), count, len(probes), words.samples, w.phrase, want, words.counted, len(bad), want)}
 	}
 	// holder: the node answers alone from some probe to the window's end.
 	since := -1
 	for i := len(probes) - 1; i >= 0; i-- {
-		if len(probes[i].Holders) != 1 || probes[i].Holders[0] != v.Holder {
+		if len(probes[i].Holders) != 1 || probes[i].Holders[0] != holder {
 			break
 		}
 		since = i
 	}
 	last := probes[len(probes)-1]
 	if since < 0 {
-		return runner.Outcome{Detail: fmt.Sprintf("the last probe of %s%s (at %s) was answered by %s, not %s alone (%s)",
-			vip, w.phrase, ms(last.At()), who(last), v.Holder, summarizeHolders(probes, who))}
+		return runner.Outcome{Detail: fmt.Sprintf("the last %s of %s%s (at %s) was %s %s, not %s alone (%s)",
+			strings.TrimSuffix(words.samples, "s"), vip, w.phrase, ms(last.At()), words.answered, who(last), holder, summarizeHolders(probes, who))}
 	}
 	first := probes[since]
-	return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s answered by %s alone from %s (%s into the window) to its end, %d probes (%s)",
-		vip, v.Holder, ms(first.At()), ms(first.At()-w.from), len(probes)-since, summarizeHolders(probes, who))}
+	return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s %s %s alone from %s (%s into the window) to its end, %d %s (%s)",
+		vip, words.answered, holder, ms(first.At()), ms(first.At()-w.from), len(probes)-since, words.samples, summarizeHolders(probes, who))}
+}
+
+// judgeVRRP decides a vrrp: expectation: who advertised the VRID (its
+// MASTER as the wire shows it, MasterSpans), sampled every
+// spec.VIPProbeInterval across the window.
+func judgeVRRP(c *spec.VRRPCheck, recs []VRRPRecord, w window) runner.Outcome {
+	var spans []MasterSpan
+	for _, m := range MasterSpans(recs, w.to) {
+		if m.Segment == c.Segment && m.VRID == c.VRID {
+			spans = append(spans, m)
+		}
+	}
+	var samples []VRRPRecord
+	for at := w.from; at < w.to; at += spec.VIPProbeInterval {
+		r := VRRPRecord{Kind: RecProbe, at: at}
+		for _, m := range spans {
+			if m.From <= at && at < m.To && !slices.Contains(r.Holders, m.Sender) {
+				r.Holders = append(r.Holders, m.Sender)
+			}
+		}
+		slices.Sort(r.Holders)
+		r.MACs = r.Holders
+		samples = append(samples, r)
+	}
+	words := wording{subject: fmt.Sprintf("%s VRID %d", c.Segment, c.VRID), answered: "advertised by",
+		unanswered: "advertised by nobody (no MASTER)", counted: "MASTER(s)", samples: "samples", split: "several MASTERs at once"}
+	return judgeSamples(samples, c.Masters, c.Master, words, w)
 }
 
 // probeAfter reports whether no probe lies strictly between a and b: two

@@ -174,7 +174,7 @@ func TestJudgeVIPHolders(t *testing.T) {
 	split = append(split, probesEvery(7*time.Second, 10*time.Second, "lb1")...)
 	o = judgeVIP(v, &spec.Expectation{}, split, w)
 	assert.False(t, o.Held)
-	assert.Equal(t, "192.0.2.100 answered by lb1, lb2: split brain from 5s to 7s; 10 of 50 probes during [0s, 10s] had other than 1 holder(s), in 1 stretch(es); want exactly 1 throughout", o.Detail)
+	assert.Equal(t, "192.0.2.100 answered by lb1, lb2: split brain from 5s to 7s; 10 of 50 probes during [0s, 10s] had other than 1 hardware address(es), in 1 stretch(es); want exactly 1 throughout", o.Detail)
 
 	// An outage is the longest stretch, ahead of a short split.
 	var gap []VRRPRecord
@@ -222,4 +222,40 @@ func TestJudgeVIPGARPs(t *testing.T) {
 	o = judgeVIP(v, e, recs, window{from: 0, to: 10 * time.Second, phrase: " w"})
 	assert.False(t, o.Held)
 	assert.Equal(t, "1 gratuitous ARPs for 192.0.2.100 from lb1 w; want ≥ 3", o.Detail)
+}
+
+// TestJudgeVRRP: the adverts of two routers sharing a VRID make two
+// MASTERs at once; one master taking over from another is one at a time.
+func TestJudgeVRRP(t *testing.T) {
+	adv := func(at time.Duration, node string, prio int) VRRPRecord {
+		return VRRPRecord{Kind: RecAdvert, Segment: "lan", VRID: 1, Node: node, Priority: &prio, Interval: "1s", at: at}
+	}
+	var recs []VRRPRecord
+	for at := time.Second; at < 10*time.Second; at += time.Second {
+		recs = append(recs, adv(at, "a1", 100))
+		if at >= 4*time.Second {
+			recs = append(recs, adv(at+300*time.Millisecond, "b1", 100))
+		}
+	}
+	one := 1
+	c := &spec.VRRPCheck{Segment: "lan", VRID: 1, Masters: &one}
+	o := judgeVRRP(c, recs, window{from: 2 * time.Second, to: 9 * time.Second, phrase: " w"})
+	assert.False(t, o.Held)
+	assert.True(t, strings.HasPrefix(o.Detail, "lan VRID 1 advertised by a1, b1: several MASTERs at once from 4.4s to 9s;"), o.Detail)
+
+	// a1 resigns at 4s, b1 takes over at 4.6s: never two, a gap of 0.6s.
+	recs = nil
+	for at := time.Second; at < 4*time.Second; at += time.Second {
+		recs = append(recs, adv(at, "a1", 100))
+	}
+	recs = append(recs, adv(4*time.Second, "a1", 0))
+	for at := 4600 * time.Millisecond; at < 10*time.Second; at += time.Second {
+		recs = append(recs, adv(at, "b1", 90))
+	}
+	o = judgeVRRP(c, recs, window{from: 2 * time.Second, to: 9 * time.Second, phrase: " w"})
+	assert.False(t, o.Held)
+	assert.True(t, strings.HasPrefix(o.Detail, "lan VRID 1 advertised by nobody (no MASTER) from 4s to 4.6s;"), o.Detail)
+	o = judgeVRRP(&spec.VRRPCheck{Segment: "lan", VRID: 1, Master: "b1"}, recs, window{from: 2 * time.Second, to: 9 * time.Second, phrase: " w"})
+	assert.True(t, o.Held, o.Detail)
+	assert.Contains(t, o.Detail, "advertised by b1 alone from 4.6s")
 }

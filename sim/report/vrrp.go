@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -32,79 +31,27 @@ type BandSpan struct {
 // master resigning); then per probed VIP the hardware addresses that
 // answered, several at once drawn as a split brain.
 func VRRPBands(recs []observe.VRRPRecord, end time.Duration) []BandRow {
-	type key struct {
-		seg    string
-		vrid   int
-		sender string
+	var rows []BandRow
+	for _, m := range observe.MasterSpans(recs, end) {
+		label := fmt.Sprintf("%s VRID %d: %s", m.Segment, m.VRID, m.Sender)
+		if len(rows) == 0 || rows[len(rows)-1].Label != label {
+			rows = append(rows, BandRow{Label: label})
+		}
+		note := fmt.Sprintf("MASTER, priority %d", m.Priority)
+		if m.Resigned {
+			note += ", resigned (priority 0)"
+		}
+		rows[len(rows)-1].Spans = append(rows[len(rows)-1].Spans, BandSpan{From: m.From, To: m.To, Who: m.Sender, Note: note})
 	}
-	var order []key
-	adverts := map[key][]observe.VRRPRecord{}
 	probes := map[string][]observe.VRRPRecord{}
 	var vips []string
 	for _, r := range recs {
-		switch r.Kind {
-		case observe.RecAdvert:
-			k := key{r.Segment, r.VRID, senderLabel(r.Node, r.Src)}
-			if _, ok := adverts[k]; !ok {
-				order = append(order, k)
-			}
-			adverts[k] = append(adverts[k], r)
-		case observe.RecProbe:
+		if r.Kind == observe.RecProbe {
 			if _, ok := probes[r.VIP]; !ok {
 				vips = append(vips, r.VIP)
 			}
 			probes[r.VIP] = append(probes[r.VIP], r)
 		}
-	}
-	slices.SortStableFunc(order, func(a, b key) int {
-		if c := strings.Compare(a.seg, b.seg); c != 0 {
-			return c
-		}
-		if a.vrid != b.vrid {
-			return a.vrid - b.vrid
-		}
-		return strings.Compare(a.sender, b.sender)
-	})
-	var rows []BandRow
-	for _, k := range order {
-		row := BandRow{Label: fmt.Sprintf("%s VRID %d: %s", k.seg, k.vrid, k.sender)}
-		var cur *BandSpan
-		var interval time.Duration
-		flush := func() {
-			if cur != nil {
-				row.Spans = append(row.Spans, *cur)
-				cur = nil
-			}
-		}
-		for _, r := range adverts[k] {
-			at := r.At()
-			if d, err := time.ParseDuration(r.Interval); err == nil && d > 0 {
-				interval = d
-			} else if interval == 0 {
-				interval = time.Second
-			}
-			prio := 0
-			if r.Priority != nil {
-				prio = *r.Priority
-			}
-			if cur != nil && at-cur.To > 3*interval {
-				flush()
-			}
-			if prio == 0 {
-				if cur != nil {
-					cur.To = at
-					cur.Note += ", resigned (priority 0)"
-				}
-				flush()
-				continue
-			}
-			if cur == nil {
-				cur = &BandSpan{From: at, Who: k.sender, Note: fmt.Sprintf("MASTER, priority %d", prio)}
-			}
-			cur.To = min(at+interval, max(end, at))
-		}
-		flush()
-		rows = append(rows, row)
 	}
 	for _, vip := range vips {
 		row := BandRow{Label: "ARP for " + vip}
@@ -134,13 +81,6 @@ func VRRPBands(recs []observe.VRRPRecord, end time.Duration) []BandRow {
 		rows = append(rows, row)
 	}
 	return rows
-}
-
-func senderLabel(node, src string) string {
-	if node != "" {
-		return node
-	}
-	return src
 }
 
 // bandsHeight is the room the band rows take below the panels.

@@ -199,3 +199,28 @@ expect:
 		"t.yaml:14:5: expect[5]: comparisons (eq, lt, ...) go with metric, pcap or vip.garps",
 	}, errorsOf(t, err))
 }
+
+func TestVRRPCheckValidation(t *testing.T) {
+	head := `name: t
+duration: 10s
+segments: {lan: {subnets: 10.0.0.0/24}}
+nodes:
+  a:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.1/24}]
+expect:
+`
+	_, err := parseNodeKA(t, nil, head+`  - {name: ok, during: [1s, 9s], vrrp: {segment: lan, vrid: 1, masters: 1}}
+  - {name: ok2, during: [1s, 9s], vrrp: {segment: lan, vrid: 255, master: a}}
+`)
+	require.NoError(t, err)
+	_, err = parseNodeKA(t, nil, head+`  - {name: bad, vrrp: {segment: wan, vrid: 256, masters: 1, master: b}}
+`)
+	assert.ElementsMatch(t, []string{
+		"t.yaml:9:5: expect[0]: a vrrp check needs a window: during: [from, to], or after: with within:",
+		"t.yaml:9:33: expect[0].vrrp.segment: unknown segment \"wan\"",
+		"t.yaml:9:44: expect[0].vrrp.vrid: virtual_router_id 256 is not 1..255",
+		"t.yaml:9:23: expect[0].vrrp: give exactly one of masters and master",
+		"t.yaml:9:69: expect[0].vrrp.master: unknown node \"b\"",
+	}, errorsOf(t, err))
+}

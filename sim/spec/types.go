@@ -539,6 +539,7 @@ type Expectation struct {
 	State       *StateCheck    `yaml:"state" doc:"addresses, neighbours or routes of a node"`
 	Pcap        *PcapCheck     `yaml:"pcap" doc:"count packets in a capture"`
 	Process     *ProcessCheck  `yaml:"process" doc:"state of a process at the end"`
+	VRRP        *VRRPCheck     `yaml:"vrrp" doc:"who was MASTER of a VRID on a segment, as its adverts on the wire show (masters, master), sampled every 200ms"`
 	VIP         *VIPCheck      `yaml:"vip" doc:"who holds a virtual address: ARP-probed from its segment every 200ms (holders, holder), or the gratuitous ARPs seen for it (garps, with eq/ge/...)"`
 	Eq          *Quantity      `yaml:"eq" doc:"equal to"`
 	Ne          *Quantity      `yaml:"ne" doc:"not equal to"`
@@ -634,6 +635,17 @@ type VIPCheck struct {
 	Holder  string     `yaml:"holder" doc:"this node answers the probes alone by the end of the window and from then on to its end (which node answered ARP for the VIP)"`
 	GARPs   bool       `yaml:"garps" doc:"count the gratuitous ARPs for address in the window, compared with eq, ge, ..."`
 	From    string     `yaml:"from" doc:"garps: only those sent by this node"`
+}
+
+// VRRPCheck is about one VRID on one segment, from the adverts the VRRP
+// observer reads off the wire: a sender is MASTER from its first advert to
+// its last plus one advert interval (a priority-0 advert ends that at
+// once). Exactly one of masters and master.
+type VRRPCheck struct {
+	Segment string `yaml:"segment" lvs:"required" doc:"the segment"`
+	VRID    int    `yaml:"vrid" lvs:"required" doc:"virtual_router_id, 1..255"`
+	Masters *int   `yaml:"masters" doc:"every 200ms of the window exactly this many senders advertised the VRID (1: no split brain, and no two routers sharing the VRID)"`
+	Master  string `yaml:"master" doc:"this node advertises the VRID alone by the end of the window and from then on to its end"`
 }
 
 // VIPProbeInterval is how often a vip: expectation's address is ARP-probed.

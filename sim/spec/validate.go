@@ -1365,8 +1365,12 @@ func (c *checker) expectation(i int) {
 		kinds++
 		c.vipCheck(p, e, cmps)
 	}
+	if v := e.VRRP; v != nil {
+		kinds++
+		c.vrrpCheck(p, e)
+	}
 	if kinds != 1 {
-		c.errorf(p, "give exactly one of metric, shares, backends, state, pcap, process and vip")
+		c.errorf(p, "give exactly one of metric, shares, backends, state, pcap, process, vip and vrrp")
 	}
 	if e.Metric == "" && e.Pcap == nil && (e.VIP == nil || !e.VIP.GARPs) && len(cmps) > 0 {
 		c.errorf(p, "comparisons (eq, lt, ...) go with metric, pcap or vip.garps")
@@ -1427,6 +1431,30 @@ func (c *checker) vipCheck(p string, e *Expectation, cmps []*Quantity) {
 	}
 	if (v.Holders != nil || v.Holder != "") && len(e.During) != 2 && (e.After == "" || e.Within == 0) {
 		c.errorf(p, "a vip holder check needs a window: during: [from, to], or after: with within:")
+	}
+}
+
+// vrrpCheck checks a vrrp: expectation.
+func (c *checker) vrrpCheck(p string, e *Expectation) {
+	v := e.VRRP
+	vp := p + ".vrrp"
+	if v.Segment != "" && c.s.Segment(v.Segment) == nil {
+		c.errorf(vp+".segment", "unknown segment %q", v.Segment)
+	}
+	if v.VRID < 1 || v.VRID > 255 {
+		c.errorf(vp+".vrid", "virtual_router_id %d is not 1..255", v.VRID)
+	}
+	if (v.Masters != nil) == (v.Master != "") {
+		c.errorf(vp, "give exactly one of masters and master")
+	}
+	if v.Masters != nil && *v.Masters < 0 {
+		c.errorf(vp+".masters", "a count of masters cannot be negative")
+	}
+	if v.Master != "" {
+		c.nodeRef(vp+".master", v.Master)
+	}
+	if len(e.During) != 2 && (e.After == "" || e.Within == 0) {
+		c.errorf(p, "a vrrp check needs a window: during: [from, to], or after: with within:")
 	}
 }
 

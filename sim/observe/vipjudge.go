@@ -99,11 +99,12 @@ type wording struct {
 	counted    string // "hardware address(es)", "MASTER(s)"
 	samples    string // "probes", "samples"
 	split      string // "split brain", "two masters"
+	step       time.Duration // between samples
 }
 
 func vipWords(vip string) wording {
 	return wording{subject: vip, answered: "answered by", unanswered: "unanswered (nobody holds it)",
-		counted: "hardware address(es)", samples: "probes", split: "split brain"}
+		counted: "hardware address(es)", samples: "probes", split: "split brain", step: spec.VIPProbeInterval}
 }
 
 // judgeSamples decides holders (each sample has exactly that many) or
@@ -128,17 +129,18 @@ func judgeSamples(probes []VRRPRecord, holders *int, holder string, words wordin
 			from, to time.Duration
 			who      string
 			n        int
+			last     int // index of its last sample
 		}
 		var bad []stretch
-		for _, r := range probes {
+		for i, r := range probes {
 			if len(r.MACs) == want {
 				continue
 			}
-			if k := len(bad) - 1; k >= 0 && bad[k].who == who(r) && bad[k].n > 0 && probeAfter(probes, bad[k].to, r.At()) {
-				bad[k].to, bad[k].n = r.At(), bad[k].n+1
+			if k := len(bad) - 1; k >= 0 && bad[k].who == who(r) && bad[k].last == i-1 {
+				bad[k].to, bad[k].n, bad[k].last = r.At(), bad[k].n+1, i
 				continue
 			}
-			bad = append(bad, stretch{from: r.At(), to: r.At(), who: who(r), n: 1})
+			bad = append(bad, stretch{from: r.At(), to: r.At(), who: who(r), n: 1, last: i})
 		}
 		if len(bad) == 0 {
 			return runner.Outcome{Held: true, Detail: fmt.Sprintf("%s %s exactly %d %s in all %d %s%s (%s)",
@@ -162,7 +164,7 @@ func judgeSamples(probes []VRRPRecord, holders *int, holder string, words wordin
 			what = words.answered + " " + b.who + ": " + words.split
 		}
 		return runner.Outcome{Detail: fmt.Sprintf("%s %s from %s to %s; %d of %d %s%s had other than %d %s, in %d stretch(es); want exactly %d throughout",
-			vip, what, ms(b.from), ms(b.to+spec.VIPProbeInterval), count, len(probes), words.samples, w.phrase, want, words.counted, len(bad), want)}
+			vip, what, ms(b.from), ms(b.to+words.step), count, len(probes), words.samples, w.phrase, want, words.counted, len(bad), want)}
 	}
 	// holder: the node answers alone from some probe to the window's end.
 	since := -1
@@ -182,9 +184,14 @@ func judgeSamples(probes []VRRPRecord, holders *int, holder string, words wordin
 		vip, words.answered, holder, ms(first.At()), ms(first.At()-w.from), len(probes)-since, words.samples, summarizeHolders(probes, who))}
 }
 
+// vrrpStep is how finely a vrrp: expectation samples the MASTER spans:
+// finer than any advert interval, so two MASTERs overlapping for a moment
+// (one elected just before the other's last advert runs out) are caught.
+const vrrpStep = 10 * time.Millisecond
+
 // judgeVRRP decides a vrrp: expectation: who advertised the VRID (its
-// MASTER as the wire shows it, MasterSpans), sampled every
-// spec.VIPProbeInterval across the window.
+// MASTER as the wire shows it, MasterSpans), sampled every vrrpStep across
+// the window.
 func judgeVRRP(c *spec.VRRPCheck, recs []VRRPRecord, w window) runner.Outcome {
 	var spans []MasterSpan
 	for _, m := range MasterSpans(recs, w.to) {
@@ -192,8 +199,12 @@ func judgeVRRP(c *spec.VRRPCheck, recs []VRRPRecord, w window) runner.Outcome {
 			spans = append(spans, m)
 		}
 	}
+	subject := fmt.Sprintf("%s VRID %d", c.Segment, c.VRID)
+	if len(c.Routers) > 0 {
+		return judgeRouters(c, subject, recs, w)
+	}
 	var samples []VRRPRecord
-	for at := w.from; at < w.to; at += spec.VIPProbeInterval {
+	for at := w.from; at < w.to; at += vrrpStep {
 		r := VRRPRecord{Kind: RecProbe, at: at}
 		for _, m := range spans {
 			if m.From <= at && at < m.To && !slices.Contains(r.Holders, m.Sender) {
@@ -204,20 +215,48 @@ func judgeVRRP(c *spec.VRRPCheck, recs []VRRPRecord, w window) runner.Outcome {
 		r.MACs = r.Holders
 		samples = append(samples, r)
 	}
-	words := wording{subject: fmt.Sprintf("%s VRID %d", c.Segment, c.VRID), answered: "advertised by",
-		unanswered: "advertised by nobody (no MASTER)", counted: "MASTER(s)", samples: "samples", split: "several MASTERs at once"}
+	words := wording{subject: subject, answered: "advertised by",
+		unanswered: "advertised by nobody (no MASTER)", counted: "MASTER(s)", samples: "samples", split: "several MASTERs at once", step: vrrpStep}
 	return judgeSamples(samples, c.Masters, c.Master, words, w)
 }
 
-// probeAfter reports whether no probe lies strictly between a and b: two
-// probes are consecutive.
-func probeAfter(probes []VRRPRecord, a, b time.Duration) bool {
-	for _, r := range probes {
-		if r.At() > a && r.At() < b {
-			return false
+// judgeRouters decides routers: only the named nodes sent adverts of the
+// VRID in the window; the others are named with their first advert.
+func judgeRouters(c *spec.VRRPCheck, subject string, recs []VRRPRecord, w window) runner.Outcome {
+	type seen struct {
+		first time.Duration
+		n     int
+		addrs string
+	}
+	senders := map[string]*seen{}
+	var order []string
+	for _, r := range recs {
+		if r.Kind != RecAdvert || r.Segment != c.Segment || r.VRID != c.VRID || !w.contains(r.At()) {
+			continue
+		}
+		who := senderName(r.Node, r.Src)
+		if senders[who] == nil {
+			senders[who] = &seen{first: r.At(), addrs: strings.Join(r.Addrs, " ")}
+			order = append(order, who)
+		}
+		senders[who].n++
+	}
+	if len(order) == 0 {
+		return runner.Outcome{Detail: fmt.Sprintf("no advert of %s%s (0 records were judged)", subject, w.phrase)}
+	}
+	var parts, others []string
+	for _, who := range order {
+		s := senders[who]
+		parts = append(parts, fmt.Sprintf("%s %d (for %s)", who, s.n, s.addrs))
+		if !slices.Contains(c.Routers, who) {
+			others = append(others, fmt.Sprintf("%s from %s", who, s.first.Round(time.Millisecond)))
 		}
 	}
-	return true
+	detail := fmt.Sprintf("adverts of %s%s: %s; want only %s", subject, w.phrase, strings.Join(parts, ", "), strings.Join(c.Routers, ", "))
+	if len(others) > 0 {
+		detail = fmt.Sprintf("%s also advertised by %s; ", subject, strings.Join(others, ", ")) + detail
+	}
+	return runner.Outcome{Held: len(others) == 0, Detail: detail}
 }
 
 // summarizeHolders says who answered when, as "lb1 until 4.2s, lb1, lb2

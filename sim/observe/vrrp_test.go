@@ -241,7 +241,7 @@ func TestJudgeVRRP(t *testing.T) {
 	c := &spec.VRRPCheck{Segment: "lan", VRID: 1, Masters: &one}
 	o := judgeVRRP(c, recs, window{from: 2 * time.Second, to: 9 * time.Second, phrase: " w"})
 	assert.False(t, o.Held)
-	assert.True(t, strings.HasPrefix(o.Detail, "lan VRID 1 advertised by a1, b1: several MASTERs at once from 4.4s to 9s;"), o.Detail)
+	assert.True(t, strings.HasPrefix(o.Detail, "lan VRID 1 advertised by a1, b1: several MASTERs at once from 4.3s to 9s; 470 of 700 samples w"), o.Detail)
 
 	// a1 resigns at 4s, b1 takes over at 4.6s: never two, a gap of 0.6s.
 	recs = nil
@@ -258,4 +258,18 @@ func TestJudgeVRRP(t *testing.T) {
 	o = judgeVRRP(&spec.VRRPCheck{Segment: "lan", VRID: 1, Master: "b1"}, recs, window{from: 2 * time.Second, to: 9 * time.Second, phrase: " w"})
 	assert.True(t, o.Held, o.Detail)
 	assert.Contains(t, o.Detail, "advertised by b1 alone from 4.6s")
+}
+
+func TestJudgeVRRPRouters(t *testing.T) {
+	adv := func(at time.Duration, node string, vip string) VRRPRecord {
+		prio := 100
+		return VRRPRecord{Kind: RecAdvert, Segment: "lan", VRID: 1, Node: node, Priority: &prio, Interval: "1s", Addrs: []string{vip}, at: at}
+	}
+	recs := []VRRPRecord{adv(time.Second, "a1", "192.0.2.1"), adv(2*time.Second, "a1", "192.0.2.1"), adv(3*time.Second, "b1", "192.0.2.2"), adv(4*time.Second, "a2", "192.0.2.1")}
+	c := &spec.VRRPCheck{Segment: "lan", VRID: 1, Routers: []string{"a1", "a2"}}
+	o := judgeVRRP(c, recs, window{from: 0, to: 10 * time.Second, phrase: " w"})
+	assert.False(t, o.Held)
+	assert.Equal(t, "lan VRID 1 also advertised by b1 from 3s; adverts of lan VRID 1 w: a1 2 (for 192.0.2.1), b1 1 (for 192.0.2.2), a2 1 (for 192.0.2.1); want only a1, a2", o.Detail)
+	o = judgeVRRP(c, recs[:2], window{from: 0, to: 10 * time.Second, phrase: " w"})
+	assert.True(t, o.Held, o.Detail)
 }

@@ -212,6 +212,7 @@ expect:
 `
 	_, err := parseNodeKA(t, nil, head+`  - {name: ok, during: [1s, 9s], vrrp: {segment: lan, vrid: 1, masters: 1}}
   - {name: ok2, during: [1s, 9s], vrrp: {segment: lan, vrid: 255, master: a}}
+  - {name: ok3, during: [1s, 9s], vrrp: {segment: lan, vrid: 3, routers: [a]}}
 `)
 	require.NoError(t, err)
 	_, err = parseNodeKA(t, nil, head+`  - {name: bad, vrrp: {segment: wan, vrid: 256, masters: 1, master: b}}
@@ -220,7 +221,7 @@ expect:
 		"t.yaml:9:5: expect[0]: a vrrp check needs a window: during: [from, to], or after: with within:",
 		"t.yaml:9:33: expect[0].vrrp.segment: unknown segment \"wan\"",
 		"t.yaml:9:44: expect[0].vrrp.vrid: virtual_router_id 256 is not 1..255",
-		"t.yaml:9:23: expect[0].vrrp: give exactly one of masters and master",
+		"t.yaml:9:23: expect[0].vrrp: give exactly one of masters, master and routers",
 		"t.yaml:9:69: expect[0].vrrp.master: unknown node \"b\"",
 	}, errorsOf(t, err))
 }

@@ -1444,8 +1444,17 @@ func (c *checker) vrrpCheck(p string, e *Expectation) {
 	if v.VRID < 1 || v.VRID > 255 {
 		c.errorf(vp+".vrid", "virtual_router_id %d is not 1..255", v.VRID)
 	}
-	if (v.Masters != nil) == (v.Master != "") {
-		c.errorf(vp, "give exactly one of masters and master")
+	asked := 0
+	for _, given := range []bool{v.Masters != nil, v.Master != "", len(v.Routers) > 0} {
+		if given {
+			asked++
+		}
+	}
+	if asked != 1 {
+		c.errorf(vp, "give exactly one of masters, master and routers")
+	}
+	for k, r := range v.Routers {
+		c.nodeRef(indexPath(vp+".routers", k), r)
 	}
 	if v.Masters != nil && *v.Masters < 0 {
 		c.errorf(vp+".masters", "a count of masters cannot be negative")

@@ -46,7 +46,7 @@ nodes:
 	require.NoError(t, err)
 	n := s.Node("a")
 	assert.True(t, s.RunsNodeKeepalived(n))
-	assert.Equal(t, ImplKeepalived, n.Keepalived.Impl())
+	assert.Equal(t, ImplKeepalived, n.Keepalived.Implementation, "the resolved spec names the default")
 	assert.Contains(t, s.ProcessNames(n), ProcNodeKeepalived)
 }
 

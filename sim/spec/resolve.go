@@ -151,6 +151,9 @@ func DefaultMAC(lab, node, iface string) MAC {
 // plain fills what every node gets regardless of role.
 func (r *resolver) plain(n *Node) {
 	s := r.s
+	if k := n.Keepalived; k != nil && k.Implementation == "" {
+		k.Implementation = k.Impl()
+	}
 	var defOff []Offload
 	defMTU := 0
 	if s.Defaults != nil {

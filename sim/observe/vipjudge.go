@@ -93,12 +93,12 @@ func judgeVIP(v *spec.VIPCheck, e *spec.Expectation, recs []VRRPRecord, w window
 
 // wording is how a check over samples speaks of what it counts.
 type wording struct {
-	subject    string // "192.0.2.1", "lan VRID 1"
-	answered   string // "answered by", "advertised by"
-	unanswered string // "unanswered (nobody holds it)"
-	counted    string // "hardware address(es)", "MASTER(s)"
-	samples    string // "probes", "samples"
-	split      string // "split brain", "two masters"
+	subject    string        // "192.0.2.1", "lan VRID 1"
+	answered   string        // "answered by", "advertised by"
+	unanswered string        // "unanswered (nobody holds it)"
+	counted    string        // "hardware address(es)", "MASTER(s)"
+	samples    string        // "probes", "samples"
+	split      string        // "split brain", "two masters"
 	step       time.Duration // between samples
 }
 

@@ -642,10 +642,10 @@ type VIPCheck struct {
 // its last plus one advert interval (a priority-0 advert ends that at
 // once). Exactly one of masters, master and routers.
 type VRRPCheck struct {
-	Segment string `yaml:"segment" lvs:"required" doc:"the segment"`
-	VRID    int    `yaml:"vrid" lvs:"required" doc:"virtual_router_id, 1..255"`
-	Masters *int   `yaml:"masters" doc:"every 200ms of the window exactly this many senders advertised the VRID (1: no split brain, and no two routers sharing the VRID)"`
-	Master  string `yaml:"master" doc:"this node advertises the VRID alone by the end of the window and from then on to its end"`
+	Segment string   `yaml:"segment" lvs:"required" doc:"the segment"`
+	VRID    int      `yaml:"vrid" lvs:"required" doc:"virtual_router_id, 1..255"`
+	Masters *int     `yaml:"masters" doc:"every 200ms of the window exactly this many senders advertised the VRID (1: no split brain, and no two routers sharing the VRID)"`
+	Master  string   `yaml:"master" doc:"this node advertises the VRID alone by the end of the window and from then on to its end"`
 	Routers []string `yaml:"routers" doc:"no node but these sent adverts of the VRID in the window (one VRID, one virtual router: another pair using it is a configuration mistake)"`
 }
 

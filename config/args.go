@@ -53,7 +53,11 @@ func ParseArgs(args []string) (Command, error) {
 //   - -s and --pe names are checked here rather than by the kernel.
 //   - -M also takes a prefix length (-M 24, -M /24); masks must be contiguous.
 //   - "[1.2.3.4]:80" keeps its port (ipvsadm drops it).
-//   - --fullnat selects the FULLNAT method (the alibaba/DPVS spelling).
+//   - --fullnat selects the FULLNAT method (the alibaba/DPVS spelling), and
+//     so does -b in a real-server command (-a -e -d), as in the FULLNAT
+//     fork's ipvsadm; in a service command -b stays --sched-flags.
+//   - The fork's local-address commands: -P/--add-laddr and
+//     -Q/--del-laddr with -z/--laddr LADDR, and -G/--get-laddr.
 func (p Parser) ParseArgs(args []string) (Command, error) {
 	if len(args) == 0 {
 		return Command{Op: OpList}, nil
@@ -119,6 +123,7 @@ const (
 	idTunRemCsum
 	idDefense
 	idSynProxy
+	idLaddr
 )
 
 // Columns of the legality table, in ipvsadm's OPTC_* order.
@@ -158,6 +163,7 @@ const (
 	colTunCsum
 	colTunRemCsum
 	colDefense // lvsd's own: -L --defense
+	colLaddr   // the FULLNAT fork's -z/--laddr
 	numCols
 	colNone = -1
 )
@@ -170,28 +176,32 @@ var colNames = [numCols]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
-	"defense",
+	"defense", "local-address",
 }
 
 // legality is ipvsadm's commands_v_options, one row per Op (OpAddService
 // first), one column per col*: '+' compulsory, 'x' illegal, '1' at most one
 // of the '1' options, ' ' optional.
 var legality = [...]string{
-	OpAddService - 1:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	OpEditService - 1:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	OpDeleteService - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpClear - 1:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpList - 1:          " 11xxxxxxxxx11       xxxxxxx xxxxx1",
-	OpAddDest - 1:       "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	OpDeleteDest - 1:    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpEditDest - 1:      "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	OpSetTimeouts - 1:   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpStartDaemon - 1:   "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
-	OpStopDaemon - 1:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
-	OpRestore - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpSave - 1:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpZero - 1:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	OpSetDefense - 1:    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpAddService - 1:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	OpEditService - 1:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	OpDeleteService - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpClear - 1:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpList - 1:          " 11xxxxxxxxx11       xxxxxxx xxxxx1x",
+	OpAddDest - 1:       "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	OpDeleteDest - 1:    "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpEditDest - 1:      "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	OpSetTimeouts - 1:   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpStartDaemon - 1:   "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
+	OpStopDaemon - 1:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
+	OpRestore - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpSave - 1:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpZero - 1:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	OpSetDefense - 1:    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	// The fork's ADDLADDR, DELLADDR, GETLADDR rows.
+	OpAddLaddr - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+	OpDelLaddr - 1: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+	OpGetLaddr - 1: "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // tunLegality is ipvsadm's tunnel_types_v_options: per TunType, the columns
@@ -230,6 +240,10 @@ var optDefs = []optDef{
 	{"help", 'h', argNone, idCommand, colNone, OpHelp},
 	{"version", 'v', argNone, idCommand, colNone, OpVersion},
 	{"restore", 'R', argNone, idCommand, colNone, OpRestore},
+	{"add-laddr", 'P', argNone, idCommand, colNone, OpAddLaddr},
+	{"del-laddr", 'Q', argNone, idCommand, colNone, OpDelLaddr},
+	{"get-laddr", 'G', argNone, idCommand, colNone, OpGetLaddr},
+	{"laddr", 'z', argRequired, idLaddr, colLaddr, 0},
 	{"save", 'S', argNone, idCommand, colNone, OpSave},
 	{"start-daemon", 0, argRequired, idCommand, colNone, OpStartDaemon},
 	{"stop-daemon", 0, argRequired, idCommand, colNone, OpStopDaemon},
@@ -292,6 +306,12 @@ func longOpt(name string) *optDef {
 	return nil
 }
 
+// fullnatB is the FULLNAT fork's -b: --fullnat, where ipvsadm 1.27 and
+// later made -b --sched-flags. The command tells them apart: -b of a real
+// server command (-a -e -d) is the fork's, of a service command the
+// scheduler flags.
+var fullnatB = optDef{"fullnat", 'b', argNone, idFullNAT, colForward, 0}
+
 func shortOpt(c byte) *optDef {
 	for i := range optDefs {
 		if optDefs[i].short == c && c != 0 {
@@ -316,6 +336,14 @@ type tokenizer struct {
 	clusterText string
 	noMore      bool     // after "--"
 	rest        []string // non-option arguments, in order
+	destCommand bool     // -b is --fullnat (see fullnatB)
+}
+
+func (t *tokenizer) short(c byte) *optDef {
+	if c == 'b' && t.destCommand {
+		return &fullnatB
+	}
+	return shortOpt(c)
 }
 
 // next returns the next option; ok is false at the end.
@@ -324,7 +352,7 @@ func (t *tokenizer) next() (tok token, ok bool, err error) {
 		if t.cluster != "" {
 			c := t.cluster[0]
 			t.cluster = t.cluster[1:]
-			def := shortOpt(c)
+			def := t.short(c)
 			if def == nil {
 				return token{}, false, argErrorf("%s: unknown option", t.clusterText)
 			}
@@ -438,7 +466,7 @@ func (s *argState) parse() (Command, error) {
 	}
 	if tok.def.id != idCommand {
 		return Command{}, &ArgError{
-			Msg:     fmt.Sprintf("%s: the command (-A -E -D -C -R -S -a -e -d -L -l -Z --set -h -v) must come first", tok.text),
+			Msg:     fmt.Sprintf("%s: the command (-A -E -D -C -R -S -a -e -d -L -l -Z -P -Q -G --set -h -v) must come first", tok.text),
 			TryHelp: true,
 		}
 	}
@@ -455,6 +483,7 @@ func (s *argState) parse() (Command, error) {
 		s.cmd.Daemon = Daemon{State: tok.val, McastIfn: "eth0", Group: netip.MustParseAddr("224.0.0.81"), Port: 8848, TTL: 1}
 	default:
 		s.cmd.Op = op
+		s.tk.destCommand = op == OpAddDest || op == OpEditDest || op == OpDeleteDest
 	}
 	s.cmd.Dest = Dest{Weight: 1, Forward: ForwardRoute}
 
@@ -538,6 +567,13 @@ func (s *argState) option(tok token) error {
 		}
 	case idNetmask:
 		s.maskArg = v
+	case idLaddr:
+		// The fork parses it as a service address and keeps the address.
+		addr, _, _, ok := s.p.parseHostPort(v, ProtoTCP)
+		if !ok {
+			return argErrorf("illegal local address")
+		}
+		s.cmd.Laddr = addr
 	case idReal:
 		s.realArg = v
 	case idMasq:
@@ -776,7 +812,7 @@ func (s *argState) finish() error {
 			return argErrorf("options conflicts in the list command")
 		}
 	}
-	if c.Op == OpList || c.Op == OpZero {
+	if c.Op == OpList || c.Op == OpZero || c.Op == OpGetLaddr {
 		c.HasService = s.has(colService)
 	}
 	switch c.Op {

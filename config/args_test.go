@@ -226,7 +226,7 @@ func TestParseArgsErrors(t *testing.T) {
 		msg     string
 		tryHelp bool
 	}{
-		{[]string{"-n", "-L"}, "-n: the command (-A -E -D -C -R -S -a -e -d -L -l -Z --set -h -v) must come first", true},
+		{[]string{"-n", "-L"}, "-n: the command (-A -E -D -C -R -S -a -e -d -L -l -Z -P -Q -G --set -h -v) must come first", true},
 		{[]string{"--bogus"}, "--bogus: unknown option", true},
 		{[]string{"foo"}, "no command specified", true},
 		{[]string{"-Lq"}, "-Lq: unknown option", false},

@@ -29,6 +29,10 @@ const (
 	OpRelease    // give VIPs up: silent for them, rules kept
 	OpOwnership  // list which VIPs are owned
 	OpVRRPReport // lvskeepalived's VRRP instance states
+	// The FULLNAT fork's local-address commands (-P, -Q, -G).
+	OpAddLaddr // -P/--add-laddr -z LADDR
+	OpDelLaddr // -Q/--del-laddr -z LADDR
+	OpGetLaddr // -G/--get-laddr: list the local addresses
 )
 
 // opText are ipvsadm's command names (its error messages use them, e.g.
@@ -55,6 +59,9 @@ var opText = [...]string{
 	OpRelease:       "release",
 	OpOwnership:     "ownership",
 	OpVRRPReport:    "vrrp-report",
+	OpAddLaddr:      "add-laddr",
+	OpDelLaddr:      "del-laddr",
+	OpGetLaddr:      "get-laddr",
 }
 
 func (o Op) String() string { return enumString(opText[:], int(o), "Op") }
@@ -76,7 +83,8 @@ func (o Op) Mutates() bool {
 	case OpAddService, OpEditService, OpDeleteService, OpClear,
 		OpAddDest, OpDeleteDest, OpEditDest, OpSetTimeouts,
 		OpStartDaemon, OpStopDaemon, OpRestore, OpZero, OpSetDefense,
-		OpOwn, OpRelease, OpVRRPReport:
+		OpOwn, OpRelease, OpVRRPReport,
+		OpAddLaddr, OpDelLaddr:
 		return true
 	}
 	return false
@@ -96,6 +104,8 @@ type Command struct {
 	HasService bool    `json:"has_service,omitempty"`
 	// Dest is the real server of -a, -e and -d.
 	Dest Dest `json:"dest,omitzero"`
+	// Laddr is the FULLNAT local address of -P and -Q (-z).
+	Laddr netip.Addr `json:"laddr,omitzero"`
 	// Timeouts are the values of --set; zero keeps a timeout unchanged.
 	Timeouts Timeouts `json:"timeouts,omitzero"`
 	// Defense are the settings --set-defense changes; the others stay.

@@ -63,7 +63,7 @@ func (p Parser) ParseRuleLines(r io.Reader, name string) ([]Rule, error) {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		if !allowedInRules(cmd.Op) {
-			return nil, fmt.Errorf("%s:%d: %s: only -A -E -D -C -a -e -d -Z --set belong in a rules file", name, line, args[0])
+			return nil, fmt.Errorf("%s:%d: %s: only -A -E -D -C -a -e -d -P -Q -Z --set belong in a rules file", name, line, args[0])
 		}
 		rules = append(rules, Rule{File: name, Line: line, Command: cmd})
 	}
@@ -97,7 +97,8 @@ func ruleFields(line string) []string {
 func allowedInRules(op Op) bool {
 	switch op {
 	case OpAddService, OpEditService, OpDeleteService, OpClear,
-		OpAddDest, OpEditDest, OpDeleteDest, OpZero, OpSetTimeouts:
+		OpAddDest, OpEditDest, OpDeleteDest, OpZero, OpSetTimeouts,
+		OpAddLaddr, OpDelLaddr:
 		return true
 	}
 	return false

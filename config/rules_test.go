@@ -47,9 +47,9 @@ func TestParseRulesErrors(t *testing.T) {
 	tests := []struct{ in, msg string }{
 		{"-A -t 1.2.3.4:80\n-a -t 1.2.3.4:80 -r 5.6.7.8 -w 70000\n", "r.txt:2: illegal weight specified"},
 		{"\n\n-A -t 1.2.3.4:80 -s rr -x 5\n", "r.txt:3: Illegal 'u-threshold' option with the 'add-service' command"},
-		{"-A -t 1.2.3.4:80\n-L -n\n", "r.txt:2: -L: only -A -E -D -C -a -e -d -Z --set belong in a rules file"},
-		{"ipvsadm -R\n", "r.txt:1: -R: only -A -E -D -C -a -e -d -Z --set belong in a rules file"},
-		{"-S -n\n", "r.txt:1: -S: only -A -E -D -C -a -e -d -Z --set belong in a rules file"},
+		{"-A -t 1.2.3.4:80\n-L -n\n", "r.txt:2: -L: only -A -E -D -C -a -e -d -P -Q -Z --set belong in a rules file"},
+		{"ipvsadm -R\n", "r.txt:1: -R: only -A -E -D -C -a -e -d -P -Q -Z --set belong in a rules file"},
+		{"-S -n\n", "r.txt:1: -S: only -A -E -D -C -a -e -d -P -Q -Z --set belong in a rules file"},
 		{"-A -t 1.2.3.4:80 --bogus\n", "r.txt:1: --bogus: unknown option"},
 		{"-A -t 1.2.3.4:80\n" + strings.Repeat("x", maxRuleLine+1) + "\n", "r.txt:2: line longer than 65536 bytes"},
 	}

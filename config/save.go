@@ -45,6 +45,12 @@ func FormatSave(services []VirtualService, names *Names) string {
 			fmt.Fprintf(&b, " -b %s", SchedFlagsString(s.Scheduler, s.Flags))
 		}
 		b.WriteByte('\n')
+		// The fork's ipvsadm -S saves neither local addresses nor FULLNAT
+		// real servers; here both are written, local addresses first, as
+		// a FULLNAT real server needs them.
+		for _, l := range vs.Laddrs {
+			fmt.Fprintf(&b, "-P %s -z %s\n", name, l)
+		}
 		for _, d := range SortDests(vs.Dests) {
 			fmt.Fprintf(&b, "-a %s -r %s %s -w %d", name,
 				FormatAddrPort(d.Addr, d.Port, s.Protocol, names), d.Forward.Switch(), d.Weight)

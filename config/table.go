@@ -21,6 +21,9 @@ const (
 	ErrSchedNotFound     IPVSError = "Scheduler or persistence engine not found"
 	ErrPermission        IPVSError = "Permission denied (you must be root)"
 	ErrInvalid           IPVSError = "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+	// The FULLNAT fork's libipvs words for -P and -Q.
+	ErrLaddrExists IPVSError = "Local address already exists"
+	ErrNoLaddr     IPVSError = "No such Local address"
 )
 
 // Table is a configuration built by commands: the virtual services with
@@ -99,6 +102,8 @@ func (t *Table) apply(c Command, find func(ServiceID) int) error {
 		t.Services = nil
 	case OpAddDest, OpEditDest, OpDeleteDest:
 		return t.applyDest(c, find)
+	case OpAddLaddr, OpDelLaddr:
+		return t.applyLaddr(c, find)
 	case OpZero:
 		// Counters are not configuration; only the existence check remains.
 		if c.HasService && find(c.Service.ID()) < 0 {
@@ -149,6 +154,28 @@ func (t *Table) applyDest(c Command, find func(ServiceID) int) error {
 			return ErrNoDest
 		}
 		vs.Dests = slices.Delete(vs.Dests, j, j+1)
+	}
+	return nil
+}
+
+func (t *Table) applyLaddr(c Command, find func(ServiceID) int) error {
+	i := find(c.Service.ID())
+	if i < 0 {
+		return ErrServiceNotDefined
+	}
+	vs := &t.Services[i]
+	j := slices.Index(vs.Laddrs, c.Laddr)
+	switch c.Op {
+	case OpAddLaddr:
+		if j >= 0 {
+			return ErrLaddrExists
+		}
+		vs.Laddrs = append(slices.Clip(vs.Laddrs), c.Laddr)
+	case OpDelLaddr:
+		if j < 0 {
+			return ErrNoLaddr
+		}
+		vs.Laddrs = slices.Delete(slices.Clone(vs.Laddrs), j, j+1)
 	}
 	return nil
 }

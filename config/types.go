@@ -386,6 +386,8 @@ func (s Service) Validate() error {
 type VirtualService struct {
 	Service Service `json:"service"`
 	Dests   []Dest  `json:"dests,omitempty"`
+	// Laddrs are the FULLNAT local addresses (-P -z), in the order added.
+	Laddrs []netip.Addr `json:"laddrs,omitempty"`
 }
 
 // Timeouts are the three timeouts ipvsadm --set changes (§2.6). A zero value

@@ -71,7 +71,8 @@ func TestApplyBatchAllOrNothing(t *testing.T) {
 func TestApplyBatchRuntimeRefusals(t *testing.T) {
 	for _, tc := range []struct{ bad, err string }{
 		{"-A -t [2001:db8::1]:80", "<stdin>:3: TCP [2001:db8::1]:80: IPv6 services are not supported by lvsd yet"},
-		{"-a -t 10.0.0.1:80 -r 172.16.0.9 --fullnat", "<stdin>:3: forwarding method FullNat needs local addresses for TCP 10.0.0.1:80 first (-P/--add-laddr, not yet in lvsadm)"},
+		{"-a -t 10.0.0.1:80 -r 172.16.0.9 --fullnat", "<stdin>:3: forwarding method FullNat needs local addresses for TCP 10.0.0.1:80 first (-P -z LADDR)"},
+		{"-P -t 10.0.0.1:80 -z 172.16.0.10\n-Q -t 10.0.0.1:80 -z 172.16.0.11", "<stdin>:4: No such Local address"},
 		{"-a -t 10.0.0.9:80 -r 172.16.0.9", "<stdin>:3: Service not defined"},
 		{"", "<stdin>:3: conntrack: --set tcp -1s: "},
 	} {

@@ -106,6 +106,11 @@ func tableRefs(t config.Table, local map[[4]byte]bool) map[GuardElem]int {
 				refs[el]++
 			}
 		}
+		for _, a := range vs.Laddrs {
+			for _, el := range laddrElems(a) {
+				refs[el]++
+			}
+		}
 	}
 	return refs
 }
@@ -309,8 +314,9 @@ type configView struct {
 }
 
 type svcView struct {
-	cfg   config.Service
-	dests []config.Dest
+	cfg    config.Service
+	dests  []config.Dest
+	laddrs []netip.Addr
 }
 
 func newConfigView(e *Engine) *configView {
@@ -325,7 +331,7 @@ func (v *configView) lookup(id config.ServiceID) *svcView {
 	if s == nil {
 		return nil
 	}
-	sv := &svcView{cfg: s.cfg, dests: make([]config.Dest, len(s.dests))}
+	sv := &svcView{cfg: s.cfg, dests: make([]config.Dest, len(s.dests)), laddrs: laddrAddrs(s.laddrs)}
 	for i, d := range s.dests {
 		sv.dests[i] = d.cfg
 	}
@@ -342,7 +348,7 @@ func (v *configView) refs() map[GuardElem]int {
 	var t config.Table
 	for _, id := range v.order {
 		if sv := v.touched[id]; sv != nil {
-			t.Services = append(t.Services, config.VirtualService{Service: sv.cfg, Dests: sv.dests})
+			t.Services = append(t.Services, config.VirtualService{Service: sv.cfg, Dests: sv.dests, Laddrs: sv.laddrs})
 		}
 	}
 	return tableRefs(t, v.e.localAddrs)
@@ -360,6 +366,8 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 	case config.OpClear, config.OpZero, config.OpSetTimeouts:
 	case config.OpAddService, config.OpEditService, config.OpDeleteService,
 		config.OpAddDest, config.OpEditDest, config.OpDeleteDest:
+	case config.OpAddLaddr, config.OpDelLaddr:
+		return checkLaddr(c, v.lookup(c.Service.ID()))
 	default:
 		return nil, fmt.Errorf("%s is not a configuration command", c.Op)
 	}
@@ -399,6 +407,9 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 		for _, d := range s.dests {
 			ch.add(destElems(s.cfg, d), -1)
 		}
+		for _, a := range s.laddrs {
+			ch.add(laddrElems(a), -1)
+		}
 	case config.OpAddDest, config.OpEditDest, config.OpDeleteDest:
 		if s == nil {
 			return nil, config.ErrServiceNotDefined
@@ -415,7 +426,7 @@ func (v *configView) check(c config.Command) (guardChange, error) {
 			if c.Op == config.OpEditDest && i < 0 {
 				return nil, config.ErrNoDest
 			}
-			if err := v.e.checkFwd(c.Service.ID(), c.Dest.Forward); err != nil {
+			if err := checkFwd(c.Service.ID(), c.Dest.Forward, len(s.laddrs)); err != nil {
 				return nil, err
 			}
 			if err := checkSynProxy(s.cfg, c.Dest.Forward); err != nil {
@@ -471,6 +482,12 @@ func (v *configView) apply(c config.Command) {
 		sv.dests = slices.Delete(sv.dests, sv.findDest(c.Dest.ID()), sv.findDest(c.Dest.ID())+1)
 	case config.OpSetTimeouts:
 		v.timeouts = mergeTimeouts(v.timeouts, c.Timeouts)
+	case config.OpAddLaddr:
+		sv := v.lookup(id)
+		sv.laddrs = append(slices.Clip(sv.laddrs), c.Laddr)
+	case config.OpDelLaddr:
+		sv := v.lookup(id)
+		sv.laddrs = slices.DeleteFunc(slices.Clone(sv.laddrs), func(a netip.Addr) bool { return a == c.Laddr })
 	}
 }
 
@@ -536,6 +553,10 @@ func (e *Engine) commit(c config.Command) {
 	case config.OpDeleteDest:
 		s := e.service(c.Service.ID())
 		s.delDest(s.findDest(c.Dest.ID()))
+	case config.OpAddLaddr:
+		e.addLaddr(e.service(c.Service.ID()), c.Laddr)
+	case config.OpDelLaddr:
+		e.delLaddr(e.service(c.Service.ID()), c.Laddr)
 	}
 }
 
@@ -577,6 +598,9 @@ func (e *Engine) deleteService(s *Service) {
 	for len(s.dests) > 0 {
 		s.delDest(0)
 	}
+	for len(s.laddrs) > 0 {
+		e.delLaddr(s, s.laddrs[0].addr)
+	}
 	e.services = slices.DeleteFunc(e.services, func(x *Service) bool { return x == s })
 }
 
@@ -613,10 +637,15 @@ func (e *Engine) Replace(t config.Table) error {
 			return err
 		}
 		for _, d := range vs.Dests {
-			if err := e.checkFwd(vs.Service.ID(), d.Forward); err != nil {
+			if err := checkFwd(vs.Service.ID(), d.Forward, len(vs.Laddrs)); err != nil {
 				return fmt.Errorf("%s: %w", vs.Service.ID(), err)
 			}
 			if err := checkSynProxy(vs.Service, d.Forward); err != nil {
+				return err
+			}
+		}
+		for _, a := range vs.Laddrs {
+			if _, err := checkLaddr(config.Command{Op: config.OpAddLaddr, Service: vs.Service, Laddr: a}, &svcView{}); err != nil {
 				return err
 			}
 		}
@@ -655,6 +684,16 @@ func (e *Engine) Replace(t config.Table) error {
 			if s.key() != old && s.cfg.Protocol != config.ProtoFwmark {
 				e.unindex(s, old)
 				e.index(s)
+			}
+		}
+		for _, l := range slices.Clone(s.laddrs) {
+			if !slices.Contains(vs.Laddrs, l.addr) {
+				e.delLaddr(s, l.addr)
+			}
+		}
+		for _, a := range vs.Laddrs {
+			if !slices.Contains(laddrAddrs(s.laddrs), a) {
+				e.addLaddr(s, a)
 			}
 		}
 		want := map[config.DestID]bool{}
@@ -707,6 +746,12 @@ func (e *Engine) Handle(ctx context.Context, peer ctl.Peer, req ctl.Request) ctl
 		return r
 	case config.OpSave:
 		return e.serviceReply(c)
+	case config.OpGetLaddr:
+		r := e.serviceReply(c)
+		if r.Error == config.ErrNoService.Error() {
+			r.Error = config.ErrServiceNotDefined.Error() // the fork's word for -G
+		}
+		return r
 	case config.OpVersion, config.OpHelp:
 		return ctl.Reply{}
 	case config.OpStartDaemon, config.OpStopDaemon:
@@ -768,6 +813,9 @@ func (e *Engine) serviceReply(c config.Command) ctl.Reply {
 
 func (s *Service) status() ctl.ServiceStatus {
 	st := ctl.ServiceStatus{Service: s.cfg, Stats: s.stats.status(), Rate: s.est.status()}
+	for _, l := range s.laddrs {
+		st.Laddrs = append(st.Laddrs, ctl.LaddrStatus{Addr: l.addr, Conns: l.conns})
+	}
 	for _, d := range s.dests {
 		cfg := d.cfg
 		if d.local {
@@ -819,7 +867,7 @@ func (e *Engine) Table() config.Table {
 func (e *Engine) tableLocked() config.Table {
 	t := config.Table{Timeouts: e.timeouts, Services: make([]config.VirtualService, 0, len(e.services))}
 	for _, s := range e.services {
-		vs := config.VirtualService{Service: s.cfg}
+		vs := config.VirtualService{Service: s.cfg, Laddrs: laddrAddrs(s.laddrs)}
 		if len(s.dests) > 0 {
 			vs.Dests = make([]config.Dest, 0, len(s.dests))
 		}

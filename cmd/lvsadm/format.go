@@ -321,6 +321,35 @@ func saveServices(svcs []ctl.ServiceStatus) []config.VirtualService {
 		for _, d := range s.Dests {
 			out[i].Dests = append(out[i].Dests, d.Dest)
 		}
+		for _, l := range s.Laddrs {
+			out[i].Laddrs = append(out[i].Laddrs, l.Addr)
+		}
 	}
 	return out
+}
+
+// formatLaddrs is the FULLNAT fork's ipvsadm -G, byte for byte: a title,
+// then every service with its number of local addresses (a trailing blank
+// included) and one line per local address with its port conflicts and
+// connections. Services come in lvsd's order, as the fork lists the
+// kernel's unsorted. CONFLICTS counts the fork's trial loop meeting a port
+// in use; lvsd's free-port pools never probe, so it is always 0.
+func formatLaddrs(svcs []ctl.ServiceStatus) string {
+	if len(svcs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-20s %-8s %-20s %-10s %-10s\n", "VIP:VPORT", "TOTAL", "LADDR", "CONFLICTS", "CONNS")
+	for _, st := range svcs {
+		s := st.Service
+		vname := "0.0.0.0:0" // a fwmark service has no address
+		if s.Protocol != config.ProtoFwmark {
+			vname = config.FormatAddrPort(s.Addr, s.Port, s.Protocol, nil)
+		}
+		fmt.Fprintf(&b, "%-20s %-8d \n", vname, len(st.Laddrs))
+		for _, l := range st.Laddrs {
+			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d\n", "", "", l.Addr, 0, l.Conns)
+		}
+	}
+	return b.String()
 }

@@ -120,6 +120,8 @@ func output(cmd config.Command, r ctl.Reply, names *config.Names) string {
 	switch cmd.Op {
 	case config.OpSave:
 		return config.FormatSave(saveServices(r.Services), names)
+	case config.OpGetLaddr:
+		return formatLaddrs(r.Services)
 	case config.OpList:
 		o := cmd.List
 		switch {

@@ -212,7 +212,7 @@ func TestRunUsageErrors(t *testing.T) {
 	// No lvsd is needed to reject a command line.
 	r := runWith("lvslab-no-such-socket", "", "-n", "-L")
 	assert.Equal(t, 255, r.code)
-	assert.Equal(t, "-n: the command (-A -E -D -C -R -S -a -e -d -L -l -Z --set -h -v) must come first\n"+
+	assert.Equal(t, "-n: the command (-A -E -D -C -R -S -a -e -d -L -l -Z -P -Q -G --set -h -v) must come first\n"+
 		"Try `lvsadm -h' or 'lvsadm --help' for more information.\n", r.stderr)
 	r = runWith("lvslab-no-such-socket", "", "-a", "-t", "1.2.3.4:80")
 	assert.Equal(t, result{2, "", "You need to supply the 'real-server' option for the 'add-server' command\n"}, r)

@@ -23,6 +23,8 @@ func usage() string {
   %[1]s -C
   %[1]s -R
   %[1]s -S [-n]
+  %[1]s -P|Q virtual-service -z local-address
+  %[1]s -G [virtual-service]
   %[1]s -a|e virtual-service -r server-address [options]
   %[1]s -d virtual-service -r server-address
   %[1]s -L|l [virtual-service] [options]
@@ -41,6 +43,9 @@ Commands (long or short form):
   --restore         -R        read commands from stdin, one per line: one transaction, every line
                               is checked before any is applied; on an error nothing changes
   --save            -S        print the table as commands that -R reads
+  --add-laddr       -P        add a FULLNAT local address to a service (-z)
+  --del-laddr       -Q        delete a FULLNAT local address (-z)
+  --get-laddr       -G        list the FULLNAT local addresses
   --add-server      -a        add a real server
   --edit-server     -e        replace a real server's settings
   --delete-server   -d        delete a real server
@@ -71,7 +76,8 @@ Options:
   --gatewaying   -g                   direct routing (default)
   --ipip         -i                   tunnelling
   --masquerading -m                   NAT
-  --fullnat                           FULLNAT (if lvsd supports it)
+  --fullnat      -b                   FULLNAT (-b only with -a -e -d; needs -P first)
+  --laddr        -z local-address     a FULLNAT local address (IPv4)
   --tun-type     type                 ipip (default), gue or gre
   --tun-port     port                 tunnel destination port (gue)
   --tun-nocsum                        tunnel without checksum (default)
@@ -95,7 +101,7 @@ Options:
   --ops          -o                   one-packet scheduling (UDP)
   --synproxy    -j enable|disable    SYN proxy: answer SYNs with cookies (TCP, NAT/FULLNAT)
   --numeric      -n                   no host or service names
-  --sched-flags  -b flags             comma list: flag-1 flag-2 flag-3 sh-fallback sh-port mh-fallback mh-port
+  --sched-flags  -b flags             (with -A -E) comma list: flag-1 flag-2 flag-3 sh-fallback sh-port mh-fallback mh-port
 
 Daemon options (with --start-daemon):
   --mcast-interface interface         the interface sync messages go out on or come in from (default eth0)

@@ -78,6 +78,7 @@ type Request struct {
 //     engine's own order, newest real server first, as the kernel does).
 //     Conns are printed as given, as ipvsadm prints the kernel's table.
 //   - save (-S): Services.
+//   - get-laddr (-G): Services (one with Command.HasService) with Laddrs.
 //   - commands that change state: nothing but Error on failure.
 //   - restore: nothing but Error, "file:line: message", on failure.
 //
@@ -131,6 +132,17 @@ type ServiceStatus struct {
 	Stats   Stats          `json:"stats"`
 	Rate    Rate           `json:"rate"`
 	Dests   []DestStatus   `json:"dests,omitempty"`
+	// Laddrs are the FULLNAT local addresses, in the order added.
+	Laddrs []LaddrStatus `json:"laddrs,omitempty"`
+}
+
+// LaddrStatus is a FULLNAT local address, as ipvsadm -G of the fork shows
+// it.
+type LaddrStatus struct {
+	Addr netip.Addr `json:"addr"`
+	// Conns are the connections holding one of its ports, over every
+	// service that shares the address.
+	Conns uint32 `json:"conns"`
 }
 
 // DestStatus is a real server with its connection counts and counters.

@@ -62,6 +62,7 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 			return true
 		}
 	}
+	w.cid = id
 	if dir == conntrack.DirIn {
 		d.stats.in(size)
 		d.svc.stats.in(size)
@@ -238,6 +239,10 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	e.conns.Step(id, conntrack.DirIn, p.TCPFlags, size, now)
 	d.stats.in(size)
 	svc.stats.in(size)
+	if fwd == conntrack.FwdFullNAT {
+		e.fnatNew(id)
+	}
+	w.cid = id
 	e.xmitIn(w, in, slot, frame, p, e.conns.Conn(id), d, now)
 	if params.OnePacket {
 		e.conns.Release(id, now)

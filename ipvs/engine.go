@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"sync"
@@ -161,7 +162,10 @@ type Engine struct {
 	// own is who answers for the VIPs (own.go).
 	own ownState
 	// laddrs are the FULLNAT local addresses' port pools, by address.
-	laddrs   map[[4]byte]*laddrPool
+	laddrs map[[4]byte]*laddrPool
+	// fnat is the TCP state of FULLNAT connections, by ConnID (fnat.go).
+	fnat     []fnatConn
+	isnKey   uint64 // keys the remapped initial sequence numbers
 	local    LocalPort
 	localErr error
 
@@ -208,6 +212,7 @@ func New(cfg Config) (*Engine, error) {
 		routes: NewRouteTable(nil),
 		neigh:  newNeighTable(),
 		laddrs: map[[4]byte]*laddrPool{},
+		isnKey: rand.Uint64(),
 	}
 	if err := e.sp.init(cfg.SynProxy); err != nil {
 		return nil, err
@@ -428,6 +433,9 @@ type worker struct {
 	tx    [][]capture.Frame
 	p     rewrite.Packet
 	flow  sched.Flow
+	// cid is the connection of the packet being transmitted (set before
+	// xmitIn and xmitOut), for the per-connection state of FULLNAT.
+	cid conntrack.ConnID
 	// GSO super-frames: the super-frame's Packet and segment buffers.
 	gp   rewrite.Packet
 	segs [][]byte

@@ -37,6 +37,16 @@ const (
 	fxExtRtr = "10.0.0.254"   // a router on the client side
 )
 
+// fxISNKey keys the engine's FULLNAT sequence remap in fixtures.
+const fxISNKey = 0x5eed1e55
+
+// fxDelta is the FULLNAT sequence delta of a fixture connection from local
+// to the real server whose client's ISN is 1000 (tcp4's).
+func fxDelta(local string, lport uint16) uint32 {
+	return fnatISN(fxISNKey, netip.AddrPortFrom(netip.MustParseAddr(local), lport),
+		netip.MustParseAddrPort(fxRS+":8080"), int64(time.Hour)) - 1000
+}
+
 // routerMAC is a router's on the real-server side; the second real
 // server's MAC is rs2MAC (trash_test.go).
 var routerMAC = rewrite.MAC{2, 0, 0, 0, 0, 0x30}
@@ -80,6 +90,7 @@ func newFxEngine(tb testing.TB, rules []string, marks []string, localAddrs []str
 		tb.Fatal(err)
 	}
 	fe.Engine = e
+	e.isnKey = fxISNKey // FULLNAT's remapped sequence numbers, predictable
 	extP, extW := capture.NewMemPair(capture.MemConfig{IfindexA: 1, IfindexB: 1})
 	intP, intW := capture.NewMemPair(capture.MemConfig{IfindexA: 2, IfindexB: 2})
 	tb.Cleanup(func() { extP.Close(); intP.Close() })
@@ -419,13 +430,38 @@ func fixtures(tb testing.TB) []fixture {
 	}()
 
 	// FULLNAT: the real server sees local address → RS both ways; the
-	// client sees only the VIP. Two local addresses, taken in turn.
-	fnat := func(p pkt, sip string, sport uint16, flags string) pkt {
+	// client sees only the VIP. Two local addresses, taken in turn. The
+	// client's sequence numbers are remapped toward the real server (and
+	// its acknowledgements back); the SYN and the first ACK carry the TOA,
+	// the real server's SYN-ACK offers an MSS 8 lower.
+	fnat := func(p pkt, sip string, sport uint16, flags string, toa bool) pkt {
 		p.src, p.dst, p.sip, p.dip, p.ttl = intMAC, rsMAC, sip, fxRS, p.ttl-1
-		p.l4 = l4(tcp4(sport, 8080, flags))
+		t := tcp4(sport, 8080, flags)
+		t.Seq += fxDelta(sip, sport)
+		if toa {
+			cport := uint16(40000)
+			if strings.HasSuffix(sip, ".11") {
+				cport = 40001
+			}
+			t.Options = []layers.TCPOption{{OptionType: rewrite.TCPOptTOA, OptionLength: 8,
+				OptionData: []byte{byte(cport >> 8), byte(cport), 10, 0, 0, 2}}}
+		}
+		p.l4 = l4(t)
 		return p
 	}
-	fnatSynack := pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: tcp, l4: l4(tcp4(8080, 5000, "SA"))}
+	withMSS := func(t *layers.TCP, mss uint16) *layers.TCP {
+		t.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{byte(mss >> 8), byte(mss)}}}
+		return t
+	}
+	// The real server's ISN is 1999: the client's data below (ack 2000)
+	// is its first ACK.
+	rsSA := tcp4(8080, 5000, "SA")
+	rsSA.Seq = 1999
+	rsSA.Ack = 1001 + fxDelta("172.16.0.10", 5000)
+	fnatSynack := pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: tcp, l4: l4(withMSS(rsSA, 1460))}
+	clientSA := tcp4(80, 40000, "SA")
+	clientSA.Seq, clientSA.Ack = 1999, 1001
+	fnatSynackOut := pkt{src: extMAC, dst: clientMAC, sip: fxVIP, dip: fxClient, ttl: 63, df: true, proto: tcp, l4: l4(withMSS(clientSA, 1452))}
 	syn2 := syn
 	syn2.l4 = l4(tcp4(40001, 80, "S"))
 	fnatFragIn := pkt{src: intMAC, dst: rsMAC, sip: "172.16.0.10", dip: fxRS, ttl: 63, df: true, proto: layers.IPProtocolICMPv4,
@@ -508,19 +544,18 @@ func fixtures(tb testing.TB) []fixture {
 		},
 		counters: map[string]uint64{"rx_frames": 2, "tx_frames": 2, "conns": 1, "conns_created": 1},
 	}, {
-		// Before TOA, MSS clamping and the sequence remap: addresses and
-		// ports only.
 		name:  "FULLNAT",
 		rules: []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10 172.16.0.11", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"},
 		steps: []fxStep{
-			{name: "SYN", frame: syn.build(tb), int: [][]byte{fnat(syn, "172.16.0.10", 5000, "S").build(tb)}},
-			{name: "SYN-ACK", fromInt: true, frame: fnatSynack.build(tb), ext: [][]byte{synackOut.build(tb)}},
-			{name: "data", frame: ack.build(tb), int: [][]byte{fnat(ack, "172.16.0.10", 5000, "PA").build(tb)}},
-			{name: "second connection", frame: syn2.build(tb), int: [][]byte{fnat(syn2, "172.16.0.11", 5000, "S").build(tb)}},
+			{name: "SYN", frame: syn.build(tb), int: [][]byte{fnat(syn, "172.16.0.10", 5000, "S", true).build(tb)}},
+			{name: "SYN-ACK", fromInt: true, frame: fnatSynack.build(tb), ext: [][]byte{fnatSynackOut.build(tb)}},
+			{name: "data", frame: ack.build(tb), int: [][]byte{fnat(ack, "172.16.0.10", 5000, "PA", true).build(tb)}},
+			{name: "second connection", frame: syn2.build(tb), int: [][]byte{fnat(syn2, "172.16.0.11", 5000, "S", true).build(tb)}},
 			{name: "ICMP in", frame: fragIn.build(tb), int: [][]byte{fnatFragIn.build(tb)}},
 			{name: "ICMP out", fromInt: true, frame: fnatFragOut.build(tb), ext: [][]byte{fragOutNAT.build(tb)}},
 		},
-		counters: map[string]uint64{"rx_frames": 6, "tx_frames": 6, "conns": 2, "conns_created": 2},
+		counters: map[string]uint64{"rx_frames": 6, "tx_frames": 6, "conns": 2, "conns_created": 2,
+			"fullnat_add_toa_ok": 3, "fullnat_mss_reduced": 1},
 	}, {
 		name:  "LOCALNODE",
 		local: []string{fxDirInt},

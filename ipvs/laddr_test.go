@@ -88,3 +88,21 @@ func TestLaddrBatch(t *testing.T) {
 	assert.Equal(t, []netip.Addr{netip.MustParseAddr("172.16.0.10")}, vs.Laddrs)
 	assert.Equal(t, config.ForwardFullNAT, vs.Dests[0].Forward)
 }
+
+// The remapped ISN of one local→real pair grows with time (a reused local
+// port's new SYN is above its TIME_WAIT), and pairs do not share one.
+func TestFNATISN(t *testing.T) {
+	l := netip.MustParseAddrPort("172.16.0.10:5000")
+	r := netip.MustParseAddrPort("172.16.0.2:80")
+	const second = int64(1e9)
+	a, b := fnatISN(7, l, r, 10*second), fnatISN(7, l, r, 11*second)
+	if d := b - a; d != uint32(second>>6) {
+		t.Errorf("one second later the ISN moved by %d, want %d", d, second>>6)
+	}
+	seen := map[uint32]bool{}
+	for port := range uint16(1000) {
+		seen[fnatISN(7, netip.AddrPortFrom(l.Addr(), 5000+port), r, 10*second)] = true
+	}
+	assert.Greater(t, len(seen), 990, "distinct ISNs over 1000 local ports")
+	assert.NotEqual(t, fnatISN(7, l, r, 0), fnatISN(8, l, r, 0), "the key matters")
+}

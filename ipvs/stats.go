@@ -125,6 +125,12 @@ const (
 	ftpRewritten
 	ftpRewriteFailed
 	ftpIgnored
+	fnatTOAOK
+	fnatTOAFailLen
+	fnatTOAFailHeadFull
+	fnatTOAFailMem
+	fnatTimestampsRemoved
+	fnatMSSReduced
 	numReasons
 )
 
@@ -208,4 +214,14 @@ var reasonNames = [numReasons]string{
 	ftpRewritten:     "ftp_pasv_rewritten",
 	ftpRewriteFailed: "drop_ftp_rewrite_failed",
 	ftpIgnored:       "ftp_foreign_address",
+	// TOA toward FULLNAT real servers, as the fork's ip_vs_ext_stats
+	// count it: added, or not (the packet then goes without it) because
+	// the packet would exceed the MTU, the TCP header has no room, or the
+	// buffer is short.
+	fnatTOAOK:             "fullnat_add_toa_ok",
+	fnatTOAFailLen:        "fullnat_add_toa_fail_len",
+	fnatTOAFailHeadFull:   "fullnat_add_toa_fail_head_full",
+	fnatTOAFailMem:        "fullnat_add_toa_fail_mem",
+	fnatTimestampsRemoved: "fullnat_timestamps_removed",
+	fnatMSSReduced:        "fullnat_mss_reduced",
 }

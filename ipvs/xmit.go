@@ -35,7 +35,7 @@ func (e *Engine) xmitIn(w *worker, in *Iface, slot []byte, frame []byte, p *rewr
 	case conntrack.FwdTunnel:
 		e.tunIn(w, in, slot, frame, p, d, now)
 	case conntrack.FwdFullNAT:
-		e.fnatIn(w, in, frame, p, c, d, now)
+		e.fnatIn(w, in, slot, frame, p, c, d, now)
 	}
 }
 

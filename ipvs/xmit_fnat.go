@@ -11,10 +11,15 @@ import (
 	"lvslab/rewrite"
 )
 
-// fnatIn rewrites a client packet for real server d from c's local address.
-func (e *Engine) fnatIn(w *worker, in *Iface, frame []byte, p *rewrite.Packet, c *conntrack.Conn, d *Dest, now int64) {
+// fnatIn rewrites a client packet for real server d from c's local address
+// (for TCP also the sequence remap, and the TOA, which may move the frame
+// into slot to grow it).
+func (e *Engine) fnatIn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, c *conntrack.Conn, d *Dest, now int64) {
 	if e.ttlExpired(w, in, frame, p) || e.mtuExceeded(w, in, frame, p, d.out.MTU) {
 		return
+	}
+	if p.Protocol == rewrite.ProtoTCP {
+		frame = e.fnatTCPIn(w, slot, frame, p, c, d.out.MTU, now)
 	}
 	if err := rewrite.FULLNATIn(frame, p, c.Local(), c.Real()); err != nil {
 		e.ctr[rxMalformed]++
@@ -33,6 +38,9 @@ func (e *Engine) fnatOut(w *worker, in *Iface, frame []byte, p *rewrite.Packet, 
 	complete(frame, p)
 	if e.ttlExpired(w, in, frame, p) || e.mtuExceeded(w, in, frame, p, out.MTU) {
 		return
+	}
+	if p.Protocol == rewrite.ProtoTCP {
+		e.fnatTCPOut(w, frame, p)
 	}
 	if err := rewrite.FULLNATOut(frame, p, c.Virtual(), c.Client()); err != nil {
 		e.ctr[rxMalformed]++

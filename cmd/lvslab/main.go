@@ -216,6 +216,7 @@ func (e *env) cmdService(ctx context.Context, args []string) int {
 	listen := fs.String("listen", "", "address:port")
 	identity := fs.String("identity", "", "name to answer with")
 	control := fs.String("control", "", "control file (status, delay, body), re-read on every answer")
+	readTOA := fs.Bool("toa", false, "http-echo: read the TOA option of FULLNAT connections and report the client in X-Lvslab-Toa-Client")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitInvalid
 	}
@@ -223,7 +224,7 @@ func (e *env) cmdService(ctx context.Context, args []string) int {
 		e.errorf("service needs --listen")
 		return exitInvalid
 	}
-	if err := service.Run(ctx, service.Config{Kind: args[0], Listen: *listen, Identity: *identity, Control: *control, Out: e.stdout}); err != nil {
+	if err := service.Run(ctx, service.Config{Kind: args[0], Listen: *listen, Identity: *identity, Control: *control, Out: e.stdout, TOA: *readTOA}); err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}

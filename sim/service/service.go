@@ -4,7 +4,9 @@
 //   - http-echo answers every request with its identity (the body is the
 //     identity and a newline; headers X-Lvslab-Backend and X-Lvslab-Peer
 //     say who answered and which client address it saw), so traffic
-//     generators learn which real server served each request;
+//     generators learn which real server served each request; with TOA
+//     set it reads the TOA option of FULLNAT connections (rs/toa) and
+//     says in X-Lvslab-Toa-Client which client the director saw;
 //   - tcp-sink greets each connection with "lvslab tcp-sink NAME" and a
 //     newline as soon as it accepts it (so a long-lived stream learns which
 //     real server it reached long before its end), reads the connection to
@@ -39,10 +41,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"lvslab/rs/toa"
 )
 
 // Kinds lists the built-in services.
@@ -60,6 +65,9 @@ type Config struct {
 	Control string
 	// Out receives the ready line and per-connection records.
 	Out io.Writer
+	// TOA makes http-echo read the TOA option of its connections (a
+	// FULLNAT director's client address) and report it.
+	TOA bool
 }
 
 // Run serves until ctx ends.
@@ -127,6 +135,14 @@ func httpEcho(ctx context.Context, c Config, out *lockedWriter, useTLS bool) err
 		}
 		ln = tls.NewListener(ln, cfg)
 	}
+	var toaReader *toa.Reader
+	if c.TOA {
+		if toaReader, err = toa.Open(); err != nil {
+			ln.Close()
+			return err
+		}
+		defer toaReader.Close()
+	}
 	ctl := newControlReader(c.Control)
 	identityBody := []byte(c.Identity + "\n")
 	mux := http.NewServeMux()
@@ -150,6 +166,11 @@ func httpEcho(ctx context.Context, c Config, out *lockedWriter, useTLS bool) err
 		h.Set("X-Lvslab-Backend", c.Identity)
 		h.Set("X-Lvslab-Peer", r.RemoteAddr)
 		h.Set("X-Lvslab-Received", strconv.FormatInt(n, 10))
+		if toaReader != nil {
+			if client, ok := toaClient(r, toaReader); ok {
+				h.Set("X-Lvslab-Toa-Client", client.String())
+			}
+		}
 		if cur.Status != 0 {
 			w.WriteHeader(cur.Status)
 		}
@@ -169,6 +190,21 @@ func httpEcho(ctx context.Context, c Config, out *lockedWriter, useTLS bool) err
 		return fmt.Errorf("%s: %w", c.Kind, err)
 	}
 	return nil
+}
+
+// toaClient is the client address the TOA option of r's connection
+// carried. The option came with the connection's first packets, queued
+// before it was accepted: the wait is only for the reader to get to them.
+func toaClient(r *http.Request, rd *toa.Reader) (netip.AddrPort, bool) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	lap, err1 := netip.ParseAddrPort(fmt.Sprint(local))
+	rap, err2 := netip.ParseAddrPort(r.RemoteAddr)
+	if local == nil || err1 != nil || err2 != nil {
+		return netip.AddrPort{}, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	return rd.Lookup(ctx, toa.Key{Local: unmap(lap), Remote: unmap(rap)})
 }
 
 // SinkRecord is what tcp-sink logs and answers for each connection.
@@ -285,3 +321,7 @@ func udpEcho(ctx context.Context, c Config, out *lockedWriter) error {
 		_, _ = pc.WriteTo(reply, from)
 	}
 }
+
+// unmap turns an IPv4-mapped IPv6 address (a dual-stack listener's view)
+// into the IPv4 one the TOA reader records.
+func unmap(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }

@@ -255,6 +255,7 @@ type Service struct {
 	Status   int         `yaml:"status" doc:"http-echo, https-echo: response status (default 200); smtp-banner: greeting code (default 220); a service.set fault changes it"`
 	Delay    Duration    `yaml:"delay" doc:"http-echo, https-echo, smtp-banner: wait this long before answering (default 0); a service.set fault changes it"`
 	Body     *string     `yaml:"body" doc:"http-echo, https-echo: response body (default: the identity and a newline); a service.set fault changes it"`
+	TOA      bool        `yaml:"toa" doc:"http-echo: read the TOA option a FULLNAT director adds and report the client address in the X-Lvslab-Toa-Client header (as toa.ko would make getpeername() do)"`
 }
 
 // Director runs lvsd on a node.

@@ -388,6 +388,9 @@ func (c *checker) node(i int) {
 		}
 		names[name] = true
 		c.serviceControls(sp, sv)
+		if sv.TOA && sv.Kind != ServiceHTTPEcho {
+			c.errorf(sp+".toa", "toa is for http-echo, not %s", sv.Kind)
+		}
 		if sv.Kind.NamesBackend() {
 			id := sv.Identity
 			if id == "" {

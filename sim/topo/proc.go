@@ -224,6 +224,9 @@ func (l *Lab) plan() ([]*Process, error) {
 		for i, sv := range sn.Services {
 			p := mk(sv.ServiceName(), fmt.Sprintf("%s.services[%d]", base, i))
 			p.argv = []string{l.opts.Self, "service", string(sv.Kind), "--listen", sv.Listen.String(), "--identity", sv.Identity}
+			if sv.TOA {
+				p.argv = append(p.argv, "--toa")
+			}
 			if hasControls(sv.Kind) {
 				ctl, err := writeControls(n.Dir, sv)
 				if err != nil {

@@ -410,7 +410,7 @@ func (v *vsState) want(svc config.Service) []config.Dest {
 // apply makes lvsd's services of v what v wants.
 func (d *daemon) apply(v *vsState) {
 	for _, svc := range v.svcs {
-		if err := d.lvsd.sync(svc, v.want(svc)); err != nil {
+		if err := d.lvsd.sync(svc, v.vs.Laddrs, v.want(svc)); err != nil {
 			d.log.printf("%v", err)
 			d.dirty = true
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"syscall"
 
 	"lvslab/config"
@@ -22,8 +24,9 @@ type lvsdTables struct {
 }
 
 type appliedService struct {
-	svc   config.Service
-	dests map[config.DestID]config.Dest
+	svc    config.Service
+	dests  map[config.DestID]config.Dest
+	laddrs []netip.Addr // FULLNAT local addresses
 }
 
 // connect dials lvsd and reads its tables (lvsadm -S), so a restarted
@@ -47,6 +50,9 @@ func (t *lvsdTables) connect() error {
 		a := &appliedService{svc: s.Service, dests: map[config.DestID]config.Dest{}}
 		for _, d := range s.Dests {
 			a.dests[d.Dest.ID()] = d.Dest
+		}
+		for _, l := range s.Laddrs {
+			a.laddrs = append(a.laddrs, l.Addr)
 		}
 		t.applied[s.Service.ID()] = a
 	}
@@ -90,8 +96,10 @@ func (t *lvsdTables) do(cmd config.Command) error {
 // resynchronised once it is back.
 var errLost = errors.New("lost lvsd")
 
-// sync makes lvsd's service svc have exactly the dests want.
-func (t *lvsdTables) sync(svc config.Service, want []config.Dest) error {
+// sync makes lvsd's service svc have exactly the local addresses laddrs
+// (FULLNAT) and the dests want. New local addresses go in before the real
+// servers that need them, old ones out after.
+func (t *lvsdTables) sync(svc config.Service, laddrs []netip.Addr, want []config.Dest) error {
 	if err := t.connect(); err != nil {
 		return err
 	}
@@ -114,6 +122,16 @@ func (t *lvsdTables) sync(svc config.Service, want []config.Dest) error {
 		} else {
 			a.svc = svc
 		}
+	}
+	for _, l := range laddrs {
+		if slices.Contains(a.laddrs, l) {
+			continue
+		}
+		if err := t.do(config.Command{Op: config.OpAddLaddr, Service: svc, Laddr: l}); err != nil {
+			fail("add local address "+l.String(), err)
+			continue
+		}
+		a.laddrs = append(a.laddrs, l)
 	}
 	seen := make(map[config.DestID]bool, len(want))
 	for _, d := range want {
@@ -145,6 +163,16 @@ func (t *lvsdTables) sync(svc config.Service, want []config.Dest) error {
 			continue
 		}
 		delete(a.dests, did)
+	}
+	for _, l := range slices.Clone(a.laddrs) {
+		if slices.Contains(laddrs, l) {
+			continue
+		}
+		if err := t.do(config.Command{Op: config.OpDelLaddr, Service: svc, Laddr: l}); err != nil {
+			fail("delete local address "+l.String(), err)
+			continue
+		}
+		a.laddrs = slices.DeleteFunc(a.laddrs, func(x netip.Addr) bool { return x == l })
 	}
 	if t.c == nil {
 		errs = append(errs, errLost)

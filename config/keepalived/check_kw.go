@@ -21,7 +21,9 @@ const (
 	defaultConnectTimeout = 5 * time.Second
 	ipvsWeightLimit       = 2147483647
 	lvsMaxTimeout         = 2678400 // 31 days, as ipvsadm
-	fullnatRefusal        = "not yet supported by lvsd: FULLNAT"
+	// fullnatNote ends the notes on the FULLNAT fork's keywords, which
+	// lvsd runs but keepalived 2.2.7 does not know.
+	fullnatNote = "the FULLNAT fork's keyword (keepalived 2.2.7 does not know it)"
 )
 
 // cur is the logical line just read (end handlers report at the "}").
@@ -273,12 +275,14 @@ func checkBlocks(root *block) {
 		v, ok := p.need(l, 1)
 		if ok && p.vs != nil {
 			p.vs.LaddrGroup = v
-			p.refuse(l, "laddr_group_name")
+			p.fullnat(l, "laddr_group_name")
 		}
 	})
 	vs.add("est_timeout", func(p *parser, l *line) {
 		if p.vs != nil {
-			p.refuse(l, "est_timeout")
+			p.vs.Refused = "not yet supported by lvsd: est_timeout"
+			p.errorf(l, ClassFullNAT, "the per-service established timeout of the FULLNAT fork; this virtual server is not installed",
+				"est_timeout: %s", p.vs.Refused)
 		}
 	})
 
@@ -449,11 +453,10 @@ func (p *parser) sslField(l *line, set func(*SSL, string)) {
 	set(p.cfg.SSL, l.words[1])
 }
 
-// refuse marks the current virtual server as one lvsd cannot run yet.
-func (p *parser) refuse(l *line, what string) {
-	p.vs.Refused = fullnatRefusal
-	p.errorf(l, ClassFullNAT, "the Alibaba FULLNAT keywords parse, but lvsd does not forward FULLNAT yet; this virtual server is not installed",
-		"%s: %s", what, fullnatRefusal)
+// fullnat notes one of the fork's FULLNAT keywords: lvsd runs them, and
+// keepalived 2.2.7 would refuse them, so the note says so.
+func (p *parser) fullnat(l *line, what string) *Diag {
+	return p.warn(l, ClassFullNAT, "lvsd forwards FULLNAT (lvsadm -P/-b)", "%s: %s", what, fullnatNote)
 }
 
 func (p *parser) vsgHandler(l *line) {
@@ -569,12 +572,38 @@ func (p *parser) laddrGroupHandler(l *line) {
 	for _, v := range p.valueBlock(l, 2) {
 		p.extra(v, 1)
 		g.Entries = append(g.Entries, v.words[0])
+		first, last, ok := parseRange(v.words[0])
+		if !ok || !first.Is4() || first.IsUnspecified() || first.IsMulticast() {
+			p.errorf(v, ClassGeneral, "an IPv4 address or range (A, A-B, A/nn) per line", "local_address_group %s: invalid local address %s - skipping", name, v.words[0])
+			continue
+		}
+		n := 0
+		for a := first; a.IsValid() && !last.Less(a); a = a.Next() {
+			if n == 256 {
+				p.errorf(v, ClassGeneral, "", "local_address_group %s: range %s has more than 256 addresses - taking the first 256", name, v.words[0])
+				break
+			}
+			g.Addrs = append(g.Addrs, a)
+			n++
+		}
 	}
 	g.EndLine = p.cur().pos.Line
+	if dup := p.laddrGroup(name); dup != nil {
+		p.errorf(l, ClassGeneral, "", "local_address_group %s already defined at line %d - ignoring this one", name, dup.Pos.Line)
+		return
+	}
 	p.cfg.LocalAddressGroups = append(p.cfg.LocalAddressGroups, g)
-	d := p.errorf(l, ClassFullNAT, "FULLNAT's local addresses (Alibaba keepalived) parse, but lvsd does not forward FULLNAT yet",
-		"local_address_group %s: %s", name, fullnatRefusal)
+	d := p.fullnat(l, "local_address_group "+name)
 	d.EndLine = g.EndLine
+}
+
+func (p *parser) laddrGroup(name string) *LocalAddressGroup {
+	for _, g := range p.cfg.LocalAddressGroups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
 }
 
 func parseAddrPort(ip, port string) (netip.Addr, uint16, bool) {
@@ -644,7 +673,10 @@ const forwardUnset config.Forward = 0xff
 func (p *parser) vsEnd() {
 	if p.vs != nil {
 		p.vs.EndLine = p.cur().pos.Line
-		if p.vs.Refused != "" {
+		// keepalived 2.2.7 refuses a FULLNAT virtual server as a whole (and
+		// reports its other fork keywords, syn_proxy among them): the notes
+		// cover the block.
+		if p.vs.Refused != "" || p.vs.Forward == config.ForwardFullNAT || p.vs.LaddrGroup != "" {
 			for i := len(p.diags.list) - 1; i >= 0; i-- {
 				d := &p.diags.list[i]
 				if d.Class == ClassFullNAT && d.Pos.Line >= p.vs.Pos.Line && d.EndLine == 0 {
@@ -716,9 +748,9 @@ func (p *parser) forwarding(l *line, who string, fwd *config.Forward, tt *config
 	case "FNAT":
 		*fwd = config.ForwardFullNAT
 		if vs != nil {
-			p.refuse(l, "lb_kind FNAT")
+			p.fullnat(l, "lb_kind FNAT")
 		} else {
-			p.errorf(l, ClassFullNAT, "", "%s server lvs_method FNAT: %s", who, fullnatRefusal)
+			p.fullnat(l, who+" server lvs_method FNAT")
 		}
 		return true
 	default:
@@ -1434,6 +1466,9 @@ func (p *parser) finishCheck() {
 			rss = append(rss, rs)
 		}
 		vs.RealServers = rss
+		if !p.resolveLaddrs(vs, at, name) {
+			continue
+		}
 		p.checkPorts(vs, groups[vs.Group], at, name)
 		if vs.Forward == forwardUnset {
 			vs.Forward = config.ForwardMasq
@@ -1643,4 +1678,32 @@ func (p *parser) checkPorts(vs *VirtualServer, g *VirtualServerGroup, at *line, 
 			ss.Port = vs.Port
 		}
 	}
+}
+
+// resolveLaddrs gives a FULLNAT virtual server the addresses of its
+// laddr_group_name; false drops the virtual server, as lvsd could not
+// forward its real servers without a source.
+func (p *parser) resolveLaddrs(vs *VirtualServer, at *line, name string) bool {
+	fnat := slices.ContainsFunc(vs.RealServers, func(rs *RealServer) bool { return rs.Forward == config.ForwardFullNAT }) ||
+		(vs.SorryServer != nil && vs.SorryServer.Forward == config.ForwardFullNAT)
+	switch {
+	case vs.LaddrGroup == "" && fnat:
+		p.errorf(at, ClassGeneral, "add 'laddr_group_name NAME' and a 'local_address_group NAME { ... }' block",
+			"Virtual server %s: FULLNAT real servers need local addresses - ignoring virtual server", name)
+		return false
+	case vs.LaddrGroup == "":
+		return true
+	}
+	g := p.laddrGroup(vs.LaddrGroup)
+	if g == nil || len(g.Addrs) == 0 {
+		p.errorf(at, ClassGeneral, "define local_address_group "+vs.LaddrGroup+" { LADDR ... }",
+			"Virtual server %s: local_address_group %s specified but not configured (or empty) - ignoring virtual server", name, vs.LaddrGroup)
+		return false
+	}
+	if !fnat {
+		p.warn(at, ClassGeneral, "local addresses are for lb_kind FNAT", "Virtual server %s: laddr_group_name %s without FULLNAT real servers - ignoring it", name, vs.LaddrGroup)
+		return true
+	}
+	vs.Laddrs = slices.Clone(g.Addrs)
+	return true
 }

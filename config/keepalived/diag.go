@@ -15,7 +15,7 @@ const (
 	SevWarning Severity = iota + 1
 	// SevError: the item (an instance, a virtual server, a real server) is
 	// refused and the rest runs; keepalived reports these the same way as
-	// warnings (CONFIG_GENERAL_ERROR). A FULLNAT service is refused so.
+	// warnings (CONFIG_GENERAL_ERROR). A service with est_timeout is refused so.
 	SevError
 	// SevSecurity: scripts would run as root without
 	// enable_script_security (keepalived -t exits 6).

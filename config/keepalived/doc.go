@@ -32,18 +32,23 @@
 // file): Config.Fatal() then says nothing may be applied. lvskeepalived
 // adds warnings keepalived does not give: "//" or "/* */" written as a
 // comment (ClassSlashComment; keepalived silently ignores words after a
-// complete statement, or reads them as keywords), and the FULLNAT refusal.
+// complete statement, or reads them as keywords), and notes on the FULLNAT
+// fork's keywords.
 //
 // syn_proxy (the fork's) sets VirtualServer.SynProxy and the service's
 // SynProxy: lvsd answers SYNs with cookies. It needs protocol TCP and real
 // servers forwarded by NAT or FNAT; otherwise the virtual server is an error
 // naming the line, and it is left out.
 //
-// FULLNAT. lb_kind FNAT, laddr_group_name, est_timeout and
-// local_address_group parse into VirtualServer.Forward (ForwardFullNAT),
-// LaddrGroup and Config.LocalAddressGroups, and each is an error
-// "not yet supported by lvsd: FULLNAT" (ClassFullNAT, with EndLine the end
-// of the block): the virtual server gets Refused set and Table() leaves it
+// FULLNAT. lb_kind FNAT, laddr_group_name and local_address_group (IPv4
+// addresses and ranges) parse into VirtualServer.Forward (ForwardFullNAT),
+// LaddrGroup and Laddrs, and Config.LocalAddressGroups; Table() gives a
+// FULLNAT service its local addresses (lvsadm -P). Each of these keywords
+// is noted as the fork's (ClassFullNAT, a warning, with EndLine the end of
+// the block: keepalived 2.2.7 refuses such a virtual server); a FULLNAT virtual server without local addresses is
+// an error and left out. est_timeout is an error "not yet supported by
+// lvsd: est_timeout" (ClassFullNAT): the virtual server gets Refused set
+// and Table() leaves it
 // out; nothing is silently dropped.
 //
 // What the daemon and the checkers get (the contract for cmd/lvskeepalived

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strings"
 
 	"lvslab/config"
@@ -130,8 +131,8 @@ func (p *parser) userExists(name string) bool {
 // Table is the IPVS configuration the virtual servers ask for, in the
 // types the ipvsadm path uses (what lvsadm -R would build), with every real
 // server present at its configured weight: the daemon starts from it and
-// applies checker results (removal or weight 0) on top. Refused services
-// (FULLNAT) and servers the engine cannot express are left out; a virtual
+// applies checker results (removal or weight 0) on top; a FULLNAT service
+// carries its local addresses. Refused services (est_timeout) and servers the engine cannot express are left out; a virtual
 // server over a group becomes one service per group address (ranges
 // expanded, at most 256 per entry) and fwmark.
 func (c *Config) Table() config.Table {
@@ -146,7 +147,7 @@ func (c *Config) Table() config.Table {
 			continue
 		}
 		for _, svc := range c.Services(vs, groups) {
-			v := config.VirtualService{Service: svc}
+			v := config.VirtualService{Service: svc, Laddrs: slices.Clone(vs.Laddrs)}
 			for _, rs := range vs.RealServers {
 				v.Dests = append(v.Dests, rs.Dest(svc))
 			}

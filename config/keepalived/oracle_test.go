@@ -41,7 +41,7 @@ var knownDifferences = []struct {
 		name: "FULLNAT keywords",
 		why: "lb_kind FNAT, syn_proxy, laddr_group_name, est_timeout and local_address_group are the Alibaba fork's; keepalived 2.2.7 " +
 			"reports 'unknown [FNAT] routing method' and 'Unknown keyword' (and every line of a local_address_group block), " +
-			"lvskeepalived parses them and refuses the service: 'not yet supported by lvsd: FULLNAT'",
+			"lvskeepalived runs them (est_timeout is refused) and notes each as the fork's",
 		match: func(d Diag) bool { return d.Class == ClassFullNAT },
 	},
 	{

@@ -2,6 +2,8 @@ package keepalived
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,8 +95,10 @@ func TestSeed004SynopsisClosesEarly(t *testing.T) {
 	assert.True(t, found, diagStrings(cfg))
 }
 
-// Seed 002: FULLNAT parses, is refused, never silently dropped; its "//"
-// and "/* */" are reported as not being comments.
+// Seed 002: FULLNAT parses and is installed, with the local address
+// group's addresses on every service of the virtual_server_group; each of
+// the fork's keywords is noted (keepalived 2.2.7 refuses them), syn_proxy
+// as not run yet; its "//" and "/* */" are reported as not being comments.
 func TestSeed002FullNAT(t *testing.T) {
 	cfg := Load("../../scenarios/keepalived/002-cluster/keepalived.conf")
 	require.False(t, cfg.Fatal())
@@ -106,8 +110,20 @@ func TestSeed002FullNAT(t *testing.T) {
 	assert.Equal(t, config.ForwardFullNAT, vs.Forward)
 	assert.True(t, vs.SynProxy)
 	assert.Equal(t, "laddr_g1", vs.LaddrGroup)
-	assert.Equal(t, "not yet supported by lvsd: FULLNAT", vs.Refused)
-	assert.Empty(t, cfg.Table().Services, "a refused service is not installed")
+	assert.Empty(t, vs.Refused)
+	var lips []netip.Addr
+	for i := 1; i <= 5; i++ {
+		lips = append(lips, netip.AddrFrom4([4]byte{192, 168, 100, byte(i)}))
+	}
+	tab := cfg.Table()
+	require.Len(t, tab.Services, 2, "one service per group address")
+	for _, s := range tab.Services {
+		assert.Equal(t, lips, s.Laddrs, s.Service.ID().String())
+		require.Len(t, s.Dests, 2)
+		for _, d := range s.Dests {
+			assert.Equal(t, config.ForwardFullNAT, d.Forward)
+		}
+	}
 	var fnat, slash int
 	for _, d := range cfg.Diags {
 		assert.NotEmpty(t, d.Pos.File)
@@ -115,7 +131,8 @@ func TestSeed002FullNAT(t *testing.T) {
 		switch d.Class {
 		case ClassFullNAT:
 			fnat++
-			assert.Contains(t, d.Msg, "not yet supported by lvsd: FULLNAT")
+			assert.Equal(t, SevWarning, d.Severity, d.String())
+			assert.Contains(t, d.Msg, "the FULLNAT fork's keyword")
 		case ClassSlashComment:
 			slash++
 		}
@@ -125,6 +142,43 @@ func TestSeed002FullNAT(t *testing.T) {
 	// The group's "//vip1" did not become part of the entry.
 	require.Len(t, cfg.VirtualServerGroups, 1)
 	assert.Equal(t, uint16(80), cfg.VirtualServerGroups[0].Entries[0].Port)
+}
+
+// FULLNAT configurations lvsd cannot run are errors with their line, and
+// the virtual server is left out rather than half installed.
+func TestFullNATErrors(t *testing.T) {
+	vs := func(extra string) string {
+		return "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind FNAT\n protocol TCP\n" + extra +
+			" real_server 10.0.0.1 80 {\n  TCP_CHECK {\n  }\n }\n}\n"
+	}
+	for _, tc := range []struct {
+		name, conf, msg string
+		line            int
+	}{
+		{"no group", vs(""), "FULLNAT real servers need local addresses", 1},
+		{"unknown group", vs(" laddr_group_name nope\n"), "local_address_group nope specified but not configured", 1},
+		{"bad entry", "local_address_group g {\n 192.168.100.1\n 300.1.1.1\n}\n" + vs(" laddr_group_name g\n"),
+			"local_address_group g: invalid local address 300.1.1.1", 3},
+	} {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "k.conf")
+		require.NoError(t, os.WriteFile(f, []byte(tc.conf), 0o600))
+		cfg := Load(f)
+		found := false
+		for _, d := range cfg.Diags {
+			if strings.Contains(d.Msg, tc.msg) {
+				found = true
+				assert.Equal(t, tc.line, d.Pos.Line, d.String())
+			}
+		}
+		assert.True(t, found, "%s: %s", tc.name, diagStrings(cfg))
+		if tc.name == "bad entry" {
+			require.Len(t, cfg.Table().Services, 1, "the good address is kept")
+			assert.Equal(t, []netip.Addr{netip.MustParseAddr("192.168.100.1")}, cfg.Table().Services[0].Laddrs)
+		} else {
+			assert.Empty(t, cfg.Table().Services, tc.name)
+		}
+	}
 }
 
 func TestIncludeLoopAndGlob(t *testing.T) {

@@ -114,6 +114,8 @@ type LocalAddressGroup struct {
 	EndLine int      `json:"end_line"`
 	Name    string   `json:"name"`
 	Entries []string `json:"entries,omitempty"`
+	// Addrs are the entries' addresses, ranges expanded.
+	Addrs []netip.Addr `json:"addrs,omitempty"`
 }
 
 // VirtualServer is one virtual_server block: an IPVS service with its
@@ -169,8 +171,11 @@ type VirtualServer struct {
 	// is dropped silently.
 	SynProxy   bool   `json:"syn_proxy,omitempty"`
 	LaddrGroup string `json:"laddr_group_name,omitempty"`
+	// Laddrs are the addresses of LaddrGroup for a FULLNAT virtual server
+	// (resolved when the configuration is complete).
+	Laddrs []netip.Addr `json:"laddrs,omitempty"`
 	// Refused says why lvsd cannot have this service ("not yet supported by
-	// lvsd: FULLNAT"); a refused service is not in Table().
+	// lvsd: est_timeout"); a refused service is not in Table().
 	Refused string `json:"refused,omitempty"`
 }
 

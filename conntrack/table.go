@@ -51,6 +51,11 @@ type Config struct {
 	// so the local address pool can hand out local:port toward real again.
 	// It must not call back into the Table.
 	ReleaseLocal func(proto uint8, local, real netip.AddrPort)
+	// Expiring, if set, is called when a connection's timer expires it
+	// (not for a deletion, nor for templates), before its record is freed:
+	// the engine resets FULLNAT connections that time out established.
+	// It must not call back into the Table.
+	Expiring func(id ConnID, c *Conn)
 	// Seed keys the hash; 0 picks a random one.
 	Seed uint64
 	// ActiveEstablishedOnly counts only ESTABLISHED TCP connections in
@@ -102,7 +107,8 @@ type Table struct {
 	destFree []uint32
 	destIdx  map[*sched.Dest]uint32
 
-	release func(proto uint8, local, real netip.AddrPort)
+	release  func(proto uint8, local, real netip.AddrPort)
+	expiring func(id ConnID, c *Conn)
 
 	st Stats
 }
@@ -135,6 +141,7 @@ func New(cfg Config) (*Table, error) {
 		dests:       make([]destRef, 1, 8),
 		destIdx:     make(map[*sched.Dest]uint32),
 		release:     cfg.ReleaseLocal,
+		expiring:    cfg.Expiring,
 	}
 	t.def.cfg = DefaultDefense()
 	t.def.rng = seed ^ 0x5bd1e995 // the drop_entry walk's random source
@@ -506,6 +513,9 @@ func (t *Table) expire(id ConnID, c *Conn, forced bool, now int64) bool {
 		c.timeout = templateDeferral
 		t.arm(id, c, t.deadlineTick(now, c.timeout))
 		return false
+	}
+	if !forced && t.expiring != nil && c.flags&FlagTemplate == 0 {
+		t.expiring(id, c)
 	}
 	t.unhash(id, c)
 	if c.wslot != noSlot {

@@ -162,15 +162,20 @@ type Engine struct {
 	// own is who answers for the VIPs (own.go).
 	own ownState
 	// laddrs are the FULLNAT local addresses' port pools, by address.
-	laddrs map[[4]byte]*laddrPool
-	// fnat is the TCP state of FULLNAT connections, by ConnID (fnat.go).
-	fnat     []fnatConn
-	isnKey   uint64 // keys the remapped initial sequence numbers
+	laddrs   map[[4]byte]*laddrPool
 	local    LocalPort
 	localErr error
 
 	sp  synProxy // synproxy.go
 	ftp ftpHelper
+
+	// fnat is the TCP state of FULLNAT connections, by ConnID (fnat.go).
+	fnat   []fnatConn
+	isnKey uint64 // keys the remapped initial sequence numbers
+	// expiryW and expiryNow are the worker and time of the expiry run
+	// in progress (expireConns), for the RSTs it sends.
+	expiryW   *worker
+	expiryNow int64
 }
 
 // New creates an engine with no interfaces and no services.
@@ -191,7 +196,8 @@ func New(cfg Config) (*Engine, error) {
 	}
 	var e *Engine
 	ct, err := conntrack.New(conntrack.Config{MaxConns: cfg.MaxConns, ActiveEstablishedOnly: cfg.ActiveEstablishedOnly,
-		ReleaseLocal: func(proto uint8, local, real netip.AddrPort) { e.releaseLocal(proto, local, real) }})
+		ReleaseLocal: func(proto uint8, local, real netip.AddrPort) { e.releaseLocal(proto, local, real) },
+		Expiring:     func(id conntrack.ConnID, c *conntrack.Conn) { e.expiring(id, c) }})
 	if err != nil {
 		return nil, fmt.Errorf("connection table: %w", err)
 	}
@@ -397,7 +403,7 @@ func (e *Engine) timerLoop(ctx context.Context) {
 		}
 		e.mu.Lock()
 		now := e.now()
-		e.conns.Expire(now)
+		e.expireConns(w, now)
 		e.defenseTick(now)
 		e.syncTick(now)
 		e.neighTimers(w, now)

@@ -155,3 +155,50 @@ func (e *Engine) fnatTCPOut(w *worker, frame []byte, p *rewrite.Packet) {
 	}
 	_ = rewrite.FULLNATSeqOut(frame, p, st.delta)
 }
+
+// expireConns runs the connection table's timers with w and now at hand
+// for the RSTs of expiring (the table calls back while it expires).
+func (e *Engine) expireConns(w *worker, now int64) {
+	e.expiryW, e.expiryNow = w, now
+	e.conns.Expire(now)
+	e.expiryW = nil
+}
+
+// expiring is conn_expire_tcp_rst: an established FULLNAT connection that
+// times out is reset at both ends, as the fork does, so neither the client
+// nor the real server keeps a connection the director has forgotten (its
+// next segment would find no entry and be refused). Each RST carries the
+// sequence number its receiver expects next, from the last segments seen.
+func (e *Engine) expiring(id conntrack.ConnID, c *conntrack.Conn) {
+	w := e.expiryW
+	if w == nil || c.Fwd() != conntrack.FwdFullNAT || c.Proto() != rewrite.ProtoTCP || c.State() != conntrack.StateEstablished ||
+		int(id) >= len(e.fnat) {
+		return
+	}
+	st := &e.fnat[id]
+	if st.flags&fnatRSSeen == 0 {
+		return
+	}
+	// To the client: the real server's next byte, acknowledging what the
+	// real server acknowledged (in the client's numbering).
+	e.sendReset(w, c.Virtual(), c.Client(), st.rsSeq, st.rsAck-st.delta)
+	// To the real server: the client's next byte in its numbering.
+	e.sendReset(w, c.Local(), c.Real(), st.rsAck, st.rsSeq)
+}
+
+func (e *Engine) sendReset(w *worker, src, dst netip.AddrPort, seq, ack uint32) {
+	r, nh, ok := e.routes.Lookup(dst.Addr())
+	out := e.byIndex[r.Ifindex]
+	buf := w.genBuf()
+	if !ok || out == nil || buf == nil {
+		e.ctr[txErrors]++
+		return
+	}
+	n, err := rewrite.BuildReset(buf, src, dst, seq, ack, defaultTTL)
+	if err != nil {
+		e.ctr[txErrors]++
+		return
+	}
+	e.ctr[fnatExpireRST]++
+	e.transmit(w, out, nh, buf[:n], e.expiryNow)
+}

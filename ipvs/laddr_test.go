@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -105,4 +106,83 @@ func TestFNATISN(t *testing.T) {
 	}
 	assert.Greater(t, len(seen), 990, "distinct ISNs over 1000 local ports")
 	assert.NotEqual(t, fnatISN(7, l, r, 0), fnatISN(8, l, r, 0), "the key matters")
+}
+
+// An established FULLNAT connection that times out is reset at both ends
+// with the sequence numbers each expects (conn_expire_tcp_rst); one that
+// never got established is not.
+func TestFullNATExpiryResets(t *testing.T) {
+	fe := newFxEngine(t, []string{"-A -t 10.0.0.100:80 -s rr", "-P -t 10.0.0.100:80 -z 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -b"}, nil, nil)
+	syn := tcp4(40000, 80, "S")
+	fe.feed(fe.ext, pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{syn}}.build(t), false)
+	toRS := fe.drain(t, fe.intW)
+	require.Len(t, toRS, 1)
+	rsISN := decodeTCP(t, toRS[0]).Seq // the remapped ISN
+	sa := tcp4(8080, 5000, "SA")
+	sa.Seq, sa.Ack = 7000, rsISN+1
+	fe.feed(fe.int, pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{sa}}.build(t), false)
+	ack := tcp4(40000, 80, "PA")
+	ack.Seq, ack.Ack = 1001, 7001
+	fe.feed(fe.ext, pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{ack}, payload: []byte("GET /")}.build(t), false)
+	// The real server acknowledges the 5 bytes and sends 3 of its own.
+	data := tcp4(8080, 5000, "PA")
+	data.Seq, data.Ack = 7001, rsISN+1+5
+	fe.feed(fe.int, pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{data}, payload: []byte("200")}.build(t), false)
+	fe.drain(t, fe.extW)
+	fe.drain(t, fe.intW)
+
+	fe.clock += int64(901 * time.Second) // past the established timeout
+	// Both neighbours answered ARP meanwhile.
+	fe.neigh.learn(netip.MustParseAddr(fxClient), clientMAC, fe.ext, fe.clock, true)
+	fe.neigh.learn(netip.MustParseAddr(fxRS), rsMAC, fe.int, fe.clock, true)
+	fe.expireConns(fe.w, fe.clock)
+	fe.flush(fe.w)
+	toClient, toServer := fe.drain(t, fe.extW), fe.drain(t, fe.intW)
+	require.Len(t, toClient, 1)
+	require.Len(t, toServer, 1)
+	verify := func(name string, f []byte, sip, dip string, sport, dport uint16, seq, ack uint32) {
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tc := decodeTCP(t, f)
+		assert.True(t, tc.RST && tc.ACK, name)
+		assert.Equal(t, [2]string{sip, dip}, [2]string{ip.SrcIP.String(), ip.DstIP.String()}, name)
+		assert.Equal(t, [2]uint16{sport, dport}, [2]uint16{uint16(tc.SrcPort), uint16(tc.DstPort)}, name)
+		assert.Equal(t, [2]uint32{seq, ack}, [2]uint32{tc.Seq, tc.Ack}, name)
+		assert.Nil(t, p.ErrorLayer(), name)
+	}
+	verify("to the client", toClient[0], fxVIP, fxClient, 80, 40000, 7004, 1006)
+	verify("to the real server", toServer[0], "172.16.0.10", fxRS, 5000, 8080, rsISN+1+5, 7004)
+	// Byte for byte (checksums included) as gopacket builds them.
+	rst := func(src, dst rewrite.MAC, sip, dip string, sport, dport uint16, seq, ack uint32) [][]byte {
+		return [][]byte{pkt{src: src, dst: dst, sip: sip, dip: dip, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+			l4: []gopacket.SerializableLayer{&layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
+				Seq: seq, Ack: ack, RST: true, ACK: true}}}.build(t)}
+	}
+	fxCompare(t, "RST to the client", "ext", toClient, rst(extMAC, clientMAC, fxVIP, fxClient, 80, 40000, 7004, 1006))
+	fxCompare(t, "RST to the real server", "int", toServer, rst(intMAC, rsMAC, "172.16.0.10", fxRS, 5000, 8080, rsISN+1+5, 7004))
+	ev, _ := fe.Counters()
+	assert.Equal(t, uint64(2), ev["fullnat_conn_expire_rst"])
+
+	// A handshake that expires (SYN_RECV) is not reset.
+	fe.feed(fe.ext, pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{tcp4(40001, 80, "S")}}.build(t), false)
+	fe.drain(t, fe.intW)
+	fe.clock += int64(901 * time.Second)
+	fe.neigh.learn(netip.MustParseAddr(fxClient), clientMAC, fe.ext, fe.clock, true)
+	fe.neigh.learn(netip.MustParseAddr(fxRS), rsMAC, fe.int, fe.clock, true)
+	fe.expireConns(fe.w, fe.clock)
+	fe.flush(fe.w)
+	assert.Empty(t, fe.drain(t, fe.extW))
+	assert.Empty(t, fe.drain(t, fe.intW))
+}
+
+func decodeTCP(t *testing.T, f []byte) *layers.TCP {
+	t.Helper()
+	tc, ok := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+	require.True(t, ok, "a TCP segment")
+	return tc
 }

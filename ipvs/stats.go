@@ -131,6 +131,7 @@ const (
 	fnatTOAFailMem
 	fnatTimestampsRemoved
 	fnatMSSReduced
+	fnatExpireRST
 	numReasons
 )
 
@@ -224,4 +225,7 @@ var reasonNames = [numReasons]string{
 	fnatTOAFailMem:        "fullnat_add_toa_fail_mem",
 	fnatTimestampsRemoved: "fullnat_timestamps_removed",
 	fnatMSSReduced:        "fullnat_mss_reduced",
+	// RSTs sent to a client and a real server whose established FULLNAT
+	// connection timed out (conn_expire_tcp_rst).
+	fnatExpireRST: "fullnat_conn_expire_rst",
 }

@@ -263,6 +263,33 @@ func BuildTCPReset(out, orig []byte, p *Packet, ttl uint8) (int, error) {
 	return finishFrame(out, n), nil
 }
 
+// BuildReset writes a RST|ACK from src to dst with the given sequence and
+// acknowledgement numbers, as a director sends both ends of a connection it
+// expires (alibaba/LVS ip_vs_conn_expire_send_rst). The Ethernet addresses
+// are left zero for the caller to set; DF is set, ID 0, window 0.
+func BuildReset(out []byte, src, dst netip.AddrPort, seq, ack uint32, ttl uint8) (int, error) {
+	if !src.Addr().Is4() || !dst.Addr().Is4() {
+		return 0, ErrNotIPv4Addr
+	}
+	n := EthernetHeaderLen + IPv4MinHeaderLen + TCPMinHeaderLen
+	if len(out) < frameCap(n) {
+		return 0, ErrNoRoom
+	}
+	sa, da := src.Addr().As4(), dst.Addr().As4()
+	putEthernet(out, MAC{}, MAC{}, 0, EtherTypeIPv4)
+	putIPv4(out[EthernetHeaderLen:], 0, IPv4MinHeaderLen+TCPMinHeaderLen, 0, ipv4FlagDF, ttl, ProtoTCP, sa, da)
+	t := out[EthernetHeaderLen+IPv4MinHeaderLen : n]
+	binary.BigEndian.PutUint16(t[0:2], src.Port())
+	binary.BigEndian.PutUint16(t[2:4], dst.Port())
+	binary.BigEndian.PutUint32(t[4:8], seq)
+	binary.BigEndian.PutUint32(t[8:12], ack)
+	t[12] = (TCPMinHeaderLen / 4) << 4
+	t[13] = TCPFlagRST | TCPFlagACK
+	clear(t[14:20])
+	binary.BigEndian.PutUint16(t[16:18], l4Checksum(t, sa[:], da[:], ProtoTCP))
+	return finishFrame(out, n), nil
+}
+
 // putIPv4 writes an option-less IPv4 header with its checksum.
 func putIPv4(b []byte, tos uint8, total, id, frag uint16, ttl, proto uint8, src, dst [4]byte) {
 	h := b[:IPv4MinHeaderLen]

@@ -103,8 +103,7 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	if svc == nil {
 		// Other ports of a VIP are refused, as the director's own stack
 		// would refuse them: RST for TCP, port unreachable for UDP.
-		e.ctr[rxNoService]++
-		e.refuse(w, in, frame, p)
+		e.refuseOrDrop(w, in, frame, p, rxNoService)
 		return
 	}
 	// hs: the handshake a SYN-proxy cookie ACK proved (synproxy.go).
@@ -125,13 +124,13 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 			// tcp_conn_schedule: only a SYN creates a connection
 			// (sloppy_tcp=0); anything else falls to the local stack,
 			// which resets it.
-			e.ctr[rxNotSyn]++
-			e.refuse(w, in, frame, p)
+			e.refuseOrDrop(w, in, frame, p, rxNotSyn)
 			return
 		}
 	} else if p.Protocol == rewrite.ProtoTCP && p.TCPFlags&rewrite.TCPFlagACK != 0 && svc.cfg.SynProxy && hs == nil {
-		e.ctr[rxNotSyn]++ // a SYN proxy answers handshakes itself: a SYN-ACK from outside is none of its
-		e.refuse(w, in, frame, p)
+		// A SYN proxy answers handshakes itself: a SYN-ACK from outside is
+		// none of its.
+		e.refuseOrDrop(w, in, frame, p, rxNotSyn)
 		return
 	}
 	// Elsewhere a SYN-ACK is scheduled like a SYN: tcp_conn_schedule has

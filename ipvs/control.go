@@ -221,7 +221,7 @@ func (e *Engine) applyOne(ctx context.Context, c config.Command) error {
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return e.conns.SetDefense(fromConfigDefense(c.Defense.Apply(toConfigDefense(e.conns.Defense()))))
+		return e.setConfigDefense(c.Defense.Apply(e.configDefense()))
 	}
 	err := e.applyAll(ctx, []config.Command{c})
 	var be *BatchError
@@ -735,7 +735,7 @@ func (e *Engine) Handle(ctx context.Context, peer ctl.Peer, req ctl.Request) ctl
 			return ctl.Reply{Daemons: e.SyncStatus()}
 		case c.List.Defense:
 			e.mu.Lock()
-			d := toConfigDefense(e.conns.Defense())
+			d := e.configDefense()
 			e.mu.Unlock()
 			return ctl.Reply{Defense: &d}
 		}

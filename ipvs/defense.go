@@ -1,8 +1,11 @@
 package ipvs
 
 import (
+	"fmt"
+
 	"lvslab/config"
 	"lvslab/conntrack"
+	"lvslab/rewrite"
 )
 
 // The IPVS flood defences (drop_entry, drop_packet, secure_tcp) live in the
@@ -64,6 +67,48 @@ func (e *Engine) makeRoom(now int64, tmpl conntrack.ConnID) {
 
 func toConfigDefense(d conntrack.Defense) config.Defense {
 	return config.Defense{DropEntry: d.DropEntry, DropPacket: d.DropPacket, SecureTCP: d.SecureTCP, AmemThresh: d.AmemThresh, AmDropRate: d.AmDropRate}
+}
+
+// configDefense is every defence setting, the table's and the engine's
+// own silent drops. Call it holding e.mu.
+func (e *Engine) configDefense() config.Defense {
+	d := toConfigDefense(e.conns.Defense())
+	d.TCPDrop, d.UDPDrop = b2i(e.defTCPDrop), b2i(e.defUDPDrop)
+	return d
+}
+
+// setConfigDefense applies d. Call it holding e.mu.
+func (e *Engine) setConfigDefense(d config.Defense) error {
+	if d.TCPDrop < 0 || d.TCPDrop > 1 || d.UDPDrop < 0 || d.UDPDrop > 1 {
+		return fmt.Errorf("defence_tcp_drop and defence_udp_drop are 0 or 1")
+	}
+	if err := e.conns.SetDefense(fromConfigDefense(d)); err != nil {
+		return err
+	}
+	e.defTCPDrop, e.defUDPDrop = d.TCPDrop == 1, d.UDPDrop == 1
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// refuseOrDrop deals with a packet to a VIP that opened no connection (for
+// reason): dropped in silence under defence_tcp_drop or defence_udp_drop,
+// else refused as the director's own stack would (RST, port unreachable).
+func (e *Engine) refuseOrDrop(w *worker, in *Iface, frame []byte, p *rewrite.Packet, reason reason) {
+	switch {
+	case p.Protocol == rewrite.ProtoTCP && e.defTCPDrop:
+		e.ctr[defTCPDrop]++
+	case p.Protocol == rewrite.ProtoUDP && e.defUDPDrop:
+		e.ctr[defUDPDrop]++
+	default:
+		e.ctr[reason]++
+		e.refuse(w, in, frame, p)
+	}
 }
 
 func fromConfigDefense(d config.Defense) conntrack.Defense {

@@ -73,6 +73,11 @@ type Config struct {
 	// services (ip_vs_ftp ports=); nil means DefaultFTPPorts, an empty
 	// list turns the helper off (ftp.go).
 	FTPPorts []uint16
+	// DefenceTCPDrop and DefenceUDPDrop are the FULLNAT fork's
+	// defence_tcp_drop and defence_udp_drop: a packet to a VIP that finds
+	// no connection and opens none is dropped in silence, not answered
+	// (lvsadm --set-defense changes them at run time).
+	DefenceTCPDrop, DefenceUDPDrop bool
 }
 
 // LocalPort hands frames to the director's own kernel stack (a TAP device).
@@ -176,6 +181,8 @@ type Engine struct {
 	// in progress (expireConns), for the RSTs it sends.
 	expiryW   *worker
 	expiryNow int64
+	// defTCPDrop and defUDPDrop are defence_tcp_drop and defence_udp_drop.
+	defTCPDrop, defUDPDrop bool
 }
 
 // New creates an engine with no interfaces and no services.
@@ -230,6 +237,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.SetFTPPorts(ftpPorts); err != nil {
 		return nil, err
 	}
+	e.defTCPDrop, e.defUDPDrop = cfg.DefenceTCPDrop, cfg.DefenceUDPDrop
 	return e, nil
 }
 

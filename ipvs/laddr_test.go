@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lvslab/config"
+	"lvslab/ipvs/ctl"
 	"lvslab/rewrite"
 )
 
@@ -185,4 +186,46 @@ func decodeTCP(t *testing.T, f []byte) *layers.TCP {
 	tc, ok := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
 	require.True(t, ok, "a TCP segment")
 	return tc
+}
+
+// defence_tcp_drop and defence_udp_drop: sessionless packets to a VIP are
+// dropped in silence (counted) instead of answered; set at run time by
+// --set-defense, read back by -L --defense.
+func TestDefenceDrops(t *testing.T) {
+	fe := newFxEngine(t, []string{"-A -t 10.0.0.100:80 -s rr", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m"}, nil, nil)
+	ack := pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{tcp4(40009, 80, "A")}}.build(t)
+	otherPort := pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{tcp4(40009, 23, "S")}}.build(t)
+	udp := pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, proto: layers.IPProtocolUDP,
+		l4: []gopacket.SerializableLayer{udp4(40009, 53)}, payload: []byte("q")}.build(t)
+	answers := func() int {
+		n := 0
+		for _, f := range [][]byte{ack, otherPort, udp} {
+			fe.feed(fe.ext, f, false)
+			n += len(fe.drain(t, fe.extW))
+		}
+		return n
+	}
+	assert.Equal(t, 3, answers(), "off: RST, RST, port unreachable")
+
+	c, err := config.ParseArgs([]string{"--set-defense", "defence_tcp_drop=1", "defence_udp_drop=1"})
+	require.NoError(t, err)
+	require.NoError(t, fe.Apply(c))
+	assert.Equal(t, 0, answers(), "on: nothing answered")
+	ev, _ := fe.Counters()
+	assert.Equal(t, uint64(2), ev["drop_defence_tcp"])
+	assert.Equal(t, uint64(1), ev["drop_defence_udp"])
+	assert.Equal(t, uint64(1), ev["drop_not_syn"], "counted once, as the refusal it was before")
+
+	r := fe.Handle(t.Context(), ctl.Peer{Admin: true}, ctl.Request{Command: config.Command{Op: config.OpList, List: config.ListOptions{Defense: true}}})
+	require.NotNil(t, r.Defense)
+	assert.Equal(t, [2]int{1, 1}, [2]int{r.Defense.TCPDrop, r.Defense.UDPDrop})
+
+	// A SYN still opens its connection.
+	fe.feed(fe.ext, pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{tcp4(40010, 80, "S")}}.build(t), false)
+	assert.Len(t, fe.drain(t, fe.intW), 1)
+	_, err = config.ParseArgs([]string{"--set-defense", "defence_tcp_drop=2"})
+	assert.EqualError(t, err, "invalid defence_tcp_drop value `2' (0..1)")
 }

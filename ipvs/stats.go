@@ -132,6 +132,8 @@ const (
 	fnatTimestampsRemoved
 	fnatMSSReduced
 	fnatExpireRST
+	defTCPDrop
+	defUDPDrop
 	numReasons
 )
 
@@ -228,4 +230,8 @@ var reasonNames = [numReasons]string{
 	// RSTs sent to a client and a real server whose established FULLNAT
 	// connection timed out (conn_expire_tcp_rst).
 	fnatExpireRST: "fullnat_conn_expire_rst",
+	// Sessionless packets to a VIP dropped in silence (the fork's
+	// defence_tcp_drop and defence_udp_drop, ip_vs_ext_stats' names).
+	defTCPDrop: "drop_defence_tcp",
+	defUDPDrop: "drop_defence_udp",
 }

@@ -281,8 +281,8 @@ func formatDefense(d *config.Defense) string {
 	if d == nil {
 		return ""
 	}
-	return fmt.Sprintf("Defense (%s): %d %d %d %d %d\n", strings.Join(config.DefenseNames[:], " "),
-		d.DropEntry, d.DropPacket, d.SecureTCP, d.AmemThresh, d.AmDropRate)
+	return fmt.Sprintf("Defense (%s): %d %d %d %d %d %d %d\n", strings.Join(config.DefenseNames[:], " "),
+		d.DropEntry, d.DropPacket, d.SecureTCP, d.AmemThresh, d.AmDropRate, d.TCPDrop, d.UDPDrop)
 }
 
 // formatTimeouts is "ipvsadm -L --timeout".

@@ -86,6 +86,9 @@ type options struct {
 	cleanup      bool
 	stateDir     string
 	ftpPorts     []uint16
+
+	// --defence-tcp-drop, --defence-udp-drop
+	defenceTCPDrop, defenceUDPDrop bool
 }
 
 type stringList []string
@@ -124,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.defense.AmemThresh, "amemthresh", conntrack.DefaultAmemThresh, "sysctl amemthresh, in connection slots: the automatic defences act while fewer than this many of --max-conns are free")
 	fs.IntVar(&o.defense.AmDropRate, "am-droprate", conntrack.DefaultAmDropRate, "sysctl am_droprate: --drop-packet 3 drops 1 in this many new connections")
 	synProxyDone := synProxyFlags(fs, &o.synProxy)
+	fs.BoolVar(&o.defenceTCPDrop, "defence-tcp-drop", false, "the FULLNAT fork's defence_tcp_drop: TCP to a VIP that opens no connection (ACK/RST/FIN floods, ports without a service) is dropped, not reset")
+	fs.BoolVar(&o.defenceUDPDrop, "defence-udp-drop", false, "the FULLNAT fork's defence_udp_drop: UDP to a VIP port without a service is dropped, not answered with port unreachable")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
@@ -228,6 +233,8 @@ func run(o options, log *slog.Logger) error {
 		Logger: log, MaxConns: o.maxConns, NoARP: o.noARP,
 		ExpireNodestConn: o.expireNodest, ConnReuseMode: reuseMode(o.reuseMode),
 		Defense:               o.defense,
+		DefenceTCPDrop:        o.defenceTCPDrop,
+		DefenceUDPDrop:        o.defenceUDPDrop,
 		ActiveEstablishedOnly: o.activeES,
 		SynProxy:              o.synProxy,
 		FTPPorts:              o.ftpPorts,

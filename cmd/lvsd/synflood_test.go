@@ -38,7 +38,7 @@ func TestSYNFloodDefences(t *testing.T) {
 		want    string
 	}
 	settings := []setting{{"drop_entry+secure_tcp", []string{"--drop-entry", "1"}, true,
-		"secure_tcp=1", "Defense (drop_entry drop_packet secure_tcp amemthresh am_droprate): 1 0 1 1024 10\n"}}
+		"secure_tcp=1", "Defense (drop_entry drop_packet secure_tcp amemthresh am_droprate defence_tcp_drop defence_udp_drop): 1 0 1 1024 10 0 0\n"}}
 	if v, ok := os.LookupEnv("LVSLAB_SYNFLOOD_FLAGS"); ok {
 		settings[0].flags = strings.Fields(strings.ReplaceAll(v, "none", ""))
 		settings[0].name = "flags " + v

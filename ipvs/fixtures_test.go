@@ -640,21 +640,89 @@ func TestFullNATLocalPorts(t *testing.T) {
 
 func TestFullNATNoAllocsPerPacket(t *testing.T) {
 	fe := newFxEngine(t, []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"}, nil, nil)
-	mk := func(flags string, payload int) []byte {
-		return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
-			l4: []gopacket.SerializableLayer{tcp4(40000, 80, flags)}, payload: make([]byte, payload)}.build(t)
-	}
-	fe.feed(fe.ext, mk("S", 0), false)
-	ack := mk("A", 32)
-	w := fe.w
+	frames := fnatFrames(t)
+	fe.feed(fe.ext, frames.syn, false)
 	// The MemPort's queue would fill: count allocations of the engine only.
-	fe.int.Port = &nullPort{}
-	if n := testing.AllocsPerRun(1000, func() {
-		n := copy(w.slots[0][headroom:], ack)
-		w.rx[0] = capture.Frame{Buf: w.slots[0][headroom:], N: n, Len: n}
-		fe.handle(w, fe.ext, 0, fe.clock)
-		fe.flush(w)
-	}); n != 0 {
-		t.Errorf("%.1f allocations per established FULLNAT packet", n)
+	fe.int.Port, fe.ext.Port = &nullPort{}, &nullPort{}
+	for _, c := range []struct {
+		name  string
+		in    *Iface
+		frame []byte
+	}{
+		{"client data (sequence remap)", fe.ext, frames.data},
+		{"retransmitted SYN (timestamps removed, TOA added)", fe.ext, frames.syn},
+		{"real server's SYN/ACK (MSS less 8)", fe.int, frames.synack},
+		{"real server's data with SACK (remap of ack and edges)", fe.int, frames.sack},
+	} {
+		if n := testing.AllocsPerRun(1000, func() { fe.feedRaw(c.in, c.frame) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per packet", c.name, n)
+		}
+	}
+}
+
+// feedRaw hands frame to the engine as a received slot and flushes, without
+// reading anything back.
+func (fe *fxEngine) feedRaw(in *Iface, frame []byte) {
+	w := fe.w
+	n := copy(w.slots[0][headroom:], frame)
+	w.rx[0] = capture.Frame{Buf: w.slots[0][headroom:], N: n, Len: n}
+	fe.handle(w, in, 0, fe.clock)
+	fe.flush(w)
+}
+
+type fnatFrameSet struct{ syn, data, synack, sack []byte }
+
+// fnatFrames are a FULLNAT connection's packets in both directions, with
+// the options that give the TCP side work: a Linux SYN (MSS, SACK,
+// timestamps, window scale), the real server's SYN/ACK and its data with
+// two SACK blocks.
+func fnatFrames(tb testing.TB) fnatFrameSet {
+	syn := tcp4(40000, 80, "S")
+	syn.Options = []layers.TCPOption{
+		{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
+		{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
+		{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 1, 0, 0, 0, 0, 0}},
+		{OptionType: layers.TCPOptionKindNop},
+		{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}},
+	}
+	client := func(t *layers.TCP, payload int) []byte {
+		return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+			l4: []gopacket.SerializableLayer{t}, payload: make([]byte, payload)}.build(tb)
+	}
+	rs := func(t *layers.TCP, payload int) []byte {
+		return pkt{src: rsMAC, dst: intMAC, sip: fxRS, dip: "172.16.0.10", ttl: 64, df: true, proto: layers.IPProtocolTCP,
+			l4: []gopacket.SerializableLayer{t}, payload: make([]byte, payload)}.build(tb)
+	}
+	sa := tcp4(8080, 5000, "SA")
+	sa.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}
+	sack := tcp4(8080, 5000, "A")
+	sack.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
+		{OptionType: layers.TCPOptionKindSACK, OptionLength: 18, OptionData: make([]byte, 16)}}
+	return fnatFrameSet{syn: client(syn, 0), data: client(tcp4(40000, 80, "PA"), 32), synack: rs(sa, 0), sack: rs(sack, 100)}
+}
+
+// BenchmarkFullNAT is the per-packet cost of FULLNAT's TCP paths (run with
+// make bench; -benchtime=100x checks it runs).
+func BenchmarkFullNAT(b *testing.B) {
+	fe := newFxEngine(b, []string{"-A -t 10.0.0.100:80 -s rr", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat"}, nil, nil)
+	frames := fnatFrames(b)
+	fe.feed(fe.ext, frames.syn, false)
+	fe.int.Port, fe.ext.Port = &nullPort{}, &nullPort{}
+	for _, c := range []struct {
+		name  string
+		in    *Iface
+		frame []byte
+	}{
+		{"in", fe.ext, frames.data},
+		{"in-SYN-TOA", fe.ext, frames.syn},
+		{"out", fe.int, frames.sack},
+		{"out-SYNACK", fe.int, frames.synack},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fe.feedRaw(c.in, c.frame)
+			}
+		})
 	}
 }

@@ -198,3 +198,23 @@ func sizeName(n int) string {
 	}
 	return "1500B"
 }
+
+func BenchmarkRemoveTimestamps(b *testing.B) {
+	in := clientSYN().frame(b)
+	f, p := benchFrame(b, in)
+	for b.Loop() {
+		copy(f, in)
+		if _, err := rewrite.RemoveTimestamps(f, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFULLNATSeqOutSACK(b *testing.B) {
+	f, p := benchFrame(b, sackSegment(1, []uint32{1, 2, 3, 4}).frame(b))
+	for b.Loop() {
+		if err := rewrite.FULLNATSeqOut(f, &p, 0x1234567); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -202,3 +202,33 @@ func (e *Engine) sendReset(w *worker, src, dst netip.AddrPort, seq, ack uint32) 
 	e.ctr[fnatExpireRST]++
 	e.transmit(w, out, nh, buf[:n], e.expiryNow)
 }
+
+// fnatSyncOut puts a FULLNAT connection's sequence remap into its sync
+// entry, in the kernel's SEQ_DATA option (in_seq: the client's ISN and the
+// delta), so a backup that takes over keeps translating the client's
+// numbering as the real server knows it.
+func (e *Engine) fnatSyncOut(id conntrack.ConnID, sc *conntrack.SyncConn) {
+	if !sc.HasLocal || int(id) >= len(e.fnat) || e.fnat[id].flags&fnatSeqInit == 0 {
+		return
+	}
+	st := &e.fnat[id]
+	sc.HasSeq = true
+	sc.InSeq = conntrack.SeqData{InitSeq: st.clientISN, Delta: st.delta}
+	sc.OutSeq = conntrack.SeqData{}
+}
+
+// fnatSyncIn is the backup's half: a synced FULLNAT connection takes the
+// master's remap (a new one starts from a clean state).
+func (e *Engine) fnatSyncIn(id conntrack.ConnID, r conntrack.SyncResult, sc *conntrack.SyncConn) {
+	if !sc.HasLocal || id == 0 || r == conntrack.SyncStale {
+		return
+	}
+	if r == conntrack.SyncCreated || r == conntrack.SyncReplaced {
+		e.fnatNew(id)
+	}
+	if sc.HasSeq {
+		st := e.fnatState(id)
+		st.clientISN, st.delta = sc.InSeq.InitSeq, sc.InSeq.Delta
+		st.flags |= fnatSeqInit
+	}
+}

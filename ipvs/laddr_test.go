@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lvslab/config"
+	"lvslab/conntrack"
 	"lvslab/ipvs/ctl"
 	"lvslab/rewrite"
 )
@@ -228,4 +229,40 @@ func TestDefenceDrops(t *testing.T) {
 	assert.Len(t, fe.drain(t, fe.intW), 1)
 	_, err = config.ParseArgs([]string{"--set-defense", "defence_tcp_drop=2"})
 	assert.EqualError(t, err, "invalid defence_tcp_drop value `2' (0..1)")
+}
+
+// A backup that takes a FULLNAT connection over by sync keeps remapping the
+// client's sequence numbers as the master did: the delta travels in the
+// entry's SEQ_DATA option.
+func TestFullNATSyncKeepsRemap(t *testing.T) {
+	rules := []string{"-A -t 10.0.0.100:80 -s rr", "-P -t 10.0.0.100:80 -z 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -b"}
+	master, backup := newFxEngine(t, rules, nil, nil), newFxEngine(t, rules, nil, nil)
+	backup.isnKey = 99 // another director: another key
+	frames := fnatFrames(t)
+	master.feed(master.ext, frames.syn, false)
+	master.drain(t, master.intW)
+	id, _ := master.conns.Lookup(conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 100}, DstPort: 80})
+	require.NotZero(t, id)
+
+	var sc conntrack.SyncConn
+	master.conns.SyncEntry(id, &sc)
+	master.fnatSyncOut(id, &sc)
+	var w conntrack.SyncWriter
+	buf := make([]byte, 1500)
+	w.Reset(buf, 1, 1472)
+	require.True(t, w.Add(&sc))
+	var got conntrack.SyncConn
+	_, err := conntrack.ParseSync(w.Bytes(), &got, func(c *conntrack.SyncConn) { backup.applySyncEntry(c, backup.clock) }, nil)
+	require.NoError(t, err)
+
+	// The client's data, through each director, reaches the real server
+	// with the same sequence number.
+	seqVia := func(fe *fxEngine) uint32 {
+		fe.feed(fe.ext, frames.data, false)
+		out := fe.drain(t, fe.intW)
+		require.Len(t, out, 1)
+		return decodeTCP(t, out[0]).Seq
+	}
+	assert.Equal(t, seqVia(master), seqVia(backup))
+	assert.NotEqual(t, uint32(1000), seqVia(backup), "remapped, not passed through")
 }

@@ -262,6 +262,7 @@ func (e *Engine) syncConn(id conntrack.ConnID, old conntrack.State, now int64) {
 func (e *Engine) syncAdd(m *syncMaster, id conntrack.ConnID, now int64) {
 	e.conns.SyncEntry(id, &m.scratch)
 	e.synProxySyncOut(id, &m.scratch)
+	e.fnatSyncOut(id, &m.scratch)
 	if m.cur != nil && m.w.Add(&m.scratch) {
 		e.ctr[syncConnsSent]++
 		return
@@ -373,6 +374,7 @@ func (e *Engine) applySyncEntry(c *conntrack.SyncConn, now int64) {
 	if r != conntrack.SyncStale {
 		e.synProxySyncIn(id, c)
 	}
+	e.fnatSyncIn(id, r, c)
 	switch r {
 	case conntrack.SyncCreated, conntrack.SyncReplaced:
 		e.ctr[syncConnsCreated]++

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -49,10 +52,26 @@ func TestFullNATEndToEnd(t *testing.T) {
 	rs2.Route("192.168.100.0/24", "192.168.1.254", "eth0")
 
 	lvslab := e2e.Bin(t, "lvslab")
+	// 1 MiB to send both ways: tcp-sink checksums what it receives, socat
+	// serves the file.
+	tmp := t.TempDir()
+	blob := make([]byte, 1<<20)
+	_, _ = rand.Read(blob)
+	blobFile := filepath.Join(tmp, "blob")
+	if err := os.WriteFile(blobFile, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for i, rs := range []*nstest.NS{rs1, rs2} {
 		id := fmt.Sprintf("rs%d", i+1)
 		_, log := rs.Start(lvslab, "service", "http-echo", "--listen", ":80", "--identity", id, "--toa")
 		waitFor(t, id+" listening", func() bool { return strings.Contains(log.String(), "listening on") }, log.String)
+		_, slog := rs.Start(lvslab, "service", "tcp-sink", "--listen", ":9000", "--identity", id)
+		waitFor(t, id+" sink listening", func() bool { return strings.Contains(slog.String(), "listening on") }, slog.String)
+		_, flog := rs.Start("socat", "TCP-LISTEN:9001,fork,reuseaddr", "OPEN:"+blobFile+",rdonly")
+		waitFor(t, id+" file server listening", func() bool {
+			o, _ := rs.Try("ss", "-ltnH", "sport = :9001")
+			return strings.Contains(o, "LISTEN")
+		}, flog.String)
 	}
 
 	pcaps := t.TempDir()
@@ -63,6 +82,12 @@ func TestFullNATEndToEnd(t *testing.T) {
 		"-P -t 203.0.113.1:80 -z 192.168.100.2",
 		"-a -t 203.0.113.1:80 -r 192.168.1.1:80 -b -w 100",
 		"-a -t 203.0.113.1:80 -r 192.168.1.2:80 -b -w 100",
+		"-A -t 203.0.113.1:9000 -s rr",
+		"-P -t 203.0.113.1:9000 -z 192.168.100.1",
+		"-a -t 203.0.113.1:9000 -r 192.168.1.1:9000 -b",
+		"-A -t 203.0.113.1:9001 -s rr",
+		"-P -t 203.0.113.1:9001 -z 192.168.100.2",
+		"-a -t 203.0.113.1:9001 -r 192.168.1.2:9001 -b",
 	} {
 		e2e.LVSADM(t, dir, c)
 	}
@@ -94,14 +119,29 @@ func TestFullNATEndToEnd(t *testing.T) {
 		t.Errorf("requests reached backends %v from local addresses %v: want both of each", backends, peers)
 	}
 
+	// 1 MiB each way arrives byte for byte (the sequence remap, the TOA
+	// and the MSS are right for a long transfer too).
+	sum := sha256.Sum256(blob)
+	up := cli.Cmd(t.Context(), "socat", "-t", "10", "-", "TCP:203.0.113.1:9000")
+	up.Stdin = strings.NewReader(string(blob))
+	got, err := up.Output()
+	if err != nil || !strings.Contains(string(got), fmt.Sprintf("bytes=%d sha256=%x", len(blob), sum)) {
+		t.Errorf("upload through FULLNAT: %v, sink answered %q", err, got)
+	}
+	down, err := cli.Cmd(t.Context(), "socat", "-u", "TCP:203.0.113.1:9001", "STDOUT").Output()
+	if err != nil || sha256.Sum256(down) != sum {
+		t.Errorf("download through FULLNAT: %v, %d bytes, intact %v", err, len(down), sha256.Sum256(down) == sum)
+	}
+
 	// -G lists the local addresses as the fork's ipvsadm does.
 	g := e2e.LVSADM(t, dir, "-G")
 	t.Logf("lvsadm -G:\n%s", g)
-	want := regexp.MustCompile(`(?m)^VIP:VPORT +TOTAL +LADDR +CONFLICTS +CONNS +\n203\.0\.113\.1:80 +2 +\n +192\.168\.100\.1 +0 +\d+ +\n +192\.168\.100\.2 +0 +\d+ +\n$`)
+	want := regexp.MustCompile(`(?m)^VIP:VPORT +TOTAL +LADDR +CONFLICTS +CONNS +\n203\.0\.113\.1:80 +2 +\n +192\.168\.100\.1 +0 +\d+ +\n +192\.168\.100\.2 +0 +\d+ +\n` +
+		`203\.0\.113\.1:9000 +1 +\n +192\.168\.100\.1 +0 +\d+ +\n203\.0\.113\.1:9001 +1 +\n +192\.168\.100\.2 +0 +\d+ +\n$`)
 	if !want.MatchString(g) {
 		t.Errorf("lvsadm -G does not match %s", want)
 	}
-	if l := e2e.LVSADM(t, dir, "-L -n"); strings.Count(l, "FullNat") != 2 {
+	if l := e2e.LVSADM(t, dir, "-L -n"); strings.Count(l, "FullNat") != 4 {
 		t.Errorf("lvsadm -L -n shows no FullNat real servers:\n%s", l)
 	}
 
@@ -137,17 +177,17 @@ func TestFullNATEndToEnd(t *testing.T) {
 		}
 		return n
 	}
-	toRS := "ip.dst in {192.168.1.1, 192.168.1.2} && tcp.flags.syn == 1"
+	toRS := "ip.dst in {192.168.1.1, 192.168.1.2} && tcp.dstport == 80 && tcp.flags.syn == 1"
 	if n, toa := count(toRS), count(toRS+" && tcp.option_kind == 254"); n != 9 || toa != n {
 		t.Errorf("%d SYNs to the real servers, %d with TOA: want 9 and 9", n, toa)
 	}
 	if n := count(toRS + " && tcp.option_kind == 8"); n != 0 {
 		t.Errorf("%d SYNs to the real servers kept their timestamps", n)
 	}
-	if n := count("tcp.flags.ack == 1 && !(tcp.flags.syn == 1) && tcp.len > 0 && tcp.option_kind == 254 && ip.dst in {192.168.1.1, 192.168.1.2}"); n != 9 {
+	if n := count("tcp.flags.ack == 1 && !(tcp.flags.syn == 1) && tcp.len > 0 && tcp.option_kind == 254 && tcp.dstport == 80 && ip.dst in {192.168.1.1, 192.168.1.2}"); n != 9 {
 		t.Errorf("%d first data segments with TOA, want 9 (one per connection)", n)
 	}
-	synack := "ip.dst == 198.51.100.2 && tcp.flags.syn == 1 && tcp.flags.ack == 1"
+	synack := "ip.dst == 198.51.100.2 && tcp.srcport == 80 && tcp.flags.syn == 1 && tcp.flags.ack == 1"
 	if n, clamped := count(synack), count(synack+" && tcp.options.mss_val == 1452"); n != 9 || clamped != n {
 		t.Errorf("%d SYN/ACKs to the client, %d with MSS 1452: want 9 and 9", n, clamped)
 	}

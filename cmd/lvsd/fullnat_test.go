@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"lvslab/internal/e2e"
 	"lvslab/internal/nstest"
@@ -84,7 +86,9 @@ func TestFullNATEndToEnd(t *testing.T) {
 		"-a -t 203.0.113.1:80 -r 192.168.1.2:80 -b -w 100",
 		"-A -t 203.0.113.1:9000 -s rr",
 		"-P -t 203.0.113.1:9000 -z 192.168.100.1",
+		"-P -t 203.0.113.1:9000 -z 192.168.100.2",
 		"-a -t 203.0.113.1:9000 -r 192.168.1.1:9000 -b",
+		"-a -t 203.0.113.1:9000 -r 192.168.1.2:9000 -b",
 		"-A -t 203.0.113.1:9001 -s rr",
 		"-P -t 203.0.113.1:9001 -z 192.168.100.2",
 		"-a -t 203.0.113.1:9001 -r 192.168.1.2:9001 -b",
@@ -133,15 +137,65 @@ func TestFullNATEndToEnd(t *testing.T) {
 		t.Errorf("download through FULLNAT: %v, %d bytes, intact %v", err, len(down), sha256.Sum256(down) == sum)
 	}
 
+	// 2,000 connections open at once, over both local addresses and both
+	// real servers: each real server sees every one as its own (a local
+	// port given twice toward one real server would be one connection
+	// there, and the second handshake would fail).
+	const concurrent = 2000
+	var open []net.Conn
+	t.Cleanup(func() {
+		for _, c := range open {
+			c.Close()
+		}
+	})
+	err = cli.Do(func() error {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		for i := range concurrent {
+			c, err := d.Dial("tcp", "203.0.113.1:9000")
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+			open = append(open, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromLIP := map[string]int{} // local address -> connections the real servers hold from it
+	waitFor(t, "the real servers holding every connection", func() bool {
+		clear(fromLIP)
+		total := 0
+		for _, rs := range []*nstest.NS{rs1, rs2} {
+			out, _ := rs.Try("ss", "-Htn", "state", "established", "( sport = :9000 )")
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 4 {
+					continue
+				}
+				if ap, err := netip.ParseAddrPort(f[len(f)-1]); err == nil {
+					fromLIP[ap.Addr().Unmap().String()]++
+					total++
+				}
+			}
+		}
+		return total == concurrent
+	}, func() string { return fmt.Sprint(fromLIP) })
+	for _, lip := range lips {
+		if n := fromLIP[lip]; n < concurrent/2-100 || n > concurrent/2+100 {
+			t.Errorf("%d of %d connections from %s, want about half: %v", n, concurrent, lip, fromLIP)
+		}
+	}
+
 	// -G lists the local addresses as the fork's ipvsadm does.
 	g := e2e.LVSADM(t, dir, "-G")
 	t.Logf("lvsadm -G:\n%s", g)
 	want := regexp.MustCompile(`(?m)^VIP:VPORT +TOTAL +LADDR +CONFLICTS +CONNS +\n203\.0\.113\.1:80 +2 +\n +192\.168\.100\.1 +0 +\d+ +\n +192\.168\.100\.2 +0 +\d+ +\n` +
-		`203\.0\.113\.1:9000 +1 +\n +192\.168\.100\.1 +0 +\d+ +\n203\.0\.113\.1:9001 +1 +\n +192\.168\.100\.2 +0 +\d+ +\n$`)
+		`203\.0\.113\.1:9000 +2 +\n +192\.168\.100\.1 +0 +\d+ +\n +192\.168\.100\.2 +0 +\d+ +\n203\.0\.113\.1:9001 +1 +\n +192\.168\.100\.2 +0 +\d+ +\n$`)
 	if !want.MatchString(g) {
 		t.Errorf("lvsadm -G does not match %s", want)
 	}
-	if l := e2e.LVSADM(t, dir, "-L -n"); strings.Count(l, "FullNat") != 4 {
+	if l := e2e.LVSADM(t, dir, "-L -n"); strings.Count(l, "FullNat") != 5 {
 		t.Errorf("lvsadm -L -n shows no FullNat real servers:\n%s", l)
 	}
 

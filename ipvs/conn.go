@@ -44,6 +44,7 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 		return true
 	}
 	d := destOf(sd)
+	w.cid = id
 	if len(e.sp.recs) != 0 {
 		if r := e.sp.lookup(id, e.conns.Conn(id)); r != nil {
 			e.synProxyConn(w, in, slot, frame, p, id, dir, r, d, now)
@@ -62,7 +63,6 @@ func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *
 			return true
 		}
 	}
-	w.cid = id
 	if dir == conntrack.DirIn {
 		d.stats.in(size)
 		d.svc.stats.in(size)
@@ -227,6 +227,10 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	}
 	d.stats.conns++
 	svc.stats.conns++
+	if fwd == conntrack.FwdFullNAT {
+		e.fnatNew(id)
+	}
+	w.cid = id
 	if hs != nil {
 		e.synProxyOpen(w, in, frame, p, id, d, hs, now)
 		return
@@ -238,10 +242,6 @@ func (e *Engine) newConn(w *worker, in *Iface, slot []byte, frame []byte, p *rew
 	e.conns.Step(id, conntrack.DirIn, p.TCPFlags, size, now)
 	d.stats.in(size)
 	svc.stats.in(size)
-	if fwd == conntrack.FwdFullNAT {
-		e.fnatNew(id)
-	}
-	w.cid = id
 	e.xmitIn(w, in, slot, frame, p, e.conns.Conn(id), d, now)
 	if params.OnePacket {
 		e.conns.Release(id, now)

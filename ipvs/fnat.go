@@ -232,3 +232,24 @@ func (e *Engine) fnatSyncIn(id conntrack.ConnID, r conntrack.SyncResult, sc *con
 		st.flags |= fnatSeqInit
 	}
 }
+
+// fnatServerSYNACK prepares a FULLNAT connection's SYN/ACK for the SYN
+// proxy, which takes it (it goes no further): its acknowledgement is put
+// back into the client's numbering, which the proxy checks it against, and
+// the real server's ISN is noted, so the client's stored ACK, released to
+// the real server next, counts as the first ACK and carries the TOA
+// (toa.ko reads it from the handshake's last packet). It always reports
+// true, to sit in the proxy's condition.
+func (e *Engine) fnatServerSYNACK(id conntrack.ConnID, c *conntrack.Conn, frame []byte, p *rewrite.Packet) bool {
+	if c.Fwd() != conntrack.FwdFullNAT || p.Protocol != rewrite.ProtoTCP {
+		return true
+	}
+	seg := rewrite.TCP(frame[p.L4:p.End])
+	if seg.Flags()&(rewrite.TCPFlagSYN|rewrite.TCPFlagACK) == rewrite.TCPFlagSYN|rewrite.TCPFlagACK {
+		st := e.fnatState(id)
+		st.fdataSeq = seg.Seq() + 1
+		st.flags |= fnatDataSeq
+		_ = rewrite.FULLNATSeqOut(frame, p, st.delta) // p was checked by Parse
+	}
+	return true
+}

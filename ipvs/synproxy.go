@@ -243,6 +243,7 @@ func (e *Engine) synProxySendSYN(w *worker, r *proxied, id conntrack.ConnID, d *
 	e.conns.Step(id, conntrack.DirIn, rewrite.TCPFlagSYN, size, now)
 	d.stats.in(size)
 	d.svc.stats.in(size)
+	w.cid = id
 	e.xmitIn(w, r.in, out, out[:n], sp, e.conns.Conn(id), d, now)
 }
 
@@ -283,7 +284,7 @@ func (e *Engine) synProxyConn(w *worker, in *Iface, slot, frame []byte, p *rewri
 			}
 			e.sp.dropQueue(r)
 			r.conn.Open = true
-		case r.conn.ServerSYNACK(frame, p) == nil:
+		case e.fnatServerSYNACK(id, c, frame, p) && r.conn.ServerSYNACK(frame, p) == nil:
 			e.conns.Step(id, dir, p.TCPFlags, size, now)
 			d.stats.out(size)
 			d.svc.stats.out(size)
@@ -355,6 +356,7 @@ func (e *Engine) synProxySyncIn(id conntrack.ConnID, sc *conntrack.SyncConn) {
 // handshook: its ACK first, which completes the server's handshake.
 func (e *Engine) synProxyRelease(w *worker, r *proxied, id conntrack.ConnID, d *Dest, now int64) {
 	sp := &e.sp.p
+	w.cid = id
 	for i := range r.nq {
 		f := r.queued[i]
 		if rewrite.Parse(f, sp) != nil || synproxy.AdjustIn(f, sp, &r.conn) != nil {

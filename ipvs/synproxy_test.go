@@ -240,16 +240,24 @@ func TestSynProxyFULLNATFixture(t *testing.T) {
 		"-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat")
 	w := newSPWorld(t, fe.sp.secret, "172.16.0.10", 5000, 8080)
 	c1 := uint32(spClientISN + 1)
+	// FULLNAT's TCP side on top: the SYN to the real server gets the
+	// sequence remap (fd) and the TOA, and so does the client's released
+	// ACK, the first one (toa.ko reads the handshake's last packet); the
+	// real server acknowledges in the remapped numbering.
+	fd := fxDelta("172.16.0.10", 5000) + 1000 - spClientISN
+	toa := layers.TCPOption{OptionType: 254, OptionLength: 8, OptionData: []byte{0x9c, 0x40, 10, 0, 0, 2}} // TOA
+	serverSYN := pkt{src: intMAC, dst: rsMAC, sip: "172.16.0.10", dip: fxRS, ttl: 63, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(5000, 8080, spClientISN+fd, 0, "S", 502, toa, spMSS(1452), spNOP, spNOP, spSACKPerm)}}.build(t)
 	fe.runSteps(t, []spStep{
 		{name: "SYN", frame: w.synFrame, ext: [][]byte{w.synack}},
-		{name: "cookie ACK", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{w.serverSYN()}},
-		{name: "server SYN/ACK releases the ACK", fromInt: true, frame: w.fromServer(spServerISN, c1, "SA", ""),
-			int: [][]byte{w.toServer(c1, spServerISN+1, "A", 502, "")}},
-		{name: "reply", fromInt: true, frame: w.fromServer(spServerISN+1, c1, "PA", "hi"),
+		{name: "cookie ACK", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{serverSYN}},
+		{name: "server SYN/ACK releases the ACK", fromInt: true, frame: w.fromServer(spServerISN, c1+fd, "SA", ""),
+			int: [][]byte{w.toServer(c1+fd, spServerISN+1, "A", 502, "", toa)}},
+		{name: "reply", fromInt: true, frame: w.fromServer(spServerISN+1, c1+fd, "PA", "hi"),
 			ext: [][]byte{w.toClient(w.cookie+1, c1, "PA", "hi")}},
 	})
 	fe.checkCounters(t, map[string]uint64{"rx_frames": 4, "tx_frames": 4, "synproxy_syn_cnt": 1, "synproxy_ok_ack": 1,
-		"conns": 1, "conns_created": 1})
+		"conns": 1, "conns_created": 1, "fullnat_add_toa_ok": 2})
 }
 
 // A silent real server gets the SYN again every 3 s, synproxy_syn_retry
@@ -380,22 +388,25 @@ func TestSynProxyRefusesDRAndTUN(t *testing.T) {
 func TestSynProxyNoAllocsPerPacket(t *testing.T) {
 	t.Run("NAT", func(t *testing.T) {
 		fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 -m")
-		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, fxClient, 40000, 8080))
+		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, fxClient, 40000, 8080), 0)
 	})
 	t.Run("FULLNAT", func(t *testing.T) {
 		fe := newSynProxyEngine(t, "-A -t 10.0.0.100:80 -s rr -j enable", "laddr 172.16.0.10", "-a -t 10.0.0.100:80 -r 172.16.0.2:8080 --fullnat")
-		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, "172.16.0.10", 5000, 8080))
+		// The real server acknowledges in FULLNAT's remapped numbering.
+		synProxyNoAllocs(t, fe, newSPWorld(t, fe.sp.secret, "172.16.0.10", 5000, 8080), fxDelta("172.16.0.10", 5000)+1000-spClientISN)
 	})
 }
 
-func synProxyNoAllocs(t *testing.T, fe *fxEngine, w *spWorld) {
+// synProxyNoAllocs runs a proxied connection's packets; fd is FULLNAT's
+// sequence remap the real server sees the client's numbers with.
+func synProxyNoAllocs(t *testing.T, fe *fxEngine, w *spWorld, fd uint32) {
 	c1 := uint32(spClientISN + 1)
 	fe.feed(fe.ext, w.synFrame, false)
 	fe.feed(fe.ext, w.fromClient(c1, w.cookie+1, "A", ""), false)
-	fe.feed(fe.int, w.fromServer(spServerISN, c1, "SA", ""), false)
+	fe.feed(fe.int, w.fromServer(spServerISN, c1+fd, "SA", ""), false)
 	in := w.fromClient(c1, w.cookie+1, "PA", "data", spNOP, spNOP, spSACK(w.cookie+9, w.cookie+19))
 	// Two different replies in turn, so the ACK-storm defence stays out of it.
-	out := [2][]byte{w.fromServer(spServerISN+1, c1, "PA", "reply"), w.fromServer(spServerISN+6, c1, "PA", "reply")}
+	out := [2][]byte{w.fromServer(spServerISN+1, c1+fd, "PA", "reply"), w.fromServer(spServerISN+6, c1+fd, "PA", "reply")}
 	// A flood SYN from another client port: answered, no state.
 	flood := pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
 		l4: []gopacket.SerializableLayer{spTCP(40001, 80, 777, 0, "S", 1024)}}.build(t)

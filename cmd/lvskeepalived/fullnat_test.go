@@ -12,8 +12,9 @@ import (
 // TestSeed002FullNAT: seed 002's cluster configuration as written (its
 // virtual_server_group, local_address_group, lb_kind FNAT, syn_proxy,
 // alpha and inhibit_on_failure; VIPs mapped to 203.0.113.1-2) programs
-// lvsd: every VIP gets the five local addresses and both real servers in
-// FULLNAT, at weight 100 once their TCP_CHECK and HTTP_GET pass.
+// lvsd: every VIP gets the SYN proxy, the five local addresses and both
+// real servers in FULLNAT, at weight 100 once their TCP_CHECK and HTTP_GET
+// pass.
 func TestSeed002FullNAT(t *testing.T) {
 	l := newLab(t, "fn", "192.168.1.1", "192.168.1.2")
 	l.dir.Addr("eth0", "192.168.1.254/24")
@@ -28,7 +29,7 @@ func TestSeed002FullNAT(t *testing.T) {
 
 	var want []string
 	for _, vip := range []string{"203.0.113.1:80", "203.0.113.2:80"} {
-		want = append(want, "-A -t "+vip+" -s rr")
+		want = append(want, "-A -t "+vip+" -s rr -j enable")
 		for i := 1; i <= 5; i++ {
 			want = append(want, fmt.Sprintf("-P -t %s -z 192.168.100.%d", vip, i))
 		}
@@ -43,6 +44,6 @@ func TestSeed002FullNAT(t *testing.T) {
 	if n := strings.Count(g, "192.168.100."); n != 10 {
 		t.Errorf("lvsadm -G lists %d local addresses, want 5 per VIP:\n%s", n, g)
 	}
-	// The fork's keywords are noted, syn_proxy as not run.
-	l.waitLog("syn_proxy")
+	// The fork's keywords are noted.
+	l.waitLog("the FULLNAT fork's keyword")
 }

@@ -16,13 +16,24 @@ import (
 // LVSD_SOCKET convention), started after lvsd is ready. It is an ordinary
 // lab process: process.kill, process.start and process.restart act on
 // node/lvskeepalived.
-func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, sock string) *Process {
-	return lvskeepalivedProcess(p, s, d.Keepalived, d.KeepalivedArgs, sock)
+func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, dir, sock string) (*Process, error) {
+	return lvskeepalivedProcess(p, s, d.Keepalived, d.KeepalivedArgs, dir, sock)
 }
 
-func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, sock string) *Process {
+// lvskeepalivedProcess keeps its pid files in the node directory, as the
+// node's Debian keepalived does: the file system is shared by every
+// namespace, and keepalived's defaults (/run/keepalived.pid, ...) would make
+// one lab's daemon refuse to start beside another's ("daemon is already
+// running").
+func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, dir, sock string) (*Process, error) {
 	conf := absConf(s, file)
-	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf}, args...)
+	run := filepath.Join(dir, "lvskeepalived")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return nil, fmt.Errorf("lvskeepalived's directory: %w", err)
+	}
+	pid := func(name string) string { return filepath.Join(run, name+".pid") }
+	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf,
+		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers")}, args...)
 	p.env = append(p.env, "LVSD_SOCKET="+sock)
 	p.after = append(p.after, p.Node+"/"+spec.ProcLVSD)
 	// Ready once lvsd holds the configuration's tables: the daemon logs
@@ -30,7 +41,7 @@ func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, 
 	// traffic never meets a half-programmed director.
 	p.ready = &spec.Ready{Log: spec.Regexp{Regexp: keepalivedActive},
 		Timeout: spec.Duration(60 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
-	return p
+	return p, nil
 }
 
 // nodeKeepalivedProcess is a node's keepalived: process. Debian's
@@ -44,7 +55,7 @@ func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, 
 // lvskeepalived runs as beside a director's lvsd.
 func nodeKeepalivedProcess(p *Process, s *spec.Spec, k *spec.Keepalived, dir, sock string) (*Process, error) {
 	if k.Impl() == spec.ImplLVSKeepalived {
-		return lvskeepalivedProcess(p, s, k.Config, k.Args, sock), nil
+		return lvskeepalivedProcess(p, s, k.Config, k.Args, dir, sock)
 	}
 	run := filepath.Join(dir, "keepalived")
 	if err := os.MkdirAll(run, 0o755); err != nil {

@@ -50,7 +50,10 @@ nodes:
 	ka := byName["d/lvskeepalived"]
 	require.NotNil(t, ka, "processes: %v", order)
 	assert.Less(t, slices.Index(order, "d/lvsd"), slices.Index(order, "d/lvskeepalived"))
-	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "ka.conf"), "--log-detail"}, ka.argv)
+	kr := filepath.Join(dir, "nodes", "d", "lvskeepalived")
+	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "ka.conf"),
+		"-p", filepath.Join(kr, "keepalived.pid"), "-r", filepath.Join(kr, "vrrp.pid"), "-c", filepath.Join(kr, "checkers.pid"), "--log-detail"}, ka.argv)
+	assert.DirExists(t, kr, "the pid files live in the node directory, never in /run where another lab's daemon would meet them")
 	assert.Contains(t, ka.env, "LVSD_SOCKET=@ctl")
 	assert.NotContains(t, byName["d/lvsd"].argv, "-f", "lvsd is not given the keepalived.conf")
 
@@ -115,7 +118,9 @@ nodes:
 	d := byName["d/keepalived"]
 	require.NotNil(t, d, "processes: %v", order)
 	assert.Nil(t, byName["d/lvskeepalived"])
-	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "d.conf")}, d.argv)
+	dr := filepath.Join(dir, "nodes", "d", "lvskeepalived")
+	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "d.conf"),
+		"-p", filepath.Join(dr, "keepalived.pid"), "-r", filepath.Join(dr, "vrrp.pid"), "-c", filepath.Join(dr, "checkers.pid")}, d.argv)
 	assert.Contains(t, d.env, "LVSD_SOCKET=@lvsd")
 	assert.Less(t, slices.Index(order, "d/lvsd"), slices.Index(order, "d/keepalived"))
 }

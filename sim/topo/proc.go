@@ -269,7 +269,11 @@ func (l *Lab) plan() ([]*Process, error) {
 			p.ready = &spec.Ready{Unix: sock, Timeout: spec.Duration(10 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 			procs = append(procs, p)
 			if s.RunsKeepalived(sn) {
-				procs = append(procs, keepalivedProcess(mk(spec.ProcKeepalived, base+".director.keepalived"), s, d, sock))
+				kp, err := keepalivedProcess(mk(spec.ProcKeepalived, base+".director.keepalived"), s, d, n.Dir, sock)
+				if err != nil {
+					return nil, fmt.Errorf("node %s: %w", sn.Name, err)
+				}
+				procs = append(procs, kp)
 			}
 		}
 		if s.RunsNodeKeepalived(sn) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"lvslab/internal/vrrptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -377,19 +378,14 @@ func runVPair(r *vrun, b *vbed, hi, lo *vnode, arp bool, middle func()) vtakeove
 	return tk
 }
 
-// bogusMarkers are what keepalived 2.2.7 (and lvskeepalived) log for an
-// advert they reject (vrrp/check.go).
-var bogusMarkers = []string{"bogus", "wrong version", "invalid TTL", "unexpected ip number", "not present in",
-	"interval mismatch", "auth, expecting", "sequence number", "checksum", "passwd", "IPSEC-AH", "Expected "}
-
 func noBogus(r *vrun, who, log string) {
 	r.t.Helper()
-	for _, l := range strings.Split(log, "\n") {
-		for _, m := range bogusMarkers {
-			if strings.Contains(l, m) {
-				r.errorf("%s logged a rejected advert: %s", who, l)
-			}
-		}
+	other, replays := vrrptest.Rejections(log)
+	for _, l := range other {
+		r.errorf("%s logged a rejected advert: %s", who, l)
+	}
+	if len(replays) > vrrptest.MaxReplayDrops {
+		r.errorf("%s logged %d AH replay drops, more than a preemption's worth (%d):\n%s", who, len(replays), vrrptest.MaxReplayDrops, strings.Join(replays, "\n"))
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"lvslab/internal/e2e"
 	"lvslab/internal/nstest"
+	"lvslab/sim/spec"
 )
 
 // scenarioGroups is how many `lvslab run` processes share the catalogue.
@@ -52,9 +54,21 @@ func TestScenarios(t *testing.T) {
 			cmd.WaitDelay = 30 * time.Second
 			t.Cleanup(func() {
 				// Whatever happened, nothing of this run may outlive it.
+				// clean reports every lab namespace on the machine, other
+				// runs' included; this run's are those of its scenarios.
 				out, err := exec.Command(bin, "--state-dir", state, "clean").CombinedOutput()
 				if err != nil {
-					t.Errorf("lvslab clean after the run: %v\n%s", err, out)
+					t.Logf("lvslab clean after the run: %v\n%s", err, out)
+				}
+				ns, _ := exec.Command("ip", "netns", "list").Output()
+				for _, f := range group {
+					s, err := spec.Load(f)
+					if err != nil {
+						continue
+					}
+					if prefix := "lvsl-" + s.Name + "."; strings.Contains(string(ns), prefix) {
+						t.Errorf("scenario %s left namespaces behind (%s*)", s.Name, prefix)
+					}
 				}
 			})
 			start := time.Now()

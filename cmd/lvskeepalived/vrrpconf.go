@@ -27,6 +27,9 @@ type vrrpSetup struct {
 	// a VIP among them is lvsd's to answer for (ownership over the control
 	// socket); any other VIP is a kernel address, as keepalived adds it.
 	Served map[netip.Addr]bool
+	// Sync is lvs_sync_daemon (or an instance's deprecated
+	// lvs_sync_daemon_interface) resolved; nil without one.
+	Sync *syncSetup
 	// Warnings name keywords carried by the parser that the VRRP side
 	// does not implement, with their file:line.
 	Warnings []string
@@ -145,6 +148,7 @@ func convertVRRP(cfg *keepalived.Config) (*vrrpSetup, error) {
 	for _, st := range cfg.VRRP.Other {
 		warn(st.Pos, "%s is not implemented by lvskeepalived (ignored)", st.Words[0])
 	}
+	out.Sync = convertSync(cfg, fail)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -35,6 +35,7 @@ type splitHooks struct {
 	keep    atomic.Bool
 	scripts sync.WaitGroup
 	changed chan struct{} // a state changed: report now
+	sync    *syncControl  // lvs_sync_daemon; nil without one
 }
 
 // split returns copies of c holding only the kernel's VIPs (and all the
@@ -114,6 +115,9 @@ func (h *splitHooks) Notify(n vrrp.Notification) {
 	case h.changed <- struct{}{}:
 	default:
 	}
+	if h.sync != nil && n.Instance != nil {
+		h.sync.state(n.Instance.Name, n.State)
+	}
 	scripts := n.Scripts()
 	if len(scripts) == 0 {
 		return
@@ -176,6 +180,9 @@ func (v *vrrpSide) start(s *vrrpSetup) {
 	h := &splitHooks{owner: v.owner, served: s.Served, log: v.log, changed: make(chan struct{}, 1),
 		kernel: &vrrp.KernelHooks{Owner: v.owner, Log: slogger}}
 	v.hooks = h
+	if s.Sync != nil {
+		h.sync = newSyncControl(v.owner.socket, *s.Sync, v.log)
+	}
 	if err := h.kernel.ApplyStatic(s.Static); err != nil {
 		v.log.printf("static addresses and routes: %v", err)
 	}
@@ -265,6 +272,7 @@ func (v *vrrpSide) status(r *vrrp.Router) []ctl.VRRPStatus {
 // keep, notify_stop), then tells lvsd the final states.
 func (v *vrrpSide) stop(keep bool) {
 	if v.router == nil {
+		v.stopSync()
 		return
 	}
 	v.hooks.keep.Store(keep)
@@ -273,6 +281,7 @@ func (v *vrrpSide) stop(keep bool) {
 	close(v.stopReport)
 	<-v.reported
 	_ = v.owner.Report(v.status(v.router))
+	v.stopSync()
 	done := make(chan struct{})
 	go func() { v.hooks.scripts.Wait(); close(done) }()
 	select {
@@ -281,6 +290,15 @@ func (v *vrrpSide) stop(keep bool) {
 		v.log.printf("VRRP: notify scripts still running at stop")
 	}
 	v.router = nil
+}
+
+// stopSync stops lvsd's sync daemons at the end of the VRRP side, as
+// keepalived's stop_vrrp does.
+func (v *vrrpSide) stopSync() {
+	if v.hooks != nil && v.hooks.sync != nil {
+		v.hooks.sync.stop()
+		v.hooks.sync = nil
+	}
 }
 
 // reload is SIGHUP for the VRRP side. An unchanged VRRP configuration
@@ -292,7 +310,7 @@ func (v *vrrpSide) stop(keep bool) {
 // nothing, on either side).
 func (v *vrrpSide) reload(s *vrrpSetup) {
 	if v.setup != nil && reflect.DeepEqual(s.Instances, v.setup.Instances) && reflect.DeepEqual(s.Groups, v.setup.Groups) &&
-		reflect.DeepEqual(s.Static, v.setup.Static) && reflect.DeepEqual(s.Served, v.setup.Served) {
+		reflect.DeepEqual(s.Static, v.setup.Static) && reflect.DeepEqual(s.Served, v.setup.Served) && reflect.DeepEqual(s.Sync, v.setup.Sync) {
 		v.log.printf("VRRP configuration unchanged")
 		return
 	}

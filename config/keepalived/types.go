@@ -57,15 +57,31 @@ type Global struct {
 	// LVSTimeouts is lvs_timeouts (zero fields unset), as ipvsadm --set.
 	LVSTimeouts config.Timeouts `json:"lvs_timeouts,omitzero"`
 	LVSFlush    bool            `json:"lvs_flush,omitempty"`
-	// LVSSyncDaemon is lvs_sync_daemon's words, for the sync-daemon issue.
-	LVSSyncDaemon []string `json:"lvs_sync_daemon,omitempty"`
-	VRRPVersion   int      `json:"vrrp_version"` // 2 unless vrrp_version 3
-	VRRPStrict    bool     `json:"vrrp_strict,omitempty"`
+	// LVSSyncDaemon is lvs_sync_daemon (nil if absent).
+	LVSSyncDaemon *SyncDaemon `json:"lvs_sync_daemon,omitempty"`
+	VRRPVersion   int         `json:"vrrp_version"` // 2 unless vrrp_version 3
+	VRRPStrict    bool        `json:"vrrp_strict,omitempty"`
 	// VRRPGarpMasterDelay / Repeat are the global defaults for instances.
 	VRRPGarpMasterDelay  time.Duration `json:"vrrp_garp_master_delay"`
 	VRRPGarpMasterRepeat int           `json:"vrrp_garp_master_repeat"`
 	// Other holds the global_defs keywords accepted but not interpreted.
 	Other []Statement `json:"other,omitempty"`
+}
+
+// SyncDaemon is global_defs' lvs_sync_daemon INTERFACE [[inst]
+// VRRP_INSTANCE] [id SYNCID] [maxlen LEN] [port PORT] [ttl TTL] [group
+// ADDR] (keepalived 2.2.7's set_lvs_sync_daemon). Zero fields are unset:
+// the kernel's defaults apply; SyncID is -1 when no id was given
+// (keepalived then uses the named instance's VRID, or 0).
+type SyncDaemon struct {
+	Pos       Pos        `json:"pos"`
+	Interface string     `json:"interface"`
+	Instance  string     `json:"instance,omitempty"`
+	SyncID    int        `json:"syncid"`
+	MaxLen    int        `json:"maxlen,omitempty"`
+	Port      uint16     `json:"port,omitempty"`
+	TTL       uint8      `json:"ttl,omitempty"`
+	Group     netip.Addr `json:"group,omitzero"`
 }
 
 // Statement is a keyword kept as written.

@@ -155,11 +155,7 @@ func globalBlock() *block {
 		}
 	})
 	g.add("lvs_flush", func(p *parser, l *line) { p.cfg.Global.LVSFlush = true })
-	g.add("lvs_sync_daemon", func(p *parser, l *line) {
-		if _, ok := p.need(l, 1); ok {
-			p.cfg.Global.LVSSyncDaemon = l.words[1:]
-		}
-	})
+	g.add("lvs_sync_daemon", parseSyncDaemon)
 	g.add("vrrp_version", func(p *parser, l *line) {
 		if v, ok := p.need(l, 1); ok {
 			if n, ok := p.readInt(l, v, 2, 3); ok {
@@ -928,4 +924,88 @@ func (p *parser) route(v *line) bool {
 		p.warn(v, ClassGeneral, "add 'dev IF' (or no_track)", "Warning - cannot track route %s with no interface specified, not tracking", dest)
 	}
 	return true
+}
+
+// parseSyncDaemon is keepalived 2.2.7's set_lvs_sync_daemon: the
+// interface, then the instance (a bare word, or after "inst"; a bare
+// number after it is the old positional syncid, accepted with a warning),
+// then keyword/value options. An option keepalived rejects is an error
+// here and leaves lvs_sync_daemon unset (never a half-configured daemon).
+func parseSyncDaemon(p *parser, l *line) {
+	ifname, ok := p.need(l, 1)
+	if !ok {
+		return
+	}
+	d := &SyncDaemon{Pos: l.pos, Interface: ifname, SyncID: -1}
+	w := l.words
+	i := 2
+	if i < len(w) && w[i] == "inst" {
+		if i+1 >= len(w) {
+			p.errorf(l, ClassGeneral, "lvs_sync_daemon IF inst VRRP_INSTANCE", "lvs_sync_daemon: inst needs a vrrp_instance name")
+			return
+		}
+		d.Instance = w[i+1]
+		i += 2
+	} else if i < len(w) && !syncDaemonOption(w[i]) {
+		d.Instance = w[i]
+		i++
+	}
+	if d.Instance != "" && i < len(w) && !syncDaemonOption(w[i]) {
+		// The old form lvs_sync_daemon IF VI SYNCID.
+		n, ok := p.readInt(l, w[i], 0, 255)
+		if !ok {
+			p.errorf(l, ClassGeneral, "give id 0-255", "lvs_sync_daemon: invalid syncid %s", w[i])
+			return
+		}
+		p.warn(l, ClassDeprecated, "write id "+w[i], "Please use keyword \"id\" before lvs_sync_daemon syncid value")
+		d.SyncID = int(n)
+		i++
+	}
+	for ; i < len(w); i += 2 {
+		opt := w[i]
+		if !syncDaemonOption(opt) {
+			p.errorf(l, ClassGeneral, "options are id, maxlen, port, ttl and group", "Unknown option %s specified for lvs_sync_daemon", opt)
+			return
+		}
+		if i+1 >= len(w) {
+			p.errorf(l, ClassGeneral, "give "+opt+" its value", "lvs_sync_daemon: %s needs a value", opt)
+			return
+		}
+		v := w[i+1]
+		var bad bool
+		switch opt {
+		case "id":
+			n, ok := p.readInt(l, v, 0, 255)
+			d.SyncID, bad = int(n), !ok
+		case "maxlen":
+			n, ok := p.readInt(l, v, 1, 65535-20-8)
+			d.MaxLen, bad = int(n), !ok
+		case "port":
+			n, ok := p.readInt(l, v, 1, 65535)
+			d.Port, bad = uint16(n), !ok
+		case "ttl":
+			n, ok := p.readInt(l, v, 1, 255)
+			d.TTL, bad = uint8(n), !ok
+		case "group":
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.IsMulticast() {
+				p.errorf(l, ClassGeneral, "a multicast address, 224.0.0.81 by default", "lvs_sync_daemon: group %s is not a multicast address", v)
+				return
+			}
+			d.Group = a
+		}
+		if bad {
+			p.errorf(l, ClassGeneral, "", "lvs_sync_daemon: invalid %s %s", opt, v)
+			return
+		}
+	}
+	p.cfg.Global.LVSSyncDaemon = d
+}
+
+func syncDaemonOption(w string) bool {
+	switch w {
+	case "id", "maxlen", "port", "ttl", "group":
+		return true
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -55,5 +56,31 @@ func TestConvertSync(t *testing.T) {
 				t.Fatalf("sync %+v, want %+v", s.Sync, tc.want)
 			}
 		})
+	}
+}
+
+// TestServedLocalAddresses: a local_address_group's addresses are lvsd's
+// to answer for, so a VIP of an instance that is one is owned through
+// lvsd (it moves with the master) instead of being added to the kernel.
+func TestServedLocalAddresses(t *testing.T) {
+	s, err := convertVRRP(loadConf(t, syncInstance+`
+local_address_group laddr_g1 {
+  172.16.0.50-51
+}
+virtual_server 192.0.2.100 80 {
+  lb_kind FNAT
+  protocol TCP
+  laddr_group_name laddr_g1
+  real_server 172.16.0.20 80 {
+  }
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"192.0.2.100", "172.16.0.50", "172.16.0.51"} {
+		if !s.Served[netip.MustParseAddr(a)] {
+			t.Errorf("%s not served by lvsd: %v", a, s.Served)
+		}
 	}
 }

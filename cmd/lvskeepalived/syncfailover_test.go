@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"lvslab/config"
 	"lvslab/internal/e2e"
 	"lvslab/internal/nstest"
 	"lvslab/internal/testenv"
+	"lvslab/ipvs/ctl"
 )
 
 // lvs_sync_daemon end to end: two directors, each lvsd beside
@@ -30,28 +32,30 @@ import (
 const (
 	shVIP    = "10.0.0.100"
 	shGW     = "172.16.0.1"           // NAT: the real server's gateway, a VIP
+	shLaddr  = "172.16.0.50"          // FULLNAT: the local address, a VIP
 	shAdvert = 100 * time.Millisecond // advert_int 0.1 (VRRPv3)
 )
 
 type shBed struct {
 	cli, hi, lo, rs *nstest.NS
-	nat             bool
+	kind            string // DR, NAT or FNAT (FULLNAT with the SYN proxy)
 	rsAddr          string
 	dir             string
 }
 
-func newSHBed(t *testing.T, prefix string, nat bool) *shBed {
+func newSHBed(t *testing.T, prefix, kind string) *shBed {
 	t.Helper()
 	nstest.Require(t)
 	testenv.Tools(t, "socat")
 	sw := nstest.New(t, prefix+"s")
 	b := &shBed{cli: nstest.New(t, prefix+"c"), hi: nstest.New(t, prefix+"h"), lo: nstest.New(t, prefix+"l"), rs: nstest.New(t, prefix+"r"),
-		nat: nat, rsAddr: "10.0.0.20", dir: t.TempDir()}
+		kind: kind, rsAddr: "10.0.0.20", dir: t.TempDir()}
+	inside := kind != "DR"
 	outside := []struct {
 		ns   *nstest.NS
 		addr string
 	}{{b.cli, "10.0.0.2"}, {b.hi, "10.0.0.11"}, {b.lo, "10.0.0.12"}}
-	if !nat {
+	if !inside {
 		outside = append(outside, struct {
 			ns   *nstest.NS
 			addr string
@@ -64,7 +68,7 @@ func newSHBed(t *testing.T, prefix string, nat bool) *shBed {
 		x.ns.Addr("eth0", x.addr+"/24")
 	}
 	sw.Bridge("br0", ports...)
-	if nat {
+	if inside {
 		b.rsAddr = "172.16.0.20"
 		in := nstest.New(t, prefix+"i")
 		nstest.Veth(t, b.hi, "eth1", in, "q0", 1500)
@@ -88,13 +92,21 @@ func (b *shBed) conf(prio int, sync bool) string {
 	}
 	fmt.Fprintf(&w, "}\nvrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  advert_int %.1f\n", prio, shAdvert.Seconds())
 	fmt.Fprintf(&w, "  virtual_ipaddress {\n    %s/24\n", shVIP)
-	kind := "DR"
-	if b.nat {
-		kind = "NAT"
+	extra := ""
+	switch b.kind {
+	case "NAT":
 		fmt.Fprintf(&w, "    %s/24 dev eth1\n", shGW)
+	case "FNAT":
+		// The same local address on both directors, moving with the
+		// master: the real server replies to it.
+		fmt.Fprintf(&w, "    %s/24 dev eth1\n", shLaddr)
+		extra = "  syn_proxy\n  laddr_group_name laddr_g1\n"
 	}
 	w.WriteString("  }\n}\n")
-	fmt.Fprintf(&w, "virtual_server %s 80 {\n  lb_algo rr\n  lb_kind %s\n  protocol TCP\n  real_server %s 80 {\n    weight 1\n  }\n}\n", shVIP, kind, b.rsAddr)
+	if b.kind == "FNAT" {
+		fmt.Fprintf(&w, "local_address_group laddr_g1 {\n  %s\n}\n", shLaddr)
+	}
+	fmt.Fprintf(&w, "virtual_server %s 80 {\n  lb_algo rr\n  lb_kind %s\n  protocol TCP\n%s  real_server %s 80 {\n    weight 1\n  }\n}\n", shVIP, b.kind, extra, b.rsAddr)
 	return w.String()
 }
 
@@ -114,7 +126,7 @@ type shDirector struct {
 
 func (d *shDirector) startLVSD() {
 	ifaces := "eth0"
-	if d.bed.nat {
+	if d.bed.kind != "DR" {
 		ifaces = "eth0,eth1"
 	}
 	d.lvsd, _ = e2e.StartLVSDProc(d.t, d.ns, ifaces)
@@ -162,6 +174,30 @@ func (d *shDirector) master() bool {
 	return strings.LastIndex(l, "Entering MASTER STATE") > max(strings.LastIndex(l, "Entering BACKUP STATE"), strings.LastIndex(l, "Entering FAULT STATE"))
 }
 
+// ownsLaddr says lvsd answers for the FULLNAT local address (VRRP
+// ownership, lvsadm's ownership listing).
+func (d *shDirector) ownsLaddr() bool {
+	owned := false
+	_ = d.ns.Do(func() error {
+		c, err := ctl.Dial("lvsd")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		r, err := c.Do(ctl.Request{Command: config.Command{Op: config.OpOwnership}})
+		if err != nil {
+			return err
+		}
+		for _, o := range r.Ownership {
+			if o.VIP.String() == shLaddr {
+				owned = o.Owned
+			}
+		}
+		return nil
+	})
+	return owned
+}
+
 func shWait(t *testing.T, what string, within time.Duration, cond func() bool, log func() string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -193,7 +229,7 @@ func (b *shBed) directors(t *testing.T, sync bool) (hi, lo *shDirector) {
 // switches to master; the old master, back, runs backup, preempts, and
 // both switch again.
 func TestSyncDaemonFollowsVRRP(t *testing.T) {
-	b := newSHBed(t, "ysf", false)
+	b := newSHBed(t, "ysf", "DR")
 	hi, lo := b.directors(t, true)
 	roles := func(hiWant, loWant string) func() bool {
 		return func() bool { return hi.daemons() == hiWant && lo.daemons() == loWant }
@@ -295,11 +331,13 @@ type shResult struct {
 // lvsd and lvskeepalived, the backup takes the VIP by VRRP (lvsd's
 // gratuitous ARPs move the client), and each stream either carries on
 // (three good round trips begun after the kill) or breaks.
-func shFailover(t *testing.T, prefix string, nat, withSync bool) shResult {
-	b := newSHBed(t, prefix, nat)
-	if nat {
+func shFailover(t *testing.T, prefix, kind string, withSync bool) shResult {
+	b := newSHBed(t, prefix, kind)
+	switch kind {
+	case "NAT":
 		b.rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", shGW)
-	} else {
+	case "FNAT": // replies go to the local address, on the segment
+	default:
 		b.rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "dr", "--vip", shVIP, "--iface", "eth0")
 	}
 	t.Cleanup(func() { _, _ = b.rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
@@ -370,6 +408,17 @@ func shFailover(t *testing.T, prefix string, nat, withSync bool) shResult {
 	if e := firstErr(); e != "" {
 		t.Fatalf("before the failover: %s", e)
 	}
+	if kind == "FNAT" {
+		// What the streams go through: FULLNAT with the SYN proxy, over
+		// the local address only the master answers for.
+		save := e2e.LVSADM(t, hi.ns, "-S -n")
+		if !strings.Contains(save, "-j enable") || !strings.Contains(save, "--fullnat") || !strings.Contains(save, "-z "+shLaddr) {
+			t.Fatalf("the master's lvsd is not FULLNAT with the SYN proxy over %s:\n%s", shLaddr, save)
+		}
+		if hi.ownsLaddr() != true || lo.ownsLaddr() != false {
+			t.Fatalf("ownership of local address %s: master %v, backup %v, want true and false", shLaddr, hi.ownsLaddr(), lo.ownsLaddr())
+		}
+	}
 
 	// SIGKILL the master director: lvskeepalived and lvsd.
 	killed := time.Now()
@@ -430,12 +479,12 @@ func TestSyncFailoverVRRP(t *testing.T) {
 		limit = target
 	}
 	var summary []string
-	for _, kind := range []string{"DR", "NAT"} {
+	for _, kind := range []string{"DR", "NAT", "FNAT"} {
 		for _, withSync := range []bool{true, false} {
 			name := kind + "/" + map[bool]string{true: "with-sync", false: "without-sync"}[withSync]
-			prefix := map[string]string{"DR": "ysd", "NAT": "ysn"}[kind] + map[bool]string{true: "a", false: "b"}[withSync]
+			prefix := map[string]string{"DR": "ysd", "NAT": "ysn", "FNAT": "ysf"}[kind] + map[bool]string{true: "a", false: "b"}[withSync]
 			t.Run(name, func(t *testing.T) {
-				r := shFailover(t, prefix, kind == "NAT", withSync)
+				r := shFailover(t, prefix, kind, withSync)
 				line := fmt.Sprintf("%s: %d of %d streams broke; VRRP takeover %v; longest stall %v (target %v)",
 					name, r.broken, r.total, r.takeover.Round(time.Millisecond), r.stall.Round(time.Millisecond), target.Round(time.Millisecond))
 				summary = append(summary, line)

@@ -23,9 +23,10 @@ type vrrpSetup struct {
 	Instances []vrrp.Config
 	Groups    []vrrp.SyncGroup
 	Static    vrrp.Static
-	// Served are the addresses of this configuration's virtual servers:
-	// a VIP among them is lvsd's to answer for (ownership over the control
-	// socket); any other VIP is a kernel address, as keepalived adds it.
+	// Served are the addresses of this configuration's virtual servers
+	// and local_address_groups: a VIP among them is lvsd's to answer for
+	// (ownership over the control socket); any other VIP is a kernel
+	// address, as keepalived adds it.
 	Served map[netip.Addr]bool
 	// Sync is lvs_sync_daemon (or an instance's deprecated
 	// lvs_sync_daemon_interface) resolved; nil without one.
@@ -51,6 +52,15 @@ func convertVRRP(cfg *keepalived.Config) (*vrrpSetup, error) {
 	for _, svc := range cfg.Table().Services {
 		if svc.Service.Addr.IsValid() {
 			out.Served[svc.Service.Addr] = true
+		}
+	}
+	// A FULLNAT local address is lvsd's too (it answers ARP for it): in a
+	// master/backup pair with the sync daemon both directors have the
+	// same local addresses, and the one the real servers reply to must
+	// follow the master, as a VIP of the instance does.
+	for _, g := range cfg.LocalAddressGroups {
+		for _, a := range g.Addrs {
+			out.Served[a] = true
 		}
 	}
 

@@ -14,6 +14,12 @@ import (
 // lvsd: lvskeepalived -f CONF, programming lvsd over its control socket.
 const ProcKeepalived = "lvskeepalived"
 
+// ProcZebra and ProcOSPFD are the processes of a node's frr:.
+const (
+	ProcZebra = "zebra"
+	ProcOSPFD = "ospfd"
+)
+
 // ProcNodeKeepalived is the process of a node's keepalived: (either
 // implementation).
 const ProcNodeKeepalived = "keepalived"

@@ -98,6 +98,9 @@ func (s *Spec) ProcessNames(n *Node) []string {
 	if s.RunsNodeKeepalived(n) {
 		names = append(names, ProcNodeKeepalived)
 	}
+	if n.FRR != nil {
+		names = append(names, ProcZebra, ProcOSPFD)
+	}
 	for _, p := range n.Processes {
 		names = append(names, p.Name)
 	}

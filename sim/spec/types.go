@@ -126,6 +126,15 @@ type Node struct {
 	Director     *Director      `yaml:"director" doc:"lvsd on this node (defaulted for role director)"`
 	Keepalived   *Keepalived    `yaml:"keepalived" doc:"a keepalived daemon of this node, process keepalived, log nodes/NODE/keepalived.log: Debian's keepalived (VRRP only) or lvskeepalived (beside the node's lvsd)"`
 	RealServer   *RealServer    `yaml:"realserver" doc:"lvsrs setup of this node (role realserver)"`
+	FRR          *FRR           `yaml:"frr" doc:"FRR's zebra and ospfd on this node (processes zebra and ospfd): a router or a director announcing its VIPs by OSPF, seed 002's cluster mode"`
+}
+
+// FRR runs Debian's FRR routing daemons on a node: zebra (the node's
+// routes into its kernel) and ospfd with the scenario's ospfd.conf, each
+// with the namespace's own runtime directory (-N), as in
+// reference/real-peers.md.
+type FRR struct {
+	OSPFD string `yaml:"ospfd" lvs:"required" doc:"ospfd.conf (relative to the scenario file), FRR's syntax: interface blocks, router ospf with network statements or per-interface areas"`
 }
 
 // Interface is one veth end in the node, its peer a port of the segment's

@@ -377,6 +377,9 @@ func (c *checker) node(i int) {
 	if s.RunsNodeKeepalived(n) {
 		names[ProcNodeKeepalived] = true
 	}
+	if n.FRR != nil {
+		names[ProcZebra], names[ProcOSPFD] = true, true
+	}
 	for j, sv := range n.Services {
 		sp := indexPath(p+".services", j)
 		name := sv.ServiceName()
@@ -428,6 +431,9 @@ func (c *checker) node(i int) {
 	}
 	if n.Keepalived != nil {
 		c.nodeKeepalived(n, p)
+	}
+	if n.FRR != nil && n.FRR.OSPFD != "" {
+		c.frr(n, p+".frr")
 	}
 	if n.Role == RoleRealServer && n.RealServer == nil && s.RoleDefaultsOn(n) {
 		c.keyErrorf(p, "a realserver needs realserver: {mode: dr|tun|nat} (or role_defaults: false)")
@@ -1540,6 +1546,29 @@ func (c *checker) capture() {
 		c.trafficRef("report.walk.traffic", r.Walk.Traffic)
 		if r.Walk.Request < 0 {
 			c.errorf("report.walk.request", "requests count from 1")
+		}
+	}
+}
+
+// frr checks a node's frr: the file is there and names only interfaces
+// the node has (ospfd would silently wait for an interface that never
+// comes), with the file's line in the message.
+func (c *checker) frr(n *Node, p string) {
+	if !c.fileExists(p+".ospfd", n.FRR.OSPFD) {
+		return
+	}
+	b, err := os.ReadFile(c.s.Abs(n.FRR.OSPFD))
+	if err != nil {
+		return
+	}
+	have := map[string]bool{"lo": true}
+	for _, ifc := range n.Interfaces {
+		have[ifc.Name] = true
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "interface" && !have[f[1]] {
+			c.errorf(p+".ospfd", "%s:%d: interface %s: node %s has no such interface (it has lo, %s)", n.FRR.OSPFD, i+1, f[1], n.Name, strings.Join(ifaceNames(n), ", "))
 		}
 	}
 }

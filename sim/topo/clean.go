@@ -298,6 +298,11 @@ func destroyRecordCount(ctx context.Context, r *Record, log *slog.Logger) (int, 
 	if err != nil {
 		errs = append(errs, err)
 	}
+	var names []string
+	for _, ns := range mine {
+		names = append(names, ns.Name)
+	}
+	removeFRR(names) // the daemons are dead: their runtime directories go
 	// A director's lvsd was just killed: what it recorded (its state file,
 	// a file-system socket outside the namespace) would outlive the
 	// namespace, so its cleanup runs in each namespace before the unpin.

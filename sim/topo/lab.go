@@ -414,12 +414,15 @@ func (l *Lab) Close(ctx context.Context) error {
 	if err := killInNamespaces(ctx, inodes); err != nil {
 		errs = append(errs, err)
 	}
+	var names []string
 	for i := len(l.nodes) - 1; i >= 0; i-- {
 		n := l.nodes[i]
+		names = append(names, n.ns.Name())
 		if err := n.ns.Delete(); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	removeFRR(names)
 	for i := len(l.segments) - 1; i >= 0; i-- {
 		sg := l.segments[i]
 		if err := sg.ns.Delete(); err != nil {

@@ -290,6 +290,13 @@ func (l *Lab) plan() ([]*Process, error) {
 			}
 			procs = append(procs, p)
 		}
+		if sn.FRR != nil {
+			ps, err := frrProcesses(mk, s, l.Spec.Name, sn, base)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", sn.Name, err)
+			}
+			procs = append(procs, ps...)
+		}
 		for i, pr := range sn.Processes {
 			p := mk(pr.Name, fmt.Sprintf("%s.processes[%d]", base, i))
 			if pr.Shell != "" {
@@ -503,6 +510,13 @@ func (l *Lab) startAll(ctx context.Context) error {
 	procs, err := l.plan()
 	if err != nil {
 		return err
+	}
+	for i := range l.Spec.Nodes {
+		if sn := &l.Spec.Nodes[i]; sn.FRR != nil {
+			if err := prepareFRR(l.Spec, l.Spec.Name, sn); err != nil {
+				return err
+			}
+		}
 	}
 	l.mu.Lock()
 	l.procs = procs

@@ -86,4 +86,3 @@ func removeFRR(namespaces []string) {
 		}
 	}
 }
-

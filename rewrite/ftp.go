@@ -141,17 +141,11 @@ func parseHostPort(b []byte, s int, kind FTPKind) (FTPAddress, bool) {
 	var v [6]byte
 	i := s
 	for n := range 6 {
-		val, digits := 0, 0
-		for ; i < len(b) && isDigit(b[i]); i++ {
-			val = val*10 + int(b[i]-'0')
-			if digits++; digits > 3 || val > 255 {
-				return FTPAddress{}, false
-			}
-		}
-		if digits == 0 || i == len(b) {
+		val, next, ok := parseDecimal(b, i, 3, 255)
+		if !ok {
 			return FTPAddress{}, false
 		}
-		v[n] = byte(val)
+		v[n], i = byte(val), next
 		if n < 5 {
 			if b[i] != ',' {
 				return FTPAddress{}, false
@@ -163,6 +157,24 @@ func parseHostPort(b []byte, s int, kind FTPKind) (FTPAddress, bool) {
 		Kind: kind, Addr: netip.AddrFrom4([4]byte{v[0], v[1], v[2], v[3]}),
 		Port: uint16(v[4])<<8 | uint16(v[5]), Start: s, End: i,
 	}, true
+}
+
+// parseDecimal reads a decimal number of at most digits digits and at most
+// limit at b[i:], and returns it with the index of the character after it,
+// which must be there (a number running into the segment's end may
+// continue in the next one).
+func parseDecimal(b []byte, i, digits, limit int) (val, next int, ok bool) {
+	n := 0
+	for ; i < len(b) && isDigit(b[i]); i++ {
+		val = val*10 + int(b[i]-'0')
+		if n++; n > digits || val > limit {
+			return 0, i, false
+		}
+	}
+	if n == 0 || i == len(b) {
+		return 0, i, false
+	}
+	return val, i, true
 }
 
 // parseExtended reads RFC 2428's "<d>proto<d>address<d>port<d>" at b[s:],
@@ -187,17 +199,11 @@ func parseExtended(b []byte, s int, kind FTPKind) (FTPAddress, bool) {
 		i += 2
 		var v [4]byte
 		for n := range 4 {
-			val, digits := 0, 0
-			for ; i < len(b) && isDigit(b[i]); i++ {
-				val = val*10 + int(b[i]-'0')
-				if digits++; digits > 3 || val > 255 {
-					return FTPAddress{}, false
-				}
-			}
-			if digits == 0 || i == len(b) {
+			val, next, ok := parseDecimal(b, i, 3, 255)
+			if !ok {
 				return FTPAddress{}, false
 			}
-			v[n] = byte(val)
+			v[n], i = byte(val), next
 			want := byte('.')
 			if n == 3 {
 				want = d
@@ -209,14 +215,8 @@ func parseExtended(b []byte, s int, kind FTPKind) (FTPAddress, bool) {
 		}
 		a.Addr = netip.AddrFrom4(v)
 	}
-	port, digits := 0, 0
-	for ; i < len(b) && isDigit(b[i]); i++ {
-		port = port*10 + int(b[i]-'0')
-		if digits++; digits > 5 || port > 0xffff {
-			return FTPAddress{}, false
-		}
-	}
-	if port == 0 || i == len(b) || b[i] != d {
+	port, i, ok := parseDecimal(b, i, 5, 0xffff)
+	if !ok || port == 0 || b[i] != d {
 		return FTPAddress{}, false
 	}
 	a.Port = uint16(port)

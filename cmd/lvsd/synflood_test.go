@@ -93,23 +93,7 @@ type floodResult struct {
 }
 
 func synFlood(t *testing.T, defence []string, seconds int, runtime, want string) floodResult {
-	cli := nstest.New(t, "fcli")
-	atk := nstest.New(t, "fatk")
-	dir := nstest.New(t, "fdir")
-	rs := nstest.New(t, "frs")
-	nstest.Veth(t, cli, "eth0", dir, "ext", 1500)
-	nstest.Veth(t, atk, "eth0", dir, "atk", 1500)
-	nstest.Veth(t, dir, "int", rs, "eth0", 1500)
-	cli.Addr("eth0", "198.51.100.2/24")
-	cli.Route("203.0.113.5/32", "198.51.100.1", "eth0")
-	atk.Addr("eth0", "192.0.2.2/24")
-	atk.Route("203.0.113.5/32", "192.0.2.1", "eth0")
-	dir.Addr("ext", "198.51.100.1/24")
-	dir.Addr("atk", "192.0.2.1/24")
-	dir.Addr("int", "172.16.0.1/24")
-	rs.Addr("eth0", "172.16.0.2/24")
-	rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", "172.16.0.1")
-	t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
+	cli, atk, dir, rs := floodLab(t, "f")
 	_, rslog := rs.Start("socat", "TCP-LISTEN:80,fork,reuseaddr,backlog=1024", "SYSTEM:echo rs1")
 	waitFor(t, "rs1 listening", func() bool {
 		o, _ := rs.Try("ss", "-ltn", "sport = :80")
@@ -225,4 +209,30 @@ func floodRate() []string {
 	default:
 		return []string{"-i", v}
 	}
+}
+
+// floodLab is the NAT director of the flood tests: a client (ext,
+// 198.51.100.2) and an attacker (atk, 192.0.2.2) on their own links to the
+// director, which reaches one NAT real server (172.16.0.2, lvsrs nat) on
+// int; the VIP 203.0.113.5 is routed to the director from both sides.
+func floodLab(t *testing.T, prefix string) (cli, atk, dir, rs *nstest.NS) {
+	t.Helper()
+	cli = nstest.New(t, prefix+"cli")
+	atk = nstest.New(t, prefix+"atk")
+	dir = nstest.New(t, prefix+"dir")
+	rs = nstest.New(t, prefix+"rs")
+	nstest.Veth(t, cli, "eth0", dir, "ext", 1500)
+	nstest.Veth(t, atk, "eth0", dir, "atk", 1500)
+	nstest.Veth(t, dir, "int", rs, "eth0", 1500)
+	cli.Addr("eth0", "198.51.100.2/24")
+	cli.Route("203.0.113.5/32", "198.51.100.1", "eth0")
+	atk.Addr("eth0", "192.0.2.2/24")
+	atk.Route("203.0.113.5/32", "192.0.2.1", "eth0")
+	dir.Addr("ext", "198.51.100.1/24")
+	dir.Addr("atk", "192.0.2.1/24")
+	dir.Addr("int", "172.16.0.1/24")
+	rs.Addr("eth0", "172.16.0.2/24")
+	rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", "172.16.0.1")
+	t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
+	return cli, atk, dir, rs
 }

@@ -29,23 +29,7 @@ import (
 func TestSynProxyEndToEnd(t *testing.T) {
 	nstest.Require(t)
 	testenv.Tools(t, "hping3", "curl", "tshark")
-	cli := nstest.New(t, "pcli")
-	atk := nstest.New(t, "patk")
-	dir := nstest.New(t, "pdir")
-	rs := nstest.New(t, "prs")
-	nstest.Veth(t, cli, "eth0", dir, "ext", 1500)
-	nstest.Veth(t, atk, "eth0", dir, "atk", 1500)
-	nstest.Veth(t, dir, "int", rs, "eth0", 1500)
-	cli.Addr("eth0", "198.51.100.2/24")
-	cli.Route("203.0.113.5/32", "198.51.100.1", "eth0")
-	atk.Addr("eth0", "192.0.2.2/24")
-	atk.Route("203.0.113.5/32", "192.0.2.1", "eth0")
-	dir.Addr("ext", "198.51.100.1/24")
-	dir.Addr("atk", "192.0.2.1/24")
-	dir.Addr("int", "172.16.0.1/24")
-	rs.Addr("eth0", "172.16.0.2/24")
-	rs.Run(e2e.Bin(t, "lvsrs"), "start", "--mode", "nat", "--dip", "172.16.0.1")
-	t.Cleanup(func() { _, _ = rs.Try(e2e.Bin(t, "lvsrs"), "stop") })
+	cli, atk, dir, rs := floodLab(t, "p")
 
 	// The real server: POST /echo answers "body:" + the request body +
 	// 48 KiB of a known pattern, so both directions are checked.

@@ -20,20 +20,19 @@ func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, dir, sock str
 	return lvskeepalivedProcess(p, s, d.Keepalived, d.KeepalivedArgs, dir, sock)
 }
 
-// lvskeepalivedProcess keeps its pid files in the node directory, as the
-// node's Debian keepalived does: the file system is shared by every
-// namespace, and keepalived's defaults (/run/keepalived.pid, ...) would make
-// one lab's daemon refuse to start beside another's ("daemon is already
-// running").
+// lvskeepalivedProcess writes its pid files in the node directory, as
+// Debian's keepalived does here: with keepalived's default
+// /run/keepalived.pid the second director of a pair (or of another lab
+// running at the same time) would find the first one's pid there and
+// refuse to start ("daemon is already running").
 func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, dir, sock string) (*Process, error) {
 	conf := absConf(s, file)
-	run := filepath.Join(dir, "lvskeepalived")
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return nil, fmt.Errorf("lvskeepalived's directory: %w", err)
+	pid, err := pidFiles(dir, "lvskeepalived")
+	if err != nil {
+		return nil, err
 	}
-	pid := func(name string) string { return filepath.Join(run, name+".pid") }
 	p.argv = append([]string{spec.ProcKeepalived, "--dont-fork", "--log-console", "-f", conf,
-		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers")}, args...)
+		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd")}, args...)
 	p.env = append(p.env, "LVSD_SOCKET="+sock)
 	p.after = append(p.after, p.Node+"/"+spec.ProcLVSD)
 	// Ready once lvsd holds the configuration's tables: the daemon logs
@@ -42,6 +41,16 @@ func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, 
 	p.ready = &spec.Ready{Log: spec.Regexp{Regexp: keepalivedActive},
 		Timeout: spec.Duration(60 * time.Second), Interval: spec.Duration(50 * time.Millisecond)}
 	return p, nil
+}
+
+// pidFiles makes the node's directory for a daemon's pid files and returns
+// the path of each.
+func pidFiles(dir, name string) (func(string) string, error) {
+	run := filepath.Join(dir, name)
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return nil, fmt.Errorf("%s's directory: %w", name, err)
+	}
+	return func(file string) string { return filepath.Join(run, file+".pid") }, nil
 }
 
 // nodeKeepalivedProcess is a node's keepalived: process. Debian's
@@ -55,13 +64,21 @@ func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, 
 // lvskeepalived runs as beside a director's lvsd.
 func nodeKeepalivedProcess(p *Process, s *spec.Spec, k *spec.Keepalived, dir, sock string) (*Process, error) {
 	if k.Impl() == spec.ImplLVSKeepalived {
-		return lvskeepalivedProcess(p, s, k.Config, k.Args, dir, sock)
+		p, err := lvskeepalivedProcess(p, s, k.Config, k.Args, dir, sock)
+		if err != nil {
+			return nil, err
+		}
+		// A node's keepalived: has VRRP instances (validation says so):
+		// ready when the first one has left INIT, which lvskeepalived
+		// logs after its first sync of lvsd's tables, so the checkers'
+		// line alone would let a fault meet a daemon without VRRP yet.
+		p.ready.Log = spec.Regexp{Regexp: vrrpEntered}
+		return p, nil
 	}
-	run := filepath.Join(dir, "keepalived")
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return nil, fmt.Errorf("keepalived's directory: %w", err)
+	pid, err := pidFiles(dir, "keepalived")
+	if err != nil {
+		return nil, err
 	}
-	pid := func(name string) string { return filepath.Join(run, name+".pid") }
 	p.argv = append([]string{"keepalived", "-P", "-n", "-l", "-D", "-G", "-f", absConf(s, k.Config),
 		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd")}, k.Args...)
 	// Ready when every VRRP instance has left INIT: each logs its first

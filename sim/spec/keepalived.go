@@ -164,6 +164,11 @@ func (c *checker) nodeKeepalived(n *Node, p string) {
 	if kc.Fatal() {
 		return
 	}
+	// The copy lives in another directory: a relative include would
+	// resolve elsewhere, and an absolute one would not be edited with it.
+	if k.Editable && len(kc.Files) > 1 {
+		c.errorf(p+".editable", "%s includes %s: an editable file is copied alone into the node directory, so it may include nothing", k.Config, rel(keepalived.Pos{File: kc.Files[1]}))
+	}
 	if k.Impl() == ImplKeepalived {
 		if len(kc.VRRP.Instances) == 0 {
 			c.errorf(p+".config", "%s has no vrrp_instance: Debian's keepalived runs VRRP only in the lab, so it would have nothing to do", k.Config)

@@ -307,6 +307,7 @@ type Keepalived struct {
 	Implementation KeepalivedImpl `yaml:"implementation" doc:"keepalived (default: Debian's keepalived, VRRP only, keepalived -P -n -l -D -G) or lvskeepalived (beside the node's lvsd, a director)"`
 	Config         string         `yaml:"config" lvs:"required" doc:"keepalived.conf (relative to the scenario file), checked at validation by lvskeepalived's parser with the node's interfaces"`
 	Args           []string       `yaml:"args" doc:"extra command-line flags"`
+	Editable       bool           `yaml:"editable" doc:"run from a copy in the node directory (nodes/N/keepalived.conf), so an exec fault can edit it before a reload (process.kill signal HUP); the file may include nothing"`
 }
 
 // Impl is the implementation, defaulted.

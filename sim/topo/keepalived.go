@@ -17,7 +17,7 @@ import (
 // lab process: process.kill, process.start and process.restart act on
 // node/lvskeepalived.
 func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, dir, sock string) (*Process, error) {
-	return lvskeepalivedProcess(p, s, d.Keepalived, d.KeepalivedArgs, dir, sock)
+	return lvskeepalivedProcess(p, absConf(s, d.Keepalived), d.KeepalivedArgs, dir, sock)
 }
 
 // lvskeepalivedProcess writes its pid files in the node directory, as
@@ -25,8 +25,7 @@ func keepalivedProcess(p *Process, s *spec.Spec, d *spec.Director, dir, sock str
 // /run/keepalived.pid the second director of a pair (or of another lab
 // running at the same time) would find the first one's pid there and
 // refuse to start ("daemon is already running").
-func lvskeepalivedProcess(p *Process, s *spec.Spec, file string, args []string, dir, sock string) (*Process, error) {
-	conf := absConf(s, file)
+func lvskeepalivedProcess(p *Process, conf string, args []string, dir, sock string) (*Process, error) {
 	pid, err := pidFiles(dir, "lvskeepalived")
 	if err != nil {
 		return nil, err
@@ -63,8 +62,26 @@ func pidFiles(dir, name string) (func(string) string, error) {
 // parent respawns a VRRP child that dies, as it does in production.
 // lvskeepalived runs as beside a director's lvsd.
 func nodeKeepalivedProcess(p *Process, s *spec.Spec, k *spec.Keepalived, dir, sock string) (*Process, error) {
+	conf := absConf(s, k.Config)
+	if k.Editable {
+		// Runs from nodes/N/keepalived.conf, which an exec fault may edit
+		// (the seed's manual switch: raise a priority, then reload).
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			return nil, fmt.Errorf("keepalived's file: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("node directory: %w", err)
+		}
+		if conf, err = filepath.Abs(filepath.Join(dir, "keepalived.conf")); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(conf, b, 0o644); err != nil {
+			return nil, fmt.Errorf("keepalived's file: %w", err)
+		}
+	}
 	if k.Impl() == spec.ImplLVSKeepalived {
-		p, err := lvskeepalivedProcess(p, s, k.Config, k.Args, dir, sock)
+		p, err := lvskeepalivedProcess(p, conf, k.Args, dir, sock)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +96,7 @@ func nodeKeepalivedProcess(p *Process, s *spec.Spec, k *spec.Keepalived, dir, so
 	if err != nil {
 		return nil, err
 	}
-	p.argv = append([]string{"keepalived", "-P", "-n", "-l", "-D", "-G", "-f", absConf(s, k.Config),
+	p.argv = append([]string{"keepalived", "-P", "-n", "-l", "-D", "-G", "-f", conf,
 		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd")}, k.Args...)
 	// Ready when every VRRP instance has left INIT: each logs its first
 	// state (BACKUP, or FAULT with a tracked interface down), so traffic

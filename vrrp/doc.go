@@ -49,6 +49,7 @@
 // virtual_rules, track_file, track_process, track_bfd, notify_fifo,
 // vrrp_garp_interval throttling, the two-owners "CONFIGURATION ERROR" drop to
 // 254, the AH counter's cycle flag, sync_group_tracking_weight (member
-// weights are used as configured), the VMAC's arp sysctls, and the GARP for
+// weights are used as configured), the VMAC's sysctls with a Netlink handle
+// into another namespace (they are set through /proc/sys), and the GARP for
 // its own address a unicast instance sends on leaving FAULT.
 package vrrp

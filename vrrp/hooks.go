@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +135,15 @@ type KernelHooks struct {
 	mu    sync.Mutex
 	garps map[string]*GARP
 	nl    *netlink.Handle
+	// base holds, per VMAC parent interface, how many VMACs changed its
+	// arp_ignore/arp_filter and the values to restore after the last.
+	base map[string]*baseARP
+}
+
+// baseARP is a VMAC parent's ARP sysctls as found.
+type baseARP struct {
+	users          int
+	ignore, filter string
 }
 
 func (k *KernelHooks) handle() (*netlink.Handle, error) {
@@ -167,7 +178,8 @@ func vipDev(c *Config, v VIP) string {
 }
 
 // Prepare creates the VMAC (use_vmac): a macvlan in private mode on the
-// interface, address 00:00:5e:00:01:VRID, up.
+// interface, address 00:00:5e:00:01:VRID, up; and sets the ARP sysctls
+// keepalived's vrrp_vmac.c sets (see vmacSysctls).
 func (k *KernelHooks) Prepare(c *Config) error {
 	if !c.UseVMAC {
 		return nil
@@ -176,9 +188,15 @@ func (k *KernelHooks) Prepare(c *Config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.LinkByName(c.VMACName); err == nil {
-		return nil
+	if _, err := h.LinkByName(c.VMACName); err != nil {
+		if err := k.createVMAC(h, c); err != nil {
+			return err
+		}
 	}
+	return k.vmacSysctls(c)
+}
+
+func (k *KernelHooks) createVMAC(h *netlink.Handle, c *Config) error {
 	parent, err := h.LinkByName(c.Interface)
 	if err != nil {
 		return fmt.Errorf("vrrp: %s: use_vmac: interface %s: %w", c.Name, c.Interface, err)
@@ -198,7 +216,8 @@ func (k *KernelHooks) Prepare(c *Config) error {
 	return nil
 }
 
-// Cleanup deletes the VMAC Prepare created.
+// Cleanup deletes the VMAC Prepare created and, after the last VMAC on
+// its parent, restores the parent's arp_ignore and arp_filter.
 func (k *KernelHooks) Cleanup(c *Config) error {
 	k.mu.Lock()
 	for name, g := range k.garps {
@@ -213,10 +232,87 @@ func (k *KernelHooks) Cleanup(c *Config) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	if l, err := h.LinkByName(c.VMACName); err == nil {
 		if err := h.LinkDel(l); err != nil {
-			return fmt.Errorf("vrrp: %s: delete vmac %s: %w", c.Name, c.VMACName, err)
+			errs = append(errs, fmt.Errorf("vrrp: %s: delete vmac %s: %w", c.Name, c.VMACName, err))
 		}
+	}
+	return errors.Join(append(errs, k.restoreBase(c))...)
+}
+
+// procSysConf is where an interface's IPv4 sysctls are.
+const procSysConf = "/proc/sys/net/ipv4/conf"
+
+// vmacSysctls sets what keepalived 2.2.7 sets for a VMAC (vrrp_vmac.c):
+// on the macvlan arp_ignore=1 (answer only for its own addresses, the
+// VIPs), accept_local=1 (the address owner hears its own adverts),
+// rp_filter=0; on the parent arp_ignore=1 and arp_filter=1, "the
+// underlying interface mustn't reply for our address(es)". Without the
+// parent's, the kernel answers ARP for the VIP on the parent as well,
+// with the parent's own MAC (arp_ignore=0 answers for any local address
+// on any interface): two hardware addresses answer every request, a
+// neighbour that keeps the physical one does not follow a failover (the
+// VIP's MAC is meant to move with VRRP), and its traffic goes to the old
+// master until the entry goes stale.
+//
+// /proc/sys/net is the namespace of the calling thread, so this is done
+// only when the hooks act on the caller's own namespace (Netlink nil, a
+// daemon in the namespace it serves); with a handle into another, the
+// caller sets them.
+func (k *KernelHooks) vmacSysctls(c *Config) error {
+	if k.Netlink != nil {
+		return nil
+	}
+	var errs []error
+	for _, kv := range [][2]string{{"arp_ignore", "1"}, {"accept_local", "1"}, {"rp_filter", "0"}} {
+		errs = append(errs, writeConf(c.VMACName, kv[0], kv[1]))
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if b := k.base[c.Interface]; b != nil {
+		b.users++
+		return errors.Join(errs...)
+	}
+	ignore, err1 := readConf(c.Interface, "arp_ignore")
+	filter, err2 := readConf(c.Interface, "arp_filter")
+	if err := errors.Join(err1, err2); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("vrrp: %s: use_vmac: %w", c.Name, err))...)
+	}
+	if k.base == nil {
+		k.base = map[string]*baseARP{}
+	}
+	k.base[c.Interface] = &baseARP{users: 1, ignore: ignore, filter: filter}
+	errs = append(errs, writeConf(c.Interface, "arp_ignore", "1"), writeConf(c.Interface, "arp_filter", "1"))
+	return errors.Join(errs...)
+}
+
+// restoreBase puts the parent's ARP sysctls back after its last VMAC.
+func (k *KernelHooks) restoreBase(c *Config) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b := k.base[c.Interface]
+	if b == nil {
+		return nil
+	}
+	if b.users--; b.users > 0 {
+		return nil
+	}
+	delete(k.base, c.Interface)
+	return errors.Join(writeConf(c.Interface, "arp_ignore", b.ignore), writeConf(c.Interface, "arp_filter", b.filter))
+}
+
+func readConf(iface, key string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(procSysConf, iface, key))
+	if err != nil {
+		return "", fmt.Errorf("sysctl net.ipv4.conf.%s.%s: %w", iface, key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func writeConf(iface, key, value string) error {
+	if err := os.WriteFile(filepath.Join(procSysConf, iface, key), []byte(value), 0o644); err != nil {
+		return fmt.Errorf("vrrp: sysctl net.ipv4.conf.%s.%s=%s: %w", iface, key, value, err)
 	}
 	return nil
 }

@@ -167,7 +167,11 @@ func (c *checker) nodeKeepalived(n *Node, p string) {
 	// The copy lives in another directory: a relative include would
 	// resolve elsewhere, and an absolute one would not be edited with it.
 	if k.Editable && len(kc.Files) > 1 {
-		c.errorf(p+".editable", "%s includes %s: an editable file is copied alone into the node directory, so it may include nothing", k.Config, rel(keepalived.Pos{File: kc.Files[1]}))
+		inc := kc.Files[1]
+		if r, err := filepath.Rel(filepath.Dir(c.s.Abs(k.Config)), inc); err == nil {
+			inc = r
+		}
+		c.errorf(p+".editable", "%s includes %s: an editable file is copied alone into the node directory, so it may include nothing", k.Config, inc)
 	}
 	if k.Impl() == ImplKeepalived {
 		if len(kc.VRRP.Instances) == 0 {

@@ -55,7 +55,8 @@ nodes:
 func TestNodeKeepalivedErrors(t *testing.T) {
 	vs := vrrpConf + "virtual_server 10.0.0.50 80 {\n    lb_kind DR\n    protocol TCP\n    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
 	wrongIf := "vrrp_instance VI_1 {\n    interface eth1\n    virtual_router_id 1\n    priority 100\n    virtual_ipaddress {\n        10.0.0.50\n    }\n}\n"
-	_, err := parseNodeKA(t, map[string]string{"vs.conf": vs, "if.conf": wrongIf, "empty.conf": "global_defs {\n}\n"}, `name: t
+	_, err := parseNodeKA(t, map[string]string{"vs.conf": vs, "if.conf": wrongIf, "empty.conf": "global_defs {\n}\n",
+		"inc.conf": "include part.conf\n", "part.conf": vrrpConf}, `name: t
 segments: {lan: {subnets: 10.0.0.0/24}}
 nodes:
   a:
@@ -78,6 +79,10 @@ nodes:
     role: host
     interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.5/24}]
     keepalived: {implementation: keepalivd, config: vs.conf}
+  f:
+    role: host
+    interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.6/24}]
+    keepalived: {config: inc.conf, editable: true}
 `)
 	assert.ElementsMatch(t, []string{
 		"t.yaml:7:26: nodes.a.keepalived.config: vs.conf:11: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director",
@@ -90,6 +95,8 @@ nodes:
 		// The unknown implementation is left at the default, whose
 		// check still runs.
 		"t.yaml:23:53: nodes.e.keepalived.config: vs.conf:11: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director",
+		// An editable file is copied alone into the node directory.
+		"t.yaml:27:46: nodes.f.keepalived.editable: inc.conf includes part.conf: an editable file is copied alone into the node directory, so it may include nothing",
 	}, normalize(errorsOf(t, err)))
 }
 

@@ -50,10 +50,11 @@ nodes:
 	ka := byName["d/lvskeepalived"]
 	require.NotNil(t, ka, "processes: %v", order)
 	assert.Less(t, slices.Index(order, "d/lvsd"), slices.Index(order, "d/lvskeepalived"))
-	kr := filepath.Join(dir, "nodes", "d", "lvskeepalived")
+	krun := filepath.Join(dir, "nodes", "d", "lvskeepalived")
 	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "ka.conf"),
-		"-p", filepath.Join(kr, "keepalived.pid"), "-r", filepath.Join(kr, "vrrp.pid"), "-c", filepath.Join(kr, "checkers.pid"), "--log-detail"}, ka.argv)
-	assert.DirExists(t, kr, "the pid files live in the node directory, never in /run where another lab's daemon would meet them")
+		"-p", filepath.Join(krun, "keepalived.pid"), "-r", filepath.Join(krun, "vrrp.pid"),
+		"-c", filepath.Join(krun, "checkers.pid"), "-b", filepath.Join(krun, "bfd.pid"), "--log-detail"}, ka.argv)
+	assert.DirExists(t, krun, "the pid files live in the node directory, never in /run where another lab's daemon would meet them")
 	assert.Contains(t, ka.env, "LVSD_SOCKET=@ctl")
 	assert.NotContains(t, byName["d/lvsd"].argv, "-f", "lvsd is not given the keepalived.conf")
 
@@ -87,7 +88,7 @@ nodes:
     role: director
     interfaces: [{name: eth0, segment: lan, addresses: 10.0.0.9/24}]
     director: {rules: ["-A -t 10.0.0.50:80 -s rr"]}
-    keepalived: {implementation: lvskeepalived, config: d.conf}
+    keepalived: {implementation: lvskeepalived, config: d.conf, editable: true}
 `
 	s, err := spec.Parse([]byte(src), filepath.Join(dir, "t.yaml"), spec.Options{})
 	require.NoError(t, err)
@@ -118,9 +119,22 @@ nodes:
 	d := byName["d/keepalived"]
 	require.NotNil(t, d, "processes: %v", order)
 	assert.Nil(t, byName["d/lvskeepalived"])
-	dr := filepath.Join(dir, "nodes", "d", "lvskeepalived")
-	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", filepath.Join(dir, "d.conf"),
-		"-p", filepath.Join(dr, "keepalived.pid"), "-r", filepath.Join(dr, "vrrp.pid"), "-c", filepath.Join(dr, "checkers.pid")}, d.argv)
+	// Its pid files in the node directory: with keepalived's default
+	// /run/keepalived.pid the second director of a pair refused to start.
+	// The copy the editable file runs from is the node's.
+	drun := filepath.Join(dir, "nodes", "d", "lvskeepalived")
+	dconf := filepath.Join(dir, "nodes", "d", "keepalived.conf")
+	assert.Equal(t, []string{"lvskeepalived", "--dont-fork", "--log-console", "-f", dconf,
+		"-p", filepath.Join(drun, "keepalived.pid"), "-r", filepath.Join(drun, "vrrp.pid"),
+		"-c", filepath.Join(drun, "checkers.pid"), "-b", filepath.Join(drun, "bfd.pid")}, d.argv)
+	copied, err := os.ReadFile(dconf)
+	require.NoError(t, err)
+	assert.Equal(t, vrrp, string(copied))
 	assert.Contains(t, d.env, "LVSD_SOCKET=@lvsd")
 	assert.Less(t, slices.Index(order, "d/lvsd"), slices.Index(order, "d/keepalived"))
+	// Ready on the first VRRP state line, which lvskeepalived writes after
+	// its first sync of lvsd's tables, not on the checkers' line.
+	require.NotNil(t, d.ready)
+	assert.True(t, d.ready.Log.MatchString("Wed Dec  2 03:12:30 2026: (VI_1) Entering BACKUP STATE"))
+	assert.False(t, d.ready.Log.MatchString("Wed Dec  2 03:12:30 2026: Activating healthchecker for 0 real servers (0 checkers)"))
 }

@@ -666,8 +666,16 @@ func (d *daemon) notify(s *keepalived.Script) {
 		defer d.scripts.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := check.RunScript(ctx, s, cred); err != nil {
-			d.log.printf("%v", err)
+		// Scripts run as keepalived 2.x runs them, by execve without a
+		// shell: a line written for 1.x's system() ("ip addr add A dev
+		// lo; ip addr add B dev lo;") fails, and an operator must hear of
+		// it rather than find a VIP that was never bound.
+		code, err := check.RunScript(ctx, s, cred)
+		switch {
+		case err != nil:
+			d.log.printf("%s: %v", s.Pos, err)
+		case code != 0:
+			d.log.printf("%s: script %q exited with status %d (scripts run without a shell: write /bin/sh -c '...' for ';' and the like)", s.Pos, strings.Join(s.Args, " "), code)
 		}
 	}()
 }

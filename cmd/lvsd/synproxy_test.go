@@ -82,7 +82,14 @@ func TestSynProxyEndToEnd(t *testing.T) {
 	}
 
 	const seconds = 10
-	flood, hlog := atk.Start("timeout", "-s", "INT", strconv.Itoa(seconds), "hping3", "-S", "--rand-source", "-p", "80", "-i", "u10", "203.0.113.5")
+	// Full rate by default: the proxy answers each flood SYN itself from
+	// its cookie, so the real server's side sees nothing of it
+	// (LVSLAB_SYNFLOOD_RATE=u10 paces it as the table tests do).
+	rate := []string{"--flood"}
+	if os.Getenv("LVSLAB_SYNFLOOD_RATE") != "" {
+		rate = floodRate()
+	}
+	flood, hlog := atk.Start("timeout", append([]string{"-s", "INT", strconv.Itoa(seconds), "hping3", "-S", "--rand-source", "-p", "80"}, append(rate, "203.0.113.5")...)...)
 	waitFor(t, "the flood to reach lvsd", func() bool {
 		return metric(metrics(), "lvsd_synproxy_syn_cnt_total") > 1000 || flood.Exited()
 	}, hlog.String)
@@ -135,7 +142,7 @@ func TestSynProxyEndToEnd(t *testing.T) {
 	e2e.LVSADM(t, dir, "-A -t 203.0.113.5:81 -s rr")
 	e2e.LVSADM(t, dir, "-a -t 203.0.113.5:81 -r 172.16.0.2:80 -m")
 	base := metric(metrics(), "lvsd_conn_table_created_total")
-	plain, plog := atk.Start("timeout", "-s", "INT", "3", "hping3", "-S", "--rand-source", "-p", "81", "-i", "u10", "203.0.113.5")
+	plain, plog := atk.Start("timeout", append([]string{"-s", "INT", "3", "hping3", "-S", "--rand-source", "-p", "81"}, append(rate, "203.0.113.5")...)...)
 	_ = plain.Wait()
 	if created := metric(metrics(), "lvsd_conn_table_created_total") - base; created < 1000 {
 		t.Errorf("without the SYN proxy a 3 s flood created %d entries, want over 1000 (hping3: %s)", created, plog.String())

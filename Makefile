@@ -38,8 +38,10 @@ unit:
 	$(GO) test -count=1 -short ./...
 
 ## test: everything — lint, unit, golden, property, netns integration (as root).
+## Two packages at a time: the scenario catalogue (cmd/lvslab, mostly waiting)
+## runs beside the other packages; every test's namespaces are its own.
 test: deps lint build
-	$(GO) test -count=1 -p 1 -timeout 14m ./...
+	$(GO) test -count=1 -p 2 -timeout 14m ./...
 
 ## soak-tests: the netns integration packages N times (default 10), pass/fail
 ## counts per test; HOG=1 keeps every core busy meanwhile; PKGS, RUN narrow it.

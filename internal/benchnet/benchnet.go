@@ -76,14 +76,15 @@ const (
 type Forwarder string
 
 const (
-	Ref     Forwarder = "ref"      // internal/benchfwd: MAC rewrite only
-	LVSDDR  Forwarder = "lvsd-dr"  // lvsd, direct routing
-	LVSDNAT Forwarder = "lvsd-nat" // lvsd, masquerading
-	NftDNAT Forwarder = "nft-dnat" // the kernel: ip_forward + nftables DNAT
+	Ref      Forwarder = "ref"       // internal/benchfwd: MAC rewrite only
+	LVSDDR   Forwarder = "lvsd-dr"   // lvsd, direct routing
+	LVSDNAT  Forwarder = "lvsd-nat"  // lvsd, masquerading
+	LVSDFNAT Forwarder = "lvsd-fnat" // lvsd, FULLNAT from one local address
+	NftDNAT  Forwarder = "nft-dnat"  // the kernel: ip_forward + nftables DNAT
 )
 
 // All returns every forwarder, in the order a round runs them.
-func All() []Forwarder { return []Forwarder{Ref, LVSDDR, LVSDNAT, NftDNAT} }
+func All() []Forwarder { return []Forwarder{Ref, LVSDDR, LVSDNAT, LVSDFNAT, NftDNAT} }
 
 // Config tunes the lab. Zero values take the defaults given.
 type Config struct {
@@ -257,8 +258,8 @@ func (l *Lab) Run(ctx context.Context, fwd Forwarder) (res Result, err error) {
 	switch fwd {
 	case Ref:
 		fw, err = l.startRef(ctx)
-	case LVSDDR, LVSDNAT:
-		fw, err = l.startLVSD(ctx, fwd == LVSDNAT)
+	case LVSDDR, LVSDNAT, LVSDFNAT:
+		fw, err = l.startLVSD(ctx, fwd)
 	case NftDNAT:
 		if l.fwdCPU >= 0 {
 			// The kernel forwards in f0's receive processing: steer it to
@@ -442,9 +443,13 @@ func (l *Lab) startRef(ctx context.Context) (running, error) {
 	return running{stop: stop, cpu: p.cpu(l.ksoftirqd)}, nil
 }
 
+// LocalIP is the FULLNAT forwarder's local address, on the sink's link
+// (lvsd answers ARP for it).
+const LocalIP = "10.1.0.100"
+
 // startLVSD runs lvsd on f0,f1 with one UDP service on VIP:Port and the
-// sink as its only real server, by DR or NAT.
-func (l *Lab) startLVSD(ctx context.Context, nat bool) (running, error) {
+// sink as its only real server, by DR, NAT or FULLNAT (from LocalIP).
+func (l *Lab) startLVSD(ctx context.Context, fwd Forwarder) (running, error) {
 	p, err := l.start(ctx, l.taskset(l.lvsd, "-i", "f0,f1", "--log-level", "warn")...)
 	if err != nil {
 		return running{}, err
@@ -463,15 +468,18 @@ func (l *Lab) startLVSD(ctx context.Context, nat bool) (running, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	method := "-g"
-	if nat {
-		method = "-m"
-	}
 	svc := fmt.Sprintf("%s:%d", VIP, Port)
-	for _, args := range [][]string{
-		{"-A", "-u", svc, "-s", "rr"},
-		{"-a", "-u", svc, "-r", fmt.Sprintf("%s:%d", RIP, Port), method},
-	} {
+	cmds := [][]string{{"-A", "-u", svc, "-s", "rr"}}
+	method := "-g"
+	switch fwd {
+	case LVSDNAT:
+		method = "-m"
+	case LVSDFNAT:
+		method = "-b"
+		cmds = append(cmds, []string{"-P", "-u", svc, "-z", LocalIP})
+	}
+	cmds = append(cmds, []string{"-a", "-u", svc, "-r", fmt.Sprintf("%s:%d", RIP, Port), method})
+	for _, args := range cmds {
 		if out, err := l.Fwd.Try(l.lvsadm, args...); err != nil {
 			return fail(fmt.Errorf("lvsadm %s: %w: %s", strings.Join(args, " "), err, out))
 		}

@@ -82,7 +82,7 @@ func Summarize(results []Result, failed map[Forwarder]error) Summary {
 // ratios are the acceptance ratios between the forwarders' figures.
 func ratios(v map[Forwarder]float64) []Ratio {
 	var out []Ratio
-	for _, p := range [][2]Forwarder{{LVSDDR, Ref}, {LVSDNAT, Ref}, {NftDNAT, Ref}, {LVSDDR, NftDNAT}} {
+	for _, p := range [][2]Forwarder{{LVSDDR, Ref}, {LVSDNAT, Ref}, {LVSDFNAT, Ref}, {NftDNAT, Ref}, {LVSDDR, NftDNAT}} {
 		a, okA := v[p[0]]
 		b, okB := v[p[1]]
 		r := Ratio{Name: string(p[0]) + "/" + string(p[1]), OK: okA && okB && b > 0}

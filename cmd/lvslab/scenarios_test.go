@@ -20,8 +20,8 @@ import (
 // Three, on the two cores this suite is made for: a scenario mostly waits
 // (traffic at a set rate, timelines of seconds), its verdicts are events
 // and counters, which hold under the load of a neighbour (the soak runs
-// them under a CPU hog), and the 45-odd scenarios stay inside make test's
-// budget (about 6 minutes in one run, 4 in two).
+// them under a CPU hog), and the catalogue stays inside make test's
+// budget.
 const scenarioGroups = 3
 
 // TestScenarios runs the whole scenario catalogue, as `lvslab run

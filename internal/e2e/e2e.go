@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +34,11 @@ func Bin(t testing.TB, name string) string {
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		binDir, buildErr = os.MkdirTemp("", "lvslab-bin-")
+		// One directory per test process, named by its PID: a test binary
+		// has no hook at its end, so each one removes what processes that
+		// are gone left behind (56 MB each).
+		sweepStaleBins()
+		binDir, buildErr = os.MkdirTemp("", fmt.Sprintf("lvslab-bin-%d-", os.Getpid()))
 		if buildErr != nil {
 			return
 		}
@@ -47,6 +53,20 @@ func Bin(t testing.TB, name string) string {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(binDir, name)
+}
+
+// sweepStaleBins removes the binary directories of test processes that
+// have exited (lvslab-bin-PID-*), and those of the older unnumbered form.
+func sweepStaleBins() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "lvslab-bin-*"))
+	for _, d := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(d), "lvslab-bin-")
+		pidText, _, numbered := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); numbered && err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
+			continue // its process is running
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // Selftest is the topology of the kernel's IPVS selftest (ipvs.sh):

@@ -87,17 +87,11 @@ func keepalivedCommands(kc *keepalived.Config) []config.Command {
 func (c *checker) keepalived(n *Node, p string) {
 	d := n.Director
 	kc := c.s.LoadKeepalived(d)
-	rel := func(pos keepalived.Pos) string {
-		if r, err := filepath.Rel(c.s.Dir(), pos.File); err == nil && !strings.HasPrefix(r, "..") {
-			pos.File = r
-		}
-		return pos.String()
-	}
 	for _, dg := range kc.Diags {
 		if dg.Severity != keepalived.SevError && dg.Severity != keepalived.SevFatal {
 			continue
 		}
-		msg := fmt.Sprintf("%s: %s: %s", rel(dg.Pos), dg.Severity, dg.Msg)
+		msg := fmt.Sprintf("%s: %s: %s", c.relPos(dg.Pos), dg.Severity, dg.Msg)
 		if dg.Hint != "" {
 			msg += " (hint: " + dg.Hint + ")"
 		}
@@ -143,17 +137,11 @@ func (c *checker) nodeKeepalived(n *Node, p string) {
 		return
 	}
 	kc := c.s.loadNodeKeepalived(n)
-	rel := func(pos keepalived.Pos) string {
-		if r, err := filepath.Rel(c.s.Dir(), pos.File); err == nil && !strings.HasPrefix(r, "..") {
-			pos.File = r
-		}
-		return pos.String()
-	}
 	for _, dg := range kc.Diags {
 		if dg.Severity != keepalived.SevError && dg.Severity != keepalived.SevFatal {
 			continue
 		}
-		msg := fmt.Sprintf("%s: %s: %s", rel(dg.Pos), dg.Severity, dg.Msg)
+		msg := fmt.Sprintf("%s: %s: %s", c.relPos(dg.Pos), dg.Severity, dg.Msg)
 		if strings.Contains(dg.Msg, "for vrrp_instance") && strings.Contains(dg.Msg, "doesn't exist") {
 			msg += fmt.Sprintf(" (node %s has %s)", n.Name, strings.Join(ifaceNames(n), ", "))
 		} else if dg.Hint != "" {
@@ -178,7 +166,7 @@ func (c *checker) nodeKeepalived(n *Node, p string) {
 			c.errorf(p+".config", "%s has no vrrp_instance: Debian's keepalived runs VRRP only in the lab, so it would have nothing to do", k.Config)
 		}
 		for _, vs := range kc.VirtualServers {
-			c.errorf(p+".config", "%s: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director", rel(vs.Pos))
+			c.errorf(p+".config", "%s: Debian's keepalived runs VRRP only in the lab (no kernel ip_vs): this virtual_server would be left out; use implementation: lvskeepalived on a director", c.relPos(vs.Pos))
 			break
 		}
 	} else {
@@ -258,4 +246,13 @@ func (c *checker) serviceSet(p string, e *Event) {
 // (status, delay, body) on every answer; service.set rewrites it.
 func ServiceControlFile(nodeDir, service string) string {
 	return filepath.Join(nodeDir, service+".control")
+}
+
+// relPos is a keepalived.conf position relative to the scenario's
+// directory when the file is below it (messages stay short).
+func (c *checker) relPos(pos keepalived.Pos) string {
+	if r, err := filepath.Rel(c.s.Dir(), pos.File); err == nil && !strings.HasPrefix(r, "..") {
+		pos.File = r
+	}
+	return pos.String()
 }

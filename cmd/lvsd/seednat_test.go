@@ -116,12 +116,7 @@ func TestSeedNATExample(t *testing.T) {
 		t.Errorf("300 connections landed %v, want rs1 (172.16.0.2:80) 100 and rs2 (172.16.0.3:8000) 200", counts)
 	}
 
-	// SIGINT: tshark (and its dumpcap, in its process group) write out
-	// what they have and exit.
-	for _, p := range []*nstest.Proc{capCli, capRS} {
-		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT)
-		_ = p.Wait()
-	}
+	stopCaptures(capCli, capRS)
 	// The seed's rewrite table: what the client sends and receives, and what
 	// the real server receives and sends, for one connection.
 	wantClient := []string{"198.51.100.2:3456 > 203.0.113.5:80", "203.0.113.5:80 > 198.51.100.2:3456"}

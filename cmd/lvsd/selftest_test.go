@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +168,25 @@ const tsharkStartup = time.Minute
 func waitCapturing(t *testing.T, out *nstest.SyncBuffer) {
 	t.Helper()
 	waitForWithin(t, "tshark capturing", tsharkStartup, func() bool { return strings.Contains(out.String(), "Capture started") }, out.String)
+}
+
+// captureDrain is how long a packet can sit in the kernel's capture ring
+// before dumpcap sees it: TPACKET_V3 hands a block over when it is full or
+// when its timeout (dumpcap's 250 ms read timeout) runs out, and dumpcap
+// stopped by SIGINT never reads a block not yet handed over. A CI run lost
+// the last SYN of a flood test that way.
+const captureDrain = 600 * time.Millisecond
+
+// stopCaptures stops tsharks started with nstest's Start once what was sent
+// last has reached their files: it waits out captureDrain, then SIGINT to
+// each process group (tshark and its dumpcap write out what they have and
+// exit).
+func stopCaptures(procs ...*nstest.Proc) {
+	time.Sleep(captureDrain)
+	for _, p := range procs {
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGINT)
+		_ = p.Wait()
+	}
 }
 
 func waitForWithin(t *testing.T, what string, within time.Duration, cond func() bool, log func() string) {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,8 +103,7 @@ func TestSynProxyEndToEnd(t *testing.T) {
 		c := e2e.LVSADM(t, dir, "-L -n -c")
 		maxEntries = max(maxEntries, strings.Count(c, "\nTCP "))
 	}
-	_ = syscall.Kill(-capRS.Process.Pid, syscall.SIGINT)
-	_ = capRS.Wait()
+	stopCaptures(capRS)
 	after := metrics()
 	rsSYNs := tsharkCountFile(t, rsPcap)
 	delta := func(name string) int { return metric(after, name) - metric(before, name) }
@@ -279,10 +277,7 @@ func TestSynProxyWindowScaleTransfer(t *testing.T) {
 	// What the handshakes negotiated, from the SYNs and SYN/ACKs on each
 	// side: all three options on both halves of the proxied connection,
 	// shift 7 offered to the client.
-	for _, p := range []*nstest.Proc{capCli, capRS} {
-		_ = syscall.Kill(-p.Process.Pid, syscall.SIGINT)
-		_ = p.Wait()
-	}
+	stopCaptures(capCli, capRS)
 	all := "tcp.options.sack_perm && tcp.options.timestamp.tsval && tcp.options.wscale.shift"
 	for _, c := range []struct{ file, filter string }{
 		{cliPcap, "tcp.dstport == 80 && tcp.flags.ack == 0 && " + all},

@@ -475,8 +475,9 @@ func (d *daemon) handle(ev check.Event) {
 		}
 		d.log.printf("Changing weight from %d to %d for %s service %s of VS %s", r.weight, ev.Outcome.Weight, state, fmtRS(r.rs, v.vs), v.name)
 		r.weight = ev.Outcome.Weight
+		report := d.quorum(v)
 		d.apply(v)
-		d.quorum(v)
+		report()
 	}
 	alive := !slices.Contains(r.failed, true)
 	if alive == r.alive {
@@ -494,18 +495,29 @@ func (d *daemon) handle(ev check.Event) {
 	case r.rs.InhibitOnFailure:
 		verb = "Disabling"
 	}
-	d.log.printf("%s service %s %s VS %s", verb, rsName, prep, v.name)
 	r.alive = alive
+	// The real server's change and what it does to the quorum (the sorry
+	// server in or out) go to lvsd in one apply, additions first, and are
+	// logged once lvsd has them: with two applies, a service that lost its
+	// last real server had no destination until the sorry server's
+	// command landed, a round trip later, and the SYNs in between were
+	// dropped (a loaded CI run lost 2 connects after "Adding sorry
+	// server"). keepalived's two netlink commands leave no such window.
+	report := d.quorum(v)
 	d.apply(v)
+	d.log.printf("%s service %s %s VS %s", verb, rsName, prep, v.name)
 	if script != nil {
 		d.log.printf("Executing [%s] for service %s in VS %s", strings.Join(script.Args, " "), rsName, v.name)
 		d.notify(script)
 	}
-	d.quorum(v)
+	report()
 }
 
-// quorum is keepalived's update_quorum_state.
-func (d *daemon) quorum(v *vsState) {
+// quorum is keepalived's update_quorum_state: it moves the virtual
+// server's quorum state and the sorry server with it, and returns what
+// keepalived logs and runs for the change, for the caller to do once the
+// change is applied.
+func (d *daemon) quorum(v *vsState) (report func()) {
 	sum := v.weightSum()
 	vs := v.vs
 	up := int(vs.Quorum + vs.Hysteresis)
@@ -513,37 +525,43 @@ func (d *daemon) quorum(v *vsState) {
 	switch {
 	case !v.quorumUp && sum >= up:
 		v.quorumUp = true
-		d.log.printf("Gained quorum %d+%d=%d <= %d for VS %s", vs.Quorum, vs.Hysteresis, up, sum, v.name)
-		if s := vs.SorryServer; s != nil && v.sorryOn {
-			verb := "Removing"
-			if vs.SorryServerInhibit {
-				verb = "Disabling"
+		sorryOff := vs.SorryServer != nil && v.sorryOn
+		v.sorryOn = false
+		return func() {
+			d.log.printf("Gained quorum %d+%d=%d <= %d for VS %s", vs.Quorum, vs.Hysteresis, up, sum, v.name)
+			if sorryOff {
+				verb := "Removing"
+				if vs.SorryServerInhibit {
+					verb = "Disabling"
+				}
+				d.log.printf("%s sorry server %s from VS %s", verb, fmtRS(vs.SorryServer, vs), v.name)
 			}
-			d.log.printf("%s sorry server %s from VS %s", verb, fmtRS(s, vs), v.name)
-			v.sorryOn = false
-			d.apply(v)
-		}
-		if s := vs.QuorumUp; s != nil {
-			d.log.printf("Executing [%s] for VS %s", strings.Join(s.Args, " "), v.name)
-			d.notify(s)
+			if s := vs.QuorumUp; s != nil {
+				d.log.printf("Executing [%s] for VS %s", strings.Join(s.Args, " "), v.name)
+				d.notify(s)
+			}
 		}
 	case v.quorumUp && (sum == 0 || sum < down):
 		v.quorumUp = false
-		d.log.printf("Lost quorum %d-%d=%d > %d for VS %s", vs.Quorum, vs.Hysteresis, down, sum, v.name)
-		if s := vs.QuorumDown; s != nil {
-			d.log.printf("Executing [%s] for VS %s", strings.Join(s.Args, " "), v.name)
-			d.notify(s)
-		}
-		if s := vs.SorryServer; s != nil {
-			verb := "Adding"
-			if vs.SorryServerInhibit {
-				verb = "Enabling"
-			}
-			d.log.printf("%s sorry server %s to VS %s", verb, fmtRS(s, vs), v.name)
+		if vs.SorryServer != nil {
 			v.sorryOn = true
-			d.apply(v)
+		}
+		return func() {
+			d.log.printf("Lost quorum %d-%d=%d > %d for VS %s", vs.Quorum, vs.Hysteresis, down, sum, v.name)
+			if s := vs.QuorumDown; s != nil {
+				d.log.printf("Executing [%s] for VS %s", strings.Join(s.Args, " "), v.name)
+				d.notify(s)
+			}
+			if s := vs.SorryServer; s != nil {
+				verb := "Adding"
+				if vs.SorryServerInhibit {
+					verb = "Enabling"
+				}
+				d.log.printf("%s sorry server %s to VS %s", verb, fmtRS(s, vs), v.name)
+			}
 		}
 	}
+	return func() {}
 }
 
 // reload is SIGHUP: a configuration with a fatal error changes nothing.

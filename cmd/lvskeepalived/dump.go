@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -20,13 +21,31 @@ func dataFile() string { return filepath.Join(os.TempDir(), "keepalived.data") }
 // writeData is keepalived's SIGUSR1 dump (vrrp_print_data): readable, with
 // keepalived's headings and line texts where lvskeepalived has the same
 // facts, plus its own lines about who answers for each VIP.
+//
+// The dump is written whole to a temporary file beside path and renamed
+// over it, so a reader polling for the file never reads half a dump (a
+// test did, on a loaded machine, between two of the dump's writes).
 func (v *vrrpSide) writeData(cfg *keepalived.Config, path string) error {
-	f, err := os.Create(path)
+	var b bytes.Buffer
+	v.dump(cfg, &b)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
-	v.dump(cfg, f)
-	return f.Close()
+	_, err = f.Write(b.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 func secs(d time.Duration) string {

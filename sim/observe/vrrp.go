@@ -377,10 +377,15 @@ func (st *VRRPStage) arp(s *segSocket, at time.Duration, a *arpFrame, names *nam
 }
 
 // probe sends an ARP probe for each of the segment's VIPs every
-// VIPProbeInterval and records the answers the previous one got.
+// VIPProbeInterval and records the answers the previous one got. A probe
+// has a whole interval for its answers, also when this goroutine runs
+// late: the next probe goes out an interval after this one did, not at
+// the next tick of a clock (a ticker's buffered tick once sent the next
+// probe 90 ms after a late one, on a loaded machine, and a holder's answer
+// that took longer made a VIP look unheld).
 func (st *VRRPStage) probe(ctx context.Context, s *segSocket, names *namer) {
-	tick := time.NewTicker(spec.VIPProbeInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(spec.VIPProbeInterval)
+	defer timer.Stop()
 	frames := map[netip.Addr][]byte{}
 	for _, vip := range s.probes {
 		frames[vip] = arpProbe(s.mac, vip)
@@ -406,8 +411,9 @@ func (st *VRRPStage) probe(ctx context.Context, s *segSocket, names *namer) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 			send()
+			timer.Reset(spec.VIPProbeInterval)
 		}
 	}
 }

@@ -72,8 +72,10 @@ func (t *Table) FillClientPort(k Tuple) ConnID {
 	if laddrIsClient {
 		out.DstPort = k.SrcPort
 	}
-	if o, _ := t.find(&out, t.h.sum(&out), kindOut); o != 0 {
-		return 0 // the server side is someone else's already
+	if o, _ := t.find(&out, t.h.sum(&out), kindOut); o != 0 && o != id {
+		// The server side is someone else's already (a FULLNAT
+		// connection's is its own local port, hashed from the start).
+		return 0
 	}
 	t.unhash(id, c)
 	c.cport = k.SrcPort

@@ -63,6 +63,39 @@ func TestExpectedPassive(t *testing.T) {
 	}
 }
 
+// TestExpectedPassiveFullNAT: a FULLNAT passive data connection has its
+// server side (RS:port -> LIP:lport) from the start; the client's first
+// packet fills the client port and leaves that side as it was.
+func TestExpectedPassiveFullNAT(t *testing.T) {
+	tb := newTable(t, Config{})
+	d := newDest("172.16.0.3:21")
+	ctl := mustConn(t, tb, ProtoTCP, "198.51.100.2:40000", "203.0.113.5:21", d, FwdFullNAT, 0)
+	data, err := tb.NewExpected(&ConnParams{Proto: ProtoTCP, Client: ap("198.51.100.2:0"), Virtual: ap("203.0.113.5:30001"),
+		Dest: d, DestPort: 30001, Fwd: FwdFullNAT, Local: ap("192.168.100.1:5001")}, ctl, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := Tuple{Proto: ProtoTCP, Src: addr("172.16.0.3").As4(), SrcPort: 30001, Dst: addr("192.168.100.1").As4(), DstPort: 5001}
+	syn := Tuple{Proto: ProtoTCP, Src: addr("198.51.100.2").As4(), SrcPort: 45678, Dst: addr("203.0.113.5").As4(), DstPort: 30001}
+	if got := tb.FillClientPort(syn); got != data {
+		t.Fatalf("FillClientPort = %d, want %d", got, data)
+	}
+	if id, dir := tb.Lookup(syn); id != data || dir != DirIn {
+		t.Fatalf("after the fill Lookup = %d %v", id, dir)
+	}
+	if id, dir := tb.Lookup(reply); id != data || dir != DirOut {
+		t.Fatalf("reply Lookup = %d %v", id, dir)
+	}
+	if c := tb.Conn(data); c.Client() != ap("198.51.100.2:45678") || c.Local() != ap("192.168.100.1:5001") {
+		t.Fatalf("filled connection: client %v local %v", c.Client(), c.Local())
+	}
+	// Two index entries each, nothing left over after both go.
+	tb.ExpireNow(data, sec)
+	if tb.idx.n != 0 {
+		t.Fatalf("%d index entries left", tb.idx.n)
+	}
+}
+
 // TestExpectedActive: a PORT data connection is known whole; the real
 // server's SYN from port 20 finds it from the server side.
 func TestExpectedActive(t *testing.T) {

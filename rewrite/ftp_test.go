@@ -362,6 +362,28 @@ func TestSeqAdjustAcrossSegments(t *testing.T) {
 	}
 }
 
+// TestSeqAdjustAckAtResizedStart: an acknowledgement of exactly the start
+// of a resized segment acknowledges none of it, whether it grew or shrank
+// (the kernel's vs_fix_ack_seq maps it 2 bytes into a reply that shrank by
+// 2); one of its end acknowledges all of it; one from before it moves by
+// the previous offset.
+func TestSeqAdjustAckAtResizedStart(t *testing.T) {
+	for _, diff := range []int{-2, 3} {
+		const l = 49 // the segment's length as its sender sent it
+		var a rewrite.SeqAdjust
+		a.Update(990, 1) // an earlier resize: 1 is the previous offset below
+		a.Update(999, diff)
+		// The receiver numbers the segment from 1000, its end 1000+l+diff.
+		for _, c := range []struct{ ack, want uint32 }{
+			{1000, 999}, {uint32(1000 + l + diff), 999 + l}, {995, 994},
+		} {
+			if got := a.Ack(c.ack); got != c.want {
+				t.Errorf("resize %+d: ack %d -> %d, want %d", diff, c.ack, got, c.want)
+			}
+		}
+	}
+}
+
 // tsharkFTP writes frames to a pcap and has tshark's FTP dissector read
 // the addresses back: code, passive ip, passive port, epsv port, active ip,
 // active port, eprt ip, one line per frame.

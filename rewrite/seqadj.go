@@ -30,10 +30,15 @@ func (s *SeqAdjust) Seq(seq uint32) uint32 {
 }
 
 // Ack maps an acknowledgment (or a SACK edge) of the resized direction's
-// data back to what its sender counted (vs_fix_ack_seq: ack_seq is the next
-// octet expected, so it is compared with InitSeq+Delta).
+// data back to what its sender counted. An acknowledgement after the start
+// of the resized segment, as its receiver numbers it (InitSeq +
+// PreviousDelta), moves by Delta, as netfilter's nf_ct_seq_adjust compares
+// it. The kernel's vs_fix_ack_seq compares with InitSeq+Delta instead,
+// which for a segment that shrank takes an acknowledgement of exactly its
+// start (a duplicate ACK sent before it arrived) for one of its first
+// bytes: the sender would never resend them if the segment were lost.
 func (s *SeqAdjust) Ack(ack uint32) uint32 {
-	if seqAfter(ack, s.InitSeq+uint32(s.Delta)) {
+	if seqAfter(ack-uint32(s.PreviousDelta), s.InitSeq) {
 		return ack - uint32(s.Delta)
 	}
 	return ack - uint32(s.PreviousDelta)

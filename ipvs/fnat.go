@@ -182,8 +182,14 @@ func (e *Engine) expiring(id conntrack.ConnID, c *conntrack.Conn) {
 	// To the client: the real server's next byte, acknowledging what the
 	// real server acknowledged (in the client's numbering).
 	e.sendReset(w, c.Virtual(), c.Client(), st.rsSeq, st.rsAck-st.delta)
-	// To the real server: the client's next byte in its numbering.
-	e.sendReset(w, c.Local(), c.Real(), st.rsAck, st.rsSeq)
+	// To the real server: the client's next byte in its numbering, which
+	// also counts what the FTP helper's rewrites added or took away
+	// (ftpPacket moved the acknowledgement back before it was noted).
+	next := st.rsAck
+	if fc := e.ftp.lookup(id, c); fc != nil && fc.in.Active() {
+		next = fc.in.Seq(next-st.delta) + st.delta
+	}
+	e.sendReset(w, c.Local(), c.Real(), next, st.rsSeq)
 }
 
 func (e *Engine) sendReset(w *worker, src, dst netip.AddrPort, seq, ack uint32) {

@@ -1,15 +1,26 @@
 package ipvs
 
-// The FTP helper, the kernel's ip_vs_ftp: on NAT connections whose virtual
-// port is one of the helper's ports (21 unless configured, as the module's
-// ports= parameter), it follows the control connection. A client's PASV or
-// EPSV arms it; the server's 227 reply gets the VIP written over the real
-// server's address, and a data connection (client:any -> VIP:port ->
-// RS:port) is expected, bound to the control connection's real server. A
-// client's PORT or EPRT makes it expect the server's connection back
-// (RS:20 -> client:port, leaving as VIP:20). When the rewritten text is
-// longer or shorter, the control connection's sequence numbers are offset
-// from then on, both ways (rewrite.SeqAdjust).
+// The FTP helper, the kernel's ip_vs_ftp: on NAT and FULLNAT connections
+// whose virtual port is one of the helper's ports (21 unless configured, as
+// the module's ports= parameter), it follows the control connection. A
+// client's PASV or EPSV arms it; the server's 227 reply gets the VIP
+// written over the real server's address, and a data connection
+// (client:any -> VIP:port -> RS:port) is expected, bound to the control
+// connection's real server. A client's PORT or EPRT makes it expect the
+// server's connection back (RS:20 -> client:port, leaving as VIP:20). When
+// the rewritten text is longer or shorter, the control connection's
+// sequence numbers are offset from then on, both ways (rewrite.SeqAdjust).
+//
+// FULLNAT (which the kernel's helper does not follow: the fork binds
+// applications to NAT connections only, alibaba/LVS issue #17, and DPVS
+// has no FTP helper) differs where the real server's view differs: it
+// knows the director's local address, never the client. A data connection
+// is a FULLNAT connection of its own on a new port of the control
+// connection's local address: passive, client -> VIP:port becomes
+// LIP:lport -> RS:port; active, the PORT/EPRT command's client address is
+// rewritten to LIP,lport (the real server's only route back), and its
+// connection RS:20 -> LIP:lport leaves as VIP:20 -> client:port, as NAT's
+// does from the VIP.
 //
 // Packets of other connections never come here; those of a control
 // connection cost one map lookup, and nothing here allocates except the
@@ -107,9 +118,13 @@ func (e *Engine) FTPPorts() []uint16 {
 }
 
 // watches says whether c is an FTP control connection the helper follows:
-// NAT, TCP, on one of its ports (ip_vs_bind_app matches the virtual port).
+// NAT or FULLNAT, TCP, on one of its ports (ip_vs_bind_app matches the
+// virtual port).
 func (h *ftpHelper) watches(c *conntrack.Conn) bool {
-	if h.n == 0 || c.Fwd() != conntrack.FwdMasq || c.Proto() != rewrite.ProtoTCP {
+	if h.n == 0 || c.Proto() != rewrite.ProtoTCP {
+		return false
+	}
+	if f := c.Fwd(); f != conntrack.FwdMasq && f != conntrack.FwdFullNAT {
 		return false
 	}
 	vport := c.Virtual().Port()
@@ -145,10 +160,29 @@ func (h *ftpHelper) state(id conntrack.ConnID, c *conntrack.Conn, live func(conn
 	return st
 }
 
+// lookup returns the helper state of connection c (id), nil when the
+// helper has none for it.
+func (h *ftpHelper) lookup(id conntrack.ConnID, c *conntrack.Conn) *ftpConn {
+	if st := h.conns[id]; st != nil && st.client == c.Client() && st.virtual == c.Virtual() {
+		return st
+	}
+	return nil
+}
+
 // ftpPacket runs the helper on a packet of control connection id (already
 // stepped) before it is translated, and returns the frame to send on (it
 // may have grown or shrunk, moving into slot's headroom area), or nil when
 // the packet is dropped.
+//
+// The helper's sequence offsets are kept in the numbering of the side that
+// sends the resized data, before any other translation: the client's
+// numbering for PORT/EPRT (st.in), the real server's for 227 (st.out). So
+// it runs after the SYN proxy has put a client's acknowledgement into the
+// real server's numbering and before it moves a real server's sequence
+// number into the cookie's (synProxyConn), and before FULLNAT remaps the
+// client's sequence numbers toward the real server - whose
+// acknowledgements, in the remapped numbering, are shifted back by that
+// remap here (ackIn).
 func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.ConnID, c *conntrack.Conn, dir conntrack.Dir, now int64) []byte {
 	st := e.ftp.state(id, c, e.conns.Live)
 	seq := rewrite.TCP(frame[p.L4:p.Payload]).Seq()
@@ -163,13 +197,31 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 			st.expect = k
 			return frame
 		}
-		if a, ok := rewrite.ParseFTPCommand(payload); ok {
-			st.expect = rewrite.FTPNone
-			e.ftpActive(id, c, &a, now)
+		a, ok := rewrite.ParseFTPCommand(payload)
+		if !ok {
+			return frame
 		}
-		return frame
+		st.expect = rewrite.FTPNone
+		local, ok := e.ftpActive(id, c, &a, now)
+		if !ok || c.Fwd() != conntrack.FwdFullNAT {
+			return frame // NAT: the real server reaches the client itself
+		}
+		// FULLNAT: the real server has a route to the local addresses
+		// only, so the address it must connect to is the local one the
+		// data connection was given.
+		out := e.ftpRewrite(frame, slot, p, &a, local, destOf(e.conns.Dest(id)).out.MTU, &st.in, seq)
+		if out != nil {
+			e.ctr[ftpPortRewritten]++
+		}
+		return out
 	}
-	_ = rewrite.AdjustSeqAck(frame, p, &st.out, &st.in)
+	ackIn := st.in
+	if c.Fwd() == conntrack.FwdFullNAT {
+		// The real server acknowledges the client's data in FULLNAT's
+		// remapped numbering (fnatTCPOut moves it back afterwards).
+		ackIn.InitSeq += e.fnatState(id).delta
+	}
+	_ = rewrite.AdjustSeqAck(frame, p, &st.out, &ackIn)
 	want := st.expect
 	if want == rewrite.FTPNone && st.replied != rewrite.FTPNone && seq == st.repliedSeq {
 		want = st.replied
@@ -191,7 +243,7 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 		e.ctr[ftpIgnored]++
 		return frame
 	}
-	if !e.ftpExpect(id, c, netip.AddrPortFrom(c.Client().Addr(), 0), netip.AddrPortFrom(c.Virtual().Addr(), a.Port), a.Port, now) {
+	if _, ok := e.ftpExpect(id, c, netip.AddrPortFrom(c.Client().Addr(), 0), netip.AddrPortFrom(c.Virtual().Addr(), a.Port), a.Port, now); !ok {
 		return frame
 	}
 	if a.Kind != rewrite.FTPPasv {
@@ -201,6 +253,21 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 	if out, _, ok := e.clientRoute(c); ok {
 		mtu = out.MTU
 	}
+	out := e.ftpRewrite(frame, slot, p, &a, netip.AddrPortFrom(c.Virtual().Addr(), a.Port), mtu, &st.out, seq)
+	if out == nil {
+		st.expect = a.Kind // the retransmission is rewritten
+		return nil
+	}
+	e.ctr[ftpRewritten]++
+	return out
+}
+
+// ftpRewrite writes ap over the address text a of the frame's payload and
+// records the length change in adj for the segment starting at seq (as its
+// sender numbered it). It returns nil when the rewrite fails: as
+// ip_vs_ftp_out returns 0 when mangling fails, the packet is dropped and
+// its retransmission tried again.
+func (e *Engine) ftpRewrite(frame, slot []byte, p *rewrite.Packet, a *rewrite.FTPAddress, ap netip.AddrPort, mtu int, adj *rewrite.SeqAdjust, seq uint32) []byte {
 	// A frame lent from the receive ring must not grow into the ring's
 	// next frame: move it into its slot first, as tunIn does.
 	if len(slot) >= headroom+len(frame) && &frame[0] != &slot[headroom] {
@@ -208,17 +275,13 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 	} else if len(slot) < headroom+len(frame) {
 		frame = frame[:len(frame):len(frame)]
 	}
-	out, delta, err := rewrite.RewriteFTP(frame, p, &a, netip.AddrPortFrom(c.Virtual().Addr(), a.Port), mtu)
+	out, delta, err := rewrite.RewriteFTP(frame, p, a, ap, mtu)
 	if err != nil {
-		// ip_vs_ftp_out returns 0 when mangling fails: the packet is
-		// dropped and its retransmission tried again.
 		e.ctr[ftpRewriteFailed]++
-		st.expect = a.Kind
 		return nil
 	}
-	e.ctr[ftpRewritten]++
 	if delta != 0 {
-		st.out.Update(seq, delta)
+		adj.Update(seq, delta)
 	}
 	return out
 }
@@ -227,33 +290,74 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 // named by a PORT or EPRT command: RS:dport-1 -> client:port, which leaves
 // the director as VIP:vport-1 (ip_vs_ftp_in). The kernel takes any address;
 // lvsd takes only the control connection's client (anything else is an FTP
-// bounce, which no server should follow).
-func (e *Engine) ftpActive(id conntrack.ConnID, c *conntrack.Conn, a *rewrite.FTPAddress, now int64) {
+// bounce, which no server should follow). For FULLNAT it returns the local
+// address and port the real server must connect to instead.
+func (e *Engine) ftpActive(id conntrack.ConnID, c *conntrack.Conn, a *rewrite.FTPAddress, now int64) (netip.AddrPort, bool) {
 	if a.Addr != c.Client().Addr() {
 		e.ctr[ftpIgnored]++
-		return
+		return netip.AddrPort{}, false
 	}
-	e.ftpExpect(id, c, a.AddrPort(), netip.AddrPortFrom(c.Virtual().Addr(), c.Virtual().Port()-1), c.Real().Port()-1, now)
+	return e.ftpExpect(id, c, a.AddrPort(), netip.AddrPortFrom(c.Virtual().Addr(), c.Virtual().Port()-1), c.Real().Port()-1, now)
 }
 
 // ftpExpect creates the data connection client -> virtual -> RS:dport,
-// controlled by control connection id, unless it exists already.
-func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtual netip.AddrPort, dport uint16, now int64) bool {
-	real := c.Real().Addr().As4()
-	cl := client.Addr().As4()
-	out := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: real, SrcPort: dport, Dst: cl, DstPort: client.Port()}
-	if e.conns.LookupDir(out, conntrack.DirOut) != 0 {
-		return true // ip_vs_conn_out_get found it: a repeated PASV
+// controlled by control connection id, unless it exists already. A FULLNAT
+// data connection gets a port of the control connection's own local
+// address (vsftpd, with its default pasv_promiscuous=NO and
+// port_promiscuous=NO, accepts a data connection only from, and connects
+// only to, the address of the control connection's peer), which it
+// returns.
+func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtual netip.AddrPort, dport uint16, now int64) (netip.AddrPort, bool) {
+	fnat := c.Fwd() == conntrack.FwdFullNAT
+	if fnat {
+		// The local port is new for each data connection, so a repeated
+		// PASV or a retransmitted PORT is known by its client side; the
+		// retransmission must name the same local port as the first copy.
+		in := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: client.Addr().As4(), SrcPort: client.Port(),
+			Dst: virtual.Addr().As4(), DstPort: virtual.Port()}
+		if x := e.conns.LookupDir(in, conntrack.DirIn); x != 0 {
+			if xc := e.conns.Conn(x); xc.Control() == id && xc.Real().Addr() == c.Real().Addr() {
+				return xc.Local(), true
+			}
+			e.ctr[ftpIgnored]++ // another connection's already
+			return netip.AddrPort{}, false
+		}
+	} else {
+		out := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: c.Real().Addr().As4(), SrcPort: dport,
+			Dst: client.Addr().As4(), DstPort: client.Port()}
+		if e.conns.LookupDir(out, conntrack.DirOut) != 0 {
+			return netip.AddrPort{}, true // ip_vs_conn_out_get found it: a repeated PASV
+		}
 	}
-	e.makeRoom(now, id)
 	params := conntrack.ConnParams{Proto: rewrite.ProtoTCP, Client: client, Virtual: virtual,
 		Dest: e.conns.Dest(id), DestPort: dport, Fwd: c.Fwd()}
-	if _, err := e.conns.NewExpected(&params, id, true, now); err != nil {
+	if fnat {
+		l := e.laddrs[c.Local().Addr().As4()]
+		port, ok := uint16(0), false
+		if l != nil {
+			port, ok = l.tcp.get()
+		}
+		if !ok {
+			e.ctr[rxNoLocalPort]++
+			return netip.AddrPort{}, false
+		}
+		l.conns++
+		params.Local = netip.AddrPortFrom(l.addr, port)
+	}
+	e.makeRoom(now, id)
+	x, err := e.conns.NewExpected(&params, id, true, now)
+	if err != nil {
+		if fnat {
+			e.releaseLocal(rewrite.ProtoTCP, params.Local, netip.AddrPort{})
+		}
 		e.ctr[rxTableFull]++
-		return false
+		return netip.AddrPort{}, false
+	}
+	if fnat {
+		e.fnatNew(x)
 	}
 	e.ctr[ftpDataExpected]++
-	return true
+	return params.Local, true
 }
 
 // FTPServices lists the services of t the FTP helper follows with ports:

@@ -1,12 +1,17 @@
 package ipvs
 
 import (
+	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"lvslab/config"
+	"lvslab/conntrack"
+	"lvslab/rewrite"
 )
 
 // The FTP helper's fixtures: one control connection through a NAT service
@@ -214,5 +219,293 @@ func TestFTPServices(t *testing.T) {
 	}
 	if got := FTPServices(tab, nil); len(got) != 0 {
 		t.Fatalf("helper off: %v", got)
+	}
+}
+
+// The FULLNAT FTP world: client 10.0.0.2 -> VIP 10.0.0.5:21, the real
+// server 172.16.0.2:21 sees the local address 172.16.0.10 only. The
+// control connection holds local port 5000; its data connection gets 5001.
+const (
+	ftpLIP       = "172.16.0.10"
+	ftpCtlLport  = 5000
+	ftpDataLport = 5001
+	ftpClientISN = 100
+	ftpServerISN = 900
+)
+
+// fnatFTPDelta is FULLNAT's remap of a client's sequence numbers toward the
+// real server for a connection from local:lport to RS:rport whose client
+// started at isn.
+func fnatFTPDelta(lport, rport uint16, isn uint32) uint32 {
+	return fnatISN(fxISNKey, netip.AddrPortFrom(netip.MustParseAddr(ftpLIP), lport),
+		netip.AddrPortFrom(netip.MustParseAddr(fxRS), rport), int64(time.Hour)) - isn
+}
+
+// ftpTOA is the TOA option naming the client's port.
+func ftpTOA(cport uint16) layers.TCPOption {
+	return layers.TCPOption{OptionType: rewrite.TCPOptTOA, OptionLength: 8, OptionData: []byte{byte(cport >> 8), byte(cport), 10, 0, 0, 2}}
+}
+
+// fnatFTPFrames builds the four views of a FULLNAT FTP segment: as the
+// client or the real server sends it, and as lvsd forwards it.
+type fnatFTPFrames struct {
+	tb  testing.TB
+	vip string
+}
+
+func (f fnatFTPFrames) seg(src, dst rewrite.MAC, sip, dip string, ttl uint8, sport, dport uint16, seq, ack uint32, flags, payload string, opts ...layers.TCPOption) []byte {
+	return pkt{src: src, dst: dst, sip: sip, dip: dip, ttl: ttl, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(sport, dport, seq, ack, flags, 8192, opts...)}, payload: []byte(payload)}.build(f.tb)
+}
+
+// client: client -> VIP on the wire.
+func (f fnatFTPFrames) client(cport, vport uint16, seq, ack uint32, flags, payload string) []byte {
+	return f.seg(clientMAC, extMAC, fxClient, f.vip, 64, cport, vport, seq, ack, flags, payload)
+}
+
+// toRS: a client segment as the real server gets it, from the local address.
+func (f fnatFTPFrames) toRS(lport, rport uint16, seq, ack uint32, flags, payload string, opts ...layers.TCPOption) []byte {
+	return f.seg(intMAC, rsMAC, ftpLIP, fxRS, 63, lport, rport, seq, ack, flags, payload, opts...)
+}
+
+// rs: real server -> local address on the wire.
+func (f fnatFTPFrames) rs(rport, lport uint16, seq, ack uint32, flags, payload string) []byte {
+	return f.seg(rsMAC, intMAC, fxRS, ftpLIP, 64, rport, lport, seq, ack, flags, payload)
+}
+
+// toClient: a real server's segment as the client gets it, from the VIP.
+func (f fnatFTPFrames) toClient(vport, cport uint16, seq, ack uint32, flags, payload string) []byte {
+	return f.seg(extMAC, clientMAC, f.vip, fxClient, 63, vport, cport, seq, ack, flags, payload)
+}
+
+// fnatFTPFixtures: the FTP helper on a FULLNAT service. Passive: the 227
+// reply is rewritten to the VIP as for NAT (2 bytes shorter, so the real
+// server's later sequence numbers and the client's acknowledgements move),
+// the data connection is a FULLNAT connection of its own from the next
+// local port. Active: the PORT command names the client, which the real
+// server cannot reach; it is rewritten to the local address and the data
+// connection's local port (3 bytes longer, so the client's later sequence
+// numbers move toward the real server on top of FULLNAT's remap, and the
+// real server's acknowledgements back), and the real server's connection
+// from port 20 to that port leaves as VIP:20 to the client's port.
+func fnatFTPFixtures(tb testing.TB) []fixture {
+	f := fnatFTPFrames{tb: tb, vip: ftpVIP}
+	rules := []string{"-A -t " + ftpVIP + ":21 -s rr", "laddr " + ftpLIP, "-a -t " + ftpVIP + ":21 -r 172.16.0.2:21 --fullnat"}
+	fd := fnatFTPDelta(ftpCtlLport, 21, ftpClientISN)
+	const c0, s0 = ftpClientISN + 1, ftpServerISN + 1 // the first data byte each way
+	const banner = "220 lvslab\r\n"
+	s1 := uint32(s0 + len(banner))
+	in := func(name string, frame, toRS []byte) fxStep {
+		return fxStep{name: name, frame: frame, int: [][]byte{toRS}}
+	}
+	out := func(name string, frame, toClient []byte) fxStep {
+		return fxStep{name: name, fromInt: true, frame: frame, ext: [][]byte{toClient}}
+	}
+	// The handshake and the banner: TOA in the SYN and in the first ACK
+	// (fxStep names say which packet).
+	handshake := []fxStep{
+		in("SYN", f.client(40000, 21, ftpClientISN, 0, "S", ""), f.toRS(ftpCtlLport, 21, ftpClientISN+fd, 0, "S", "", ftpTOA(40000))),
+		out("SYN-ACK", f.rs(21, ftpCtlLport, ftpServerISN, c0+fd, "SA", ""), f.toClient(21, 40000, ftpServerISN, c0, "SA", "")),
+		in("ACK", f.client(40000, 21, c0, s0, "A", ""), f.toRS(ftpCtlLport, 21, c0+fd, s0, "A", "", ftpTOA(40000))),
+		out("banner", f.rs(21, ftpCtlLport, s0, c0+fd, "PA", banner), f.toClient(21, 40000, s0, c0, "PA", banner)),
+	}
+
+	const pasv = "PASV\r\n"
+	const pasvReply = "227 Entering Passive Mode (172,16,0,2,117,49).\r\n" // 49 bytes
+	const pasvOut = "227 Entering Passive Mode (10,0,0,5,117,49).\r\n"     // 47 bytes
+	const next = "150 Here comes the data.\r\n"
+	c1 := uint32(c0 + len(pasv))
+	s2 := s1 + uint32(len(pasvReply))
+	dfd := fnatFTPDelta(ftpDataLport, 30001, 7000)
+	passive := append(slices.Clone(handshake),
+		in("PASV", f.client(40000, 21, c0, s1, "PA", pasv), f.toRS(ftpCtlLport, 21, c0+fd, s1, "PA", pasv)),
+		out("227", f.rs(21, ftpCtlLport, s1, c1+fd, "PA", pasvReply), f.toClient(21, 40000, s1, c1, "PA", pasvOut)),
+		// The real server's next segment starts 2 bytes earlier for the
+		// client; the client's acknowledgement of it moves back.
+		out("150", f.rs(21, ftpCtlLport, s2, c1+fd, "PA", next), f.toClient(21, 40000, s2-2, c1, "PA", next)),
+		in("ACK of 150", f.client(40000, 21, c1, s2-2+uint32(len(next)), "A", ""), f.toRS(ftpCtlLport, 21, c1+fd, s2+uint32(len(next)), "A", "")),
+		// A retransmitted 227 is rewritten again and expects nothing new.
+		out("227 again", f.rs(21, ftpCtlLport, s1, c1+fd, "PA", pasvReply), f.toClient(21, 40000, s1, c1, "PA", pasvOut)),
+		// The data connection: the client's first packet fills its port;
+		// it leaves from the next local port, remapped, with the TOA.
+		in("data SYN", f.client(45000, 30001, 7000, 0, "S", ""), f.toRS(ftpDataLport, 30001, 7000+dfd, 0, "S", "", ftpTOA(45000))),
+		out("data SYN-ACK", f.rs(30001, ftpDataLport, 8000, 7001+dfd, "SA", ""), f.toClient(30001, 45000, 8000, 7001, "SA", "")),
+	)
+
+	const port = "PORT 10,0,0,2,195,80\r\n"       // 22 bytes
+	const portOut = "PORT 172,16,0,10,19,137\r\n" // 25 bytes: 172.16.0.10:5001
+	const portOK = "200 PORT command successful.\r\n"
+	const retr = "RETR 1048576.bin\r\n"
+	c2 := uint32(c0 + len(port)) // the client's next byte; the server's is 3 later
+	s3 := s1 + uint32(len(portOK))
+	active := append(slices.Clone(handshake),
+		in("PORT", f.client(40000, 21, c0, s1, "PA", port), f.toRS(ftpCtlLport, 21, c0+fd, s1, "PA", portOut)),
+		// A retransmission names the same local port again.
+		in("PORT again", f.client(40000, 21, c0, s1, "PA", port), f.toRS(ftpCtlLport, 21, c0+fd, s1, "PA", portOut)),
+		out("200", f.rs(21, ftpCtlLport, s1, c2+3+fd, "PA", portOK), f.toClient(21, 40000, s1, c2, "PA", portOK)),
+		in("RETR", f.client(40000, 21, c2, s3, "PA", retr), f.toRS(ftpCtlLport, 21, c2+3+fd, s3, "PA", retr)),
+		// An acknowledgement of the PORT segment's start (a duplicate ACK
+		// from before it) is in the old numbering on both sides.
+		out("old ACK", f.rs(21, ftpCtlLport, s3, c0+fd, "A", ""), f.toClient(21, 40000, s3, c0, "A", "")),
+		out("ACK of RETR", f.rs(21, ftpCtlLport, s3, c2+3+uint32(len(retr))+fd, "A", ""), f.toClient(21, 40000, s3, c2+uint32(len(retr)), "A", "")),
+		// The real server connects from port 20 to the local port it was
+		// told; the client sees VIP:20 connect to the port it named. This
+		// connection was not opened by the client: no remap, no TOA.
+		out("active SYN", f.rs(20, ftpDataLport, 3000, 0, "S", ""), f.toClient(20, 50000, 3000, 0, "S", "")),
+		in("active SYN-ACK", f.client(50000, 20, 4000, 3001, "SA", ""), f.toRS(ftpDataLport, 20, 4000, 3001, "SA", "")),
+		in("active ACK", f.client(50000, 20, 4001, 3001, "A", ""), f.toRS(ftpDataLport, 20, 4001, 3001, "A", "")),
+	)
+	return []fixture{{
+		name: "FTP FULLNAT passive", rules: rules, steps: passive,
+		counters: map[string]uint64{"rx_frames": 11, "tx_frames": 11, "conns": 2, "conns_created": 2,
+			"ftp_data_expected": 1, "ftp_pasv_rewritten": 2, "fullnat_add_toa_ok": 3},
+	}, {
+		name: "FTP FULLNAT active", rules: rules, steps: active,
+		counters: map[string]uint64{"rx_frames": 13, "tx_frames": 13, "conns": 2, "conns_created": 2,
+			"ftp_data_expected": 1, "ftp_port_rewritten": 2, "fullnat_add_toa_ok": 2},
+	}}
+}
+
+func TestFTPFullNATFixtures(t *testing.T) {
+	for _, fx := range fnatFTPFixtures(t) {
+		t.Run(fx.name, fx.run)
+	}
+}
+
+// TestFTPFullNATSynProxy: the helper on a FULLNAT service with the SYN
+// proxy, so three translations compose on the control connection. The
+// client's numbering reaches the real server through the PORT rewrite's
+// offset (+3) and then FULLNAT's remap (fd); the real server's reaches the
+// client through the 227 rewrite's offset (-2) and then the proxy's delta
+// (into the cookie's numbering). Each acknowledgement goes back through
+// the same steps in the opposite order.
+func TestFTPFullNATSynProxy(t *testing.T) {
+	fe := newSynProxyEngine(t, "-A -t "+ftpVIP+":21 -s rr -j enable", "laddr "+ftpLIP, "-a -t "+ftpVIP+":21 -r 172.16.0.2:21 --fullnat")
+	w := newSPWorldAt(t, fe.sp.secret, ftpVIP, 21, ftpLIP, ftpCtlLport, 21)
+	f := fnatFTPFrames{tb: t, vip: ftpVIP}
+	fd := fnatFTPDelta(ftpCtlLport, 21, spClientISN)
+	toa := ftpTOA(40000)
+	const (
+		banner    = "220 lvslab\r\n"
+		port      = "PORT 10,0,0,2,195,80\r\n"
+		portOut   = "PORT 172,16,0,10,19,137\r\n"
+		portOK    = "200 PORT command successful.\r\n"
+		pasv      = "PASV\r\n"
+		pasvReply = "227 Entering Passive Mode (172,16,0,2,117,49).\r\n"
+		pasvOut   = "227 Entering Passive Mode (10,0,0,5,117,49).\r\n"
+		next      = "150 Here comes the data.\r\n"
+	)
+	// Client numbering c*, real server numbering s*; the client sees the
+	// real server's s as s+w.delta (minus what the 227 took away).
+	c1 := uint32(spClientISN + 1)
+	c2 := c1 + uint32(len(port)) // the real server counts 3 more from here
+	c3 := c2 + uint32(len(pasv))
+	s1 := uint32(spServerISN + 1)
+	s2 := s1 + uint32(len(banner))
+	s3 := s2 + uint32(len(portOK))
+	s4 := s3 + uint32(len(pasvReply)) // the client counts 2 fewer from here
+	serverSYN := pkt{src: intMAC, dst: rsMAC, sip: ftpLIP, dip: fxRS, ttl: 63, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(ftpCtlLport, 21, spClientISN+fd, 0, "S", 502, toa, spMSS(1452), spNOP, spNOP, spSACKPerm)}}.build(t)
+	dfd := fnatFTPDelta(ftpDataLport+1, 30001, 7000) // the PORT's data connection took 5001
+	fe.runSteps(t, []spStep{
+		{name: "SYN", frame: w.synFrame, ext: [][]byte{w.synack}},
+		{name: "cookie ACK", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{serverSYN}},
+		{name: "server SYN/ACK releases the ACK", fromInt: true, frame: w.fromServer(spServerISN, c1+fd, "SA", ""),
+			int: [][]byte{w.toServer(c1+fd, s1, "A", 502, "", toa)}},
+		{name: "banner", fromInt: true, frame: w.fromServer(s1, c1+fd, "PA", banner),
+			ext: [][]byte{w.toClient(s1+w.delta, c1, "PA", banner)}},
+		{name: "PORT rewritten to the local address", frame: w.fromClient(c1, s2+w.delta, "PA", port),
+			int: [][]byte{w.toServer(c1+fd, s2, "PA", 502, portOut)}},
+		{name: "200: the PORT's offset, then the remap, taken off the ack", fromInt: true, frame: w.fromServer(s2, c2+3+fd, "PA", portOK),
+			ext: [][]byte{w.toClient(s2+w.delta, c2, "PA", portOK)}},
+		{name: "PASV: the client's seq moved by the offset and the remap", frame: w.fromClient(c2, s3+w.delta, "PA", pasv),
+			int: [][]byte{w.toServer(c2+3+fd, s3, "PA", 502, pasv)}},
+		{name: "227 rewritten to the VIP", fromInt: true, frame: w.fromServer(s3, c3+3+fd, "PA", pasvReply),
+			ext: [][]byte{w.toClient(s3+w.delta, c3, "PA", pasvOut)}},
+		{name: "150: the 227's offset, then the proxy's delta", fromInt: true, frame: w.fromServer(s4, c3+3+fd, "PA", next),
+			ext: [][]byte{w.toClient(s4-2+w.delta, c3, "PA", next)}},
+		{name: "ACK of 150: the proxy's delta, then the 227's offset, taken off", frame: w.fromClient(c3, s4-2+uint32(len(next))+w.delta, "A", ""),
+			int: [][]byte{w.toServer(c3+3+fd, s4+uint32(len(next)), "A", 502, "")}},
+		// Acknowledgements from before each rewrite keep the old numbering
+		// (with the other translations' deltas, which are large, either
+		// one of these or the one before them would go wrong if the
+		// helper worked in another translation's numbering).
+		{name: "client's old ACK, from before the 227", frame: w.fromClient(c3, s3+w.delta, "A", ""),
+			int: [][]byte{w.toServer(c3+3+fd, s3, "A", 502, "")}},
+		{name: "real server's old ACK, from before the PORT", fromInt: true, frame: w.fromServer(s4+uint32(len(next)), c1+fd, "A", ""),
+			ext: [][]byte{w.toClient(s4-2+uint32(len(next))+w.delta, c1, "A", "")}},
+		// The passive data connection is the helper's, not the proxy's:
+		// the client's SYN goes straight through, from the next local port.
+		{name: "data SYN", frame: f.client(45000, 30001, 7000, 0, "S", ""),
+			int: [][]byte{f.toRS(ftpDataLport+1, 30001, 7000+dfd, 0, "S", "", ftpTOA(45000))}},
+	})
+	fe.checkCounters(t, map[string]uint64{"rx_frames": 13, "tx_frames": 13, "synproxy_syn_cnt": 1, "synproxy_ok_ack": 1,
+		"conns": 3, "conns_created": 3, "ftp_data_expected": 2, "ftp_port_rewritten": 1, "ftp_pasv_rewritten": 1,
+		"fullnat_add_toa_ok": 3})
+}
+
+// TestFTPFullNATExpiryReset: when an established FULLNAT control
+// connection times out, the RST to the real server carries the sequence
+// number it expects next, which counts the 3 bytes the PORT rewrite added;
+// the client's RST is in the client's own numbering.
+func TestFTPFullNATExpiryReset(t *testing.T) {
+	fx := fnatFTPFixtures(t)[1]
+	fe := newFxEngine(t, fx.rules, nil, nil)
+	for _, s := range fx.steps[:10] { // through the real server's ACK of RETR
+		in := fe.ext
+		if s.fromInt {
+			in = fe.int
+		}
+		fe.feed(in, s.frame, false)
+	}
+	fe.drain(t, fe.extW)
+	fe.drain(t, fe.intW)
+	ctl, _ := fe.conns.Lookup(conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 5}, DstPort: 21})
+	if ctl == 0 {
+		t.Fatal("no control connection")
+	}
+	fe.expiryW, fe.expiryNow = fe.w, fe.clock
+	fe.expiring(ctl, fe.conns.Conn(ctl))
+	fe.expiryW = nil
+	fe.flush(fe.w)
+	fd := fnatFTPDelta(ftpCtlLport, 21, ftpClientISN)
+	clientNext := uint32(ftpClientISN + 1 + len("PORT 10,0,0,2,195,80\r\n") + len("RETR 1048576.bin\r\n"))
+	serverNext := uint32(ftpServerISN + 1 + len("220 lvslab\r\n") + len("200 PORT command successful.\r\n"))
+	check := func(where string, frames [][]byte, src, dst string, seq, ack uint32) {
+		t.Helper()
+		if len(frames) != 1 {
+			t.Fatalf("%d frames to %s, want one RST", len(frames), where)
+		}
+		p := gopacket.NewPacket(frames[0], layers.LayerTypeEthernet, gopacket.Default)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tc, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tc == nil || !tc.RST || ip.SrcIP.String() != src || ip.DstIP.String() != dst || tc.Seq != seq || tc.Ack != ack {
+			t.Errorf("RST to %s: %v", where, p)
+			t.Errorf("want %s -> %s seq %d ack %d", src, dst, seq, ack)
+		}
+	}
+	check("the real server", fe.drain(t, fe.intW), ftpLIP, fxRS, clientNext+3+fd, serverNext)
+	check("the client", fe.drain(t, fe.extW), ftpVIP, fxClient, serverNext, clientNext)
+}
+
+// TestFTPFullNATNoAllocs: a FULLNAT control connection's packets after a
+// PORT rewrite (both offsets and the remap at work) allocate nothing.
+func TestFTPFullNATNoAllocs(t *testing.T) {
+	fx := fnatFTPFixtures(t)[1]
+	fe := newFxEngine(t, fx.rules, nil, nil)
+	for _, s := range fx.steps {
+		in := fe.ext
+		if s.fromInt {
+			in = fe.int
+		}
+		fe.feed(in, s.frame, false)
+	}
+	fe.int.Port, fe.ext.Port = &nullPort{}, &nullPort{}
+	retr, ack := fx.steps[7].frame, fx.steps[9].frame
+	if n := testing.AllocsPerRun(100, func() {
+		fe.feedRaw(fe.ext, retr)
+		fe.feedRaw(fe.int, ack)
+	}); n != 0 {
+		t.Fatalf("%v allocations per pair of control-connection packets", n)
 	}
 }

@@ -125,6 +125,7 @@ const (
 	ftpRewritten
 	ftpRewriteFailed
 	ftpIgnored
+	ftpPortRewritten
 	fnatTOAOK
 	fnatTOAFailLen
 	fnatTOAFailHeadFull
@@ -210,13 +211,16 @@ var reasonNames = [numReasons]string{
 	spRSError:     "synproxy_rs_error",
 	spAckStorm:    "synproxy_ack_storm",
 	// The FTP helper (ftp.go): data connections it created, 227 replies it
-	// rewrote to the VIP, replies it could not rewrite (dropped, as the
-	// kernel drops a packet it fails to mangle), and messages it left
-	// alone (an address other than the control connection's peers).
+	// rewrote to the VIP, replies and commands it could not rewrite
+	// (dropped, as the kernel drops a packet it fails to mangle), messages
+	// it left alone (an address other than the control connection's
+	// peers), and FULLNAT PORT/EPRT commands rewritten to the local
+	// address.
 	ftpDataExpected:  "ftp_data_expected",
 	ftpRewritten:     "ftp_pasv_rewritten",
 	ftpRewriteFailed: "drop_ftp_rewrite_failed",
 	ftpIgnored:       "ftp_foreign_address",
+	ftpPortRewritten: "ftp_port_rewritten",
 	// TOA toward FULLNAT real servers, as the fork's ip_vs_ext_stats
 	// count it: added, or not (the packet then goes without it) because
 	// the packet would exceed the MTU, the TCP header has no room, or the

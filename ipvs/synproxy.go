@@ -268,6 +268,13 @@ func (e *Engine) synProxyConn(w *worker, in *Iface, slot, frame []byte, p *rewri
 			return
 		}
 		e.synProxyStepIn(id, p.TCPFlags, size, now)
+		// The FTP helper after the proxy's acknowledgement translation
+		// (ftpPacket says why).
+		if e.ftp.watches(c) {
+			if frame = e.ftpPacket(frame, slot, p, id, c, dir, now); frame == nil {
+				return
+			}
+		}
 		d.stats.in(size)
 		d.svc.stats.in(size)
 		e.xmitIn(w, in, slot, frame, p, c, d, now)
@@ -297,9 +304,18 @@ func (e *Engine) synProxyConn(w *worker, in *Iface, slot, frame []byte, p *rewri
 	} else if r.conn.AckStorm(frame, p, e.sp.set.AckStorm) {
 		e.ctr[spAckStorm]++
 		return
-	} else if synproxy.AdjustOut(frame, p, &r.conn) != nil {
-		e.ctr[rxMalformed]++
-		return
+	} else {
+		// The FTP helper before the proxy's sequence translation: its
+		// offsets are in the real server's numbering.
+		if e.ftp.watches(c) {
+			if frame = e.ftpPacket(frame, slot, p, id, c, dir, now); frame == nil {
+				return
+			}
+		}
+		if synproxy.AdjustOut(frame, p, &r.conn) != nil {
+			e.ctr[rxMalformed]++
+			return
+		}
 	}
 	e.conns.Step(id, dir, p.TCPFlags, size, now)
 	d.stats.out(size)

@@ -132,32 +132,39 @@ type spWorld struct {
 	rsSport  uint16 // ... and its port
 	rsDport  uint16
 	delta    uint32
+	vip      string
+	vport    uint16
 }
 
 func newSPWorld(tb testing.TB, sec *synproxy.Secret, rsSrc string, rsSport, rsDport uint16) *spWorld {
+	return newSPWorldAt(tb, sec, fxVIP, 80, rsSrc, rsSport, rsDport)
+}
+
+// newSPWorldAt is newSPWorld for the virtual service vip:vport.
+func newSPWorldAt(tb testing.TB, sec *synproxy.Secret, vip string, vport uint16, rsSrc string, rsSport, rsDport uint16) *spWorld {
 	tcp := layers.IPProtocolTCP
-	w := &spWorld{tb: tb, rsSrc: rsSrc, rsSport: rsSport, rsDport: rsDport}
+	w := &spWorld{tb: tb, rsSrc: rsSrc, rsSport: rsSport, rsDport: rsDport, vip: vip, vport: vport}
 	// Linux's SYN: MSS 1460, SACK-permitted, timestamps, NOP, window scale 7.
 	ts := spOpt(layers.TCPOptionKindTimestamps, 0, 0, 0, 9, 0, 0, 0, 0)
-	w.synFrame = pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, id: 77, proto: tcp,
-		l4: []gopacket.SerializableLayer{spTCP(40000, 80, spClientISN, 0, "S", 64240, spMSS(1460), spSACKPerm, ts, spNOP, spOpt(layers.TCPOptionKindWindowScale, 7))}}.build(tb)
+	w.synFrame = pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: vip, ttl: 64, df: true, id: 77, proto: tcp,
+		l4: []gopacket.SerializableLayer{spTCP(40000, vport, spClientISN, 0, "S", 64240, spMSS(1460), spSACKPerm, ts, spNOP, spOpt(layers.TCPOptionKindWindowScale, 7))}}.build(tb)
 	// The defaults: MSS 1452 (table index 7), SACK kept, timestamps and
 	// window scale blanked; counter 60 (the clock is at one hour).
-	tup := synproxy.Tuple{Client: [4]byte{10, 0, 0, 2}, Virtual: [4]byte{10, 0, 0, 100}, ClientPort: 40000, VirtualPort: 80}
+	tup := synproxy.Tuple{Client: [4]byte{10, 0, 0, 2}, Virtual: netip.MustParseAddr(vip).As4(), ClientPort: 40000, VirtualPort: vport}
 	w.cookie = sec.Cookie(&tup, spClientISN, 60, 7<<12|1<<21)
 	nops := make([]layers.TCPOption, 14)
 	for i := range nops {
 		nops[i] = spNOP
 	}
-	w.synack = padTo60(pkt{src: extMAC, dst: clientMAC, sip: fxVIP, dip: fxClient, ttl: 63, df: true, id: 77, proto: tcp,
-		l4: []gopacket.SerializableLayer{spTCP(80, 40000, w.cookie, spClientISN+1, "SA", 64240, append([]layers.TCPOption{spMSS(1452), spSACKPerm}, nops...)...)}}.build(tb))
+	w.synack = padTo60(pkt{src: extMAC, dst: clientMAC, sip: vip, dip: fxClient, ttl: 63, df: true, id: 77, proto: tcp,
+		l4: []gopacket.SerializableLayer{spTCP(vport, 40000, w.cookie, spClientISN+1, "SA", 64240, append([]layers.TCPOption{spMSS(1452), spSACKPerm}, nops...)...)}}.build(tb))
 	w.delta = w.cookie - spServerISN
 	return w
 }
 
 func (w *spWorld) fromClient(seq, ack uint32, flags string, payload string, opts ...layers.TCPOption) []byte {
-	return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: fxVIP, ttl: 64, df: true, proto: layers.IPProtocolTCP,
-		l4: []gopacket.SerializableLayer{spTCP(40000, 80, seq, ack, flags, 502, opts...)}, payload: []byte(payload)}.build(w.tb)
+	return pkt{src: clientMAC, dst: extMAC, sip: fxClient, dip: w.vip, ttl: 64, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(40000, w.vport, seq, ack, flags, 502, opts...)}, payload: []byte(payload)}.build(w.tb)
 }
 
 // toServer is a client packet as the real server receives it.
@@ -172,8 +179,8 @@ func (w *spWorld) fromServer(seq, ack uint32, flags string, payload string, opts
 }
 
 func (w *spWorld) toClient(seq, ack uint32, flags string, payload string, opts ...layers.TCPOption) []byte {
-	return pkt{src: extMAC, dst: clientMAC, sip: fxVIP, dip: fxClient, ttl: 63, df: true, proto: layers.IPProtocolTCP,
-		l4: []gopacket.SerializableLayer{spTCP(80, 40000, seq, ack, flags, 1000, opts...)}, payload: []byte(payload)}.build(w.tb)
+	return pkt{src: extMAC, dst: clientMAC, sip: w.vip, dip: fxClient, ttl: 63, df: true, proto: layers.IPProtocolTCP,
+		l4: []gopacket.SerializableLayer{spTCP(w.vport, 40000, seq, ack, flags, 1000, opts...)}, payload: []byte(payload)}.build(w.tb)
 }
 
 // serverSYN is the SYN the director opens the real server's side with:

@@ -69,7 +69,7 @@ type Config struct {
 	// SynProxy are the SYN proxy's settings (the fork's synproxy_*
 	// sysctls); the zero value means synproxy.DefaultSettings.
 	SynProxy synproxy.Settings
-	// FTPPorts are the virtual ports the FTP helper follows on NAT
+	// FTPPorts are the virtual ports the FTP helper follows on NAT and FULLNAT
 	// services (ip_vs_ftp ports=); nil means DefaultFTPPorts, an empty
 	// list turns the helper off (ftp.go).
 	FTPPorts []uint16

@@ -360,8 +360,11 @@ func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtu
 	return params.Local, true
 }
 
-// FTPServices lists the services of t the FTP helper follows with ports:
-// TCP services on one of them with a NAT real server.
+// FTPServices lists the NAT services of t the FTP helper follows with
+// ports: TCP services on one of them with a NAT real server, whose data
+// connections' replies the kernel could forward too (lvsd's warning about
+// ip_forward). A FULLNAT service's go to a local address, which the guard
+// keeps from the kernel.
 func FTPServices(t config.Table, ports []uint16) []config.Service {
 	var out []config.Service
 	for _, vs := range t.Services {

@@ -29,28 +29,39 @@ func formatListAll(r ctl.Reply, o config.ListOptions, names *config.Names) strin
 	return b.String()
 }
 
-// ftpNote says, under a listing with NAT services on the FTP helper's
-// ports, that the helper follows them: ipvsadm shows nothing for the
-// kernel's ip_vs_ftp, whose effect an operator otherwise has to guess.
+// ftpNote says, under a listing with NAT or FULLNAT services on the FTP
+// helper's ports, that the helper follows them: ipvsadm shows nothing for
+// the kernel's ip_vs_ftp, whose effect an operator otherwise has to guess.
 // Listings without such a service are exactly ipvsadm's.
 func ftpNote(r ctl.Reply) string {
 	var on []string
+	fnat := false
 	for _, s := range r.Services {
 		if !slices.Contains(r.FTPPorts, s.Service.Port) || s.Service.Protocol != config.ProtoTCP {
 			continue
 		}
+		followed := false
 		for _, d := range s.Dests {
-			if d.Dest.Forward == config.ForwardMasq {
-				on = append(on, fmt.Sprintf("%s:%d", s.Service.Addr, s.Service.Port))
-				break
+			switch d.Dest.Forward {
+			case config.ForwardMasq:
+				followed = true
+			case config.ForwardFullNAT:
+				followed, fnat = true, true
 			}
+		}
+		if followed {
+			on = append(on, fmt.Sprintf("%s:%d", s.Service.Addr, s.Service.Port))
 		}
 	}
 	if len(on) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  (FTP helper, ports %s: PASV/EPSV replies and PORT/EPRT commands of %s are followed and data connections go to the control connection's real server)\n",
-		joinPorts(r.FTPPorts), strings.Join(on, ", "))
+	how := ""
+	if fnat {
+		how = "; FULLNAT ones from the control connection's local address, which PORT/EPRT commands are rewritten to"
+	}
+	return fmt.Sprintf("  (FTP helper, ports %s: PASV/EPSV replies and PORT/EPRT commands of %s are followed and data connections go to the control connection's real server%s)\n",
+		joinPorts(r.FTPPorts), strings.Join(on, ", "), how)
 }
 
 func joinPorts(ps []uint16) string {

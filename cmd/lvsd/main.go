@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
-	ftpPorts := fs.String("ftp-ports", "21", "ports the FTP helper follows on NAT services, comma separated, as ip_vs_ftp ports= (\"none\": helper off)")
+	ftpPorts := fs.String("ftp-ports", "21", "ports the FTP helper follows on NAT and FULLNAT services, comma separated, as ip_vs_ftp ports= (\"none\": helper off)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -252,7 +252,7 @@ func run(o options, log *slog.Logger) error {
 	}
 	if len(o.ftpPorts) > 0 {
 		// ip_vs_ftp logs "ftp: loaded support on port[0] = 21".
-		log.Info("FTP helper: following NAT services on these ports", "ports", o.ftpPorts)
+		log.Info("FTP helper: following NAT and FULLNAT services on these ports", "ports", o.ftpPorts)
 	}
 	// Everything installed from here on is undone in reverse order.
 	var undo []func()

@@ -98,7 +98,7 @@ type Reply struct {
 	Daemons     []DaemonStatus  `json:"daemons,omitempty"`
 	// Defense answers -L --defense: lvsd's flood defence settings.
 	Defense *config.Defense `json:"defense,omitempty"`
-	// FTPPorts are the ports lvsd's FTP helper follows on NAT services
+	// FTPPorts are the ports lvsd's FTP helper follows on NAT and FULLNAT services
 	// (sent with service listings; empty: the helper is off).
 	FTPPorts []uint16 `json:"ftp_ports,omitempty"`
 	// Ownership answers "ownership", "own" and "release" (own.go); list

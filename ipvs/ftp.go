@@ -90,7 +90,12 @@ type ftpConn struct {
 	// retransmitted 227 out with the real server's address).
 	replied    rewrite.FTPKind
 	repliedSeq uint32
-	in, out    rewrite.SeqAdjust
+	// cmdLocal and cmdSeq are the local address a FULLNAT PORT or EPRT
+	// was rewritten to and the segment's sequence number: a
+	// retransmission names the same address again.
+	cmdLocal netip.AddrPort
+	cmdSeq   uint32
+	in, out  rewrite.SeqAdjust
 }
 
 // SetFTPPorts sets the ports the FTP helper watches; none turns it off.
@@ -202,10 +207,14 @@ func (e *Engine) ftpPacket(frame, slot []byte, p *rewrite.Packet, id conntrack.C
 			return frame
 		}
 		st.expect = rewrite.FTPNone
-		local, ok := e.ftpActive(id, c, &a, now)
-		if !ok || c.Fwd() != conntrack.FwdFullNAT {
+		fnat := c.Fwd() == conntrack.FwdFullNAT
+		var local netip.AddrPort
+		if fnat && st.cmdLocal.IsValid() && seq == st.cmdSeq {
+			local = st.cmdLocal
+		} else if local, ok = e.ftpActive(id, c, &a, now); !ok || !fnat {
 			return frame // NAT: the real server reaches the client itself
 		}
+		st.cmdLocal, st.cmdSeq = local, seq
 		// FULLNAT: the real server has a route to the local addresses
 		// only, so the address it must connect to is the local one the
 		// data connection was given.
@@ -316,11 +325,25 @@ func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtu
 		in := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: client.Addr().As4(), SrcPort: client.Port(),
 			Dst: virtual.Addr().As4(), DstPort: virtual.Port()}
 		if x := e.conns.LookupDir(in, conntrack.DirIn); x != 0 {
-			if xc := e.conns.Conn(x); xc.Control() == id && xc.Real().Addr() == c.Real().Addr() {
-				return xc.Local(), true
+			xc := e.conns.Conn(x)
+			switch xc.State() {
+			case conntrack.StateListen:
+				if xc.Control() == id && xc.Real().Addr() == c.Real().Addr() {
+					return xc.Local(), true // not used yet: a repeated PASV or PORT
+				}
+				e.ctr[ftpIgnored]++ // another session's expectation
+				return netip.AddrPort{}, false
+			case conntrack.StateFinWait, conntrack.StateTimeWait, conntrack.StateClose, conntrack.StateCloseWait, conntrack.StateLastAck:
+				// An earlier data connection from the client port the client
+				// now listens on again: it is over. It goes (not forced, so
+				// its control connection stays), and the new one takes a
+				// new local port (the real server may hold the old one in
+				// TIME_WAIT).
+				e.conns.Release(x, now)
+			default:
+				e.ctr[ftpIgnored]++ // in use: no client listens on that port
+				return netip.AddrPort{}, false
 			}
-			e.ctr[ftpIgnored]++ // another connection's already
-			return netip.AddrPort{}, false
 		}
 	} else {
 		out := conntrack.Tuple{Proto: rewrite.ProtoTCP, Src: c.Real().Addr().As4(), SrcPort: dport,

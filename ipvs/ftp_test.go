@@ -509,3 +509,40 @@ func TestFTPFullNATNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per pair of control-connection packets", n)
 	}
 }
+
+// TestFTPFullNATClientPortReused: the client's next session listens on
+// the client port of an earlier, finished active data connection (curl's
+// ephemeral ports come round). The stale entry goes, without its control
+// connection, and the new PORT gets a data connection of its own from a
+// new local port.
+func TestFTPFullNATClientPortReused(t *testing.T) {
+	fx := fnatFTPFixtures(t)[1]
+	f := fnatFTPFrames{tb: t, vip: ftpVIP}
+	in := func(name string, frame, toRS []byte) fxStep {
+		return fxStep{name: name, frame: frame, int: [][]byte{toRS}}
+	}
+	out := func(name string, frame, toClient []byte) fxStep {
+		return fxStep{name: name, fromInt: true, frame: frame, ext: [][]byte{toClient}}
+	}
+	// The first data connection ends, the real server closing first.
+	steps := append(slices.Clone(fx.steps),
+		out("data FIN", f.rs(20, ftpDataLport, 3001, 4001, "FA", ""), f.toClient(20, 50000, 3001, 4001, "FA", "")),
+		in("data FIN-ACK", f.client(50000, 20, 4001, 3002, "FA", ""), f.toRS(ftpDataLport, 20, 4001, 3002, "FA", "")),
+		out("data last ACK", f.rs(20, ftpDataLport, 3002, 4002, "A", ""), f.toClient(20, 50000, 3002, 4002, "A", "")),
+	)
+	// A second session from port 40001 (local port 5002), PORT naming
+	// client port 50000 again: rewritten to local port 5003.
+	const isn2, s0 = 200, ftpServerISN + 1
+	fd2 := fnatFTPDelta(5002, 21, isn2)
+	steps = append(steps,
+		in("SYN 2", f.client(40001, 21, isn2, 0, "S", ""), f.toRS(5002, 21, isn2+fd2, 0, "S", "", ftpTOA(40001))),
+		out("SYN-ACK 2", f.rs(21, 5002, ftpServerISN, isn2+1+fd2, "SA", ""), f.toClient(21, 40001, ftpServerISN, isn2+1, "SA", "")),
+		in("PORT 2", f.client(40001, 21, isn2+1, s0, "PA", "PORT 10,0,0,2,195,80\r\n"),
+			f.toRS(5002, 21, isn2+1+fd2, s0, "PA", "PORT 172,16,0,10,19,139\r\n", ftpTOA(40001))),
+		out("active SYN 2", f.rs(20, 5003, 6000, 0, "S", ""), f.toClient(20, 50000, 6000, 0, "S", "")),
+	)
+	fx.name, fx.steps = "FTP FULLNAT client port reused", steps
+	fx.counters = map[string]uint64{"rx_frames": 20, "tx_frames": 20, "conns": 3, "conns_created": 4, "conns_expired": 1,
+		"ftp_data_expected": 2, "ftp_port_rewritten": 3, "fullnat_add_toa_ok": 4}
+	fx.run(t)
+}

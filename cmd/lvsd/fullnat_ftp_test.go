@@ -38,8 +38,12 @@ func TestFullNATFTPEndToEnd(t *testing.T) {
 	cli.Addr("eth0", "198.51.100.2/24")
 	cli.Route("203.0.113.0/24", "198.51.100.1", "eth0")
 	dir.Addr("ext", "198.51.100.1/24")
-	dir.Addr("int", "192.168.1.254/24")
-	rs.Addr("eth0", "192.168.1.1/24")
+	// The real server's address is shorter than the VIP in a 227 reply
+	// ("10,0,0,1" for "203,0,113,1"), the client's than the local address
+	// in a PORT command: both rewrites change the length, so the control
+	// connections' sequence numbers move both ways.
+	dir.Addr("int", "10.0.0.254/24")
+	rs.Addr("eth0", "10.0.0.1/24")
 	rs.Route("192.168.100.0/24", "", "eth0") // the local address; nothing else
 	if _, err := rs.Try("ip", "route", "get", "198.51.100.2"); err == nil {
 		t.Fatal("the real server has a route to the client")
@@ -62,10 +66,10 @@ func TestFullNATFTPEndToEnd(t *testing.T) {
 	for _, c := range []string{
 		"-A -t 203.0.113.1:21 -s rr",
 		"-P -t 203.0.113.1:21 -z 192.168.100.1",
-		"-a -t 203.0.113.1:21 -r 192.168.1.1:21 -b",
+		"-a -t 203.0.113.1:21 -r 10.0.0.1:21 -b",
 		"-A -t 203.0.113.2:21 -s rr -j enable",
 		"-P -t 203.0.113.2:21 -z 192.168.100.1",
-		"-a -t 203.0.113.2:21 -r 192.168.1.1:21 -b",
+		"-a -t 203.0.113.2:21 -r 10.0.0.1:21 -b",
 	} {
 		e2e.LVSADM(t, dir, c)
 	}
@@ -89,7 +93,7 @@ func TestFullNATFTPEndToEnd(t *testing.T) {
 				file = "10485760.bin"
 			}
 			t.Run(fmt.Sprintf("%s %s", vip, m.name), func(t *testing.T) {
-				args := append([]string{"-sS", "--max-time", "30", "-o", "-"}, m.args...)
+				args := append([]string{"-sS", "-v", "--max-time", "30", "-o", "-"}, m.args...)
 				cmd := cli.Cmd(t.Context(), "curl", append(args, "ftp://"+vip+"/"+file)...)
 				var stderr strings.Builder
 				cmd.Stderr = &stderr
@@ -98,13 +102,22 @@ func TestFullNATFTPEndToEnd(t *testing.T) {
 					t.Errorf("%s download of %s through %s: %v, %d bytes, intact %v\n%s", m.name, file, vip, err, len(got),
 						sha256.Sum256(got) == files[file], stderr.String())
 				}
+				// The mode asked for is the one used (curl falls back
+				// from EPRT to PORT, and from EPSV to PASV, on an error).
+				want := map[string]string{"passive": "> PASV", "EPSV": "> EPSV", "active": "> PORT ", "EPRT": "> EPRT |1|"}[m.name]
+				if v := stderr.String(); !strings.Contains(v, want) || (m.name == "EPRT" && strings.Contains(v, "> PORT ")) ||
+					(m.name == "EPSV" && strings.Contains(v, "> PASV")) {
+					t.Errorf("%s: curl did not use %q alone:\n%s", m.name, want, v)
+				}
 			})
 		}
 	}
 	// Eight data connections expected, the four PORT/EPRT commands
-	// rewritten to the local address, the two 227 replies to the VIP.
+	// rewritten to the local address, the two 227 replies to the VIP,
+	// nothing left alone or dropped.
 	m := dir.Run("curl", "-s", "http://127.0.0.1:9108/metrics")
-	for name, want := range map[string]int{"lvsd_ftp_data_expected_total": 8, "lvsd_ftp_port_rewritten_total": 4, "lvsd_ftp_pasv_rewritten_total": 2} {
+	for name, want := range map[string]int{"lvsd_ftp_data_expected_total": 8, "lvsd_ftp_port_rewritten_total": 4, "lvsd_ftp_pasv_rewritten_total": 2,
+		"lvsd_ftp_foreign_address_total": 0, "lvsd_drops_total{reason=\"ftp_rewrite_failed\"}": 0} {
 		if got := metric(m, name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}

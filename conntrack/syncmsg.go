@@ -24,6 +24,8 @@ import (
 //
 //	0x50 LVSLAB_OPT_FULLNAT, len 6:   be32 laddr | be16 lport (the FULLNAT local address)
 //	0x51 LVSLAB_OPT_SYNPROXY, len 4:  be32 the SYN proxy's sequence delta (real server ISN - cookie ISN)
+//	0x52 LVSLAB_OPT_APPSEQ, len 24:   in_seq | out_seq as in SEQ_DATA: the FTP helper's offsets on a
+//	                                  FULLNAT connection, whose SEQ_DATA holds the local address's remap
 //
 // Version 0 (the 2.6.x format, IPv4 only, no timeout and no fwmark) is
 // accepted on receive, as the kernel accepts it; lvsd sends version 1 only.
@@ -44,6 +46,7 @@ const (
 	SyncOptPEName   = 3
 	SyncOptFullNAT  = 0x50
 	SyncOptSynproxy = 0x51
+	SyncOptAppSeq   = 0x52
 
 	// Kernel flag bits carried in sync messages beyond Flags' own.
 	SyncFlagSync    = 0x0020 // IP_VS_CONN_F_SYNC: the entry came from a sync message
@@ -87,6 +90,11 @@ type SyncConn struct {
 	// HasSynproxy: the SYN proxy's sequence delta (lvsd's extension).
 	HasSynproxy   bool
 	SynproxyDelta uint32
+	// HasAppSeq: an application helper's offsets on a FULLNAT connection
+	// (lvsd's extension; a NAT connection's travel in SEQ_DATA, as the
+	// kernel's do).
+	HasAppSeq     bool
+	AppIn, AppOut SeqData
 	// PE: the entry carried a persistence engine (sip), which lvsd has not.
 	PE bool
 }
@@ -102,6 +110,9 @@ func (c *SyncConn) entryLen() int {
 	}
 	if c.HasSynproxy {
 		n += 2 + 4
+	}
+	if c.HasAppSeq {
+		n += 2 + syncOptSeqLen
 	}
 	return n
 }
@@ -267,6 +278,13 @@ func parseOptions(o []byte, c *SyncConn) (SyncSkip, error) {
 			}
 			c.HasSynproxy = true
 			c.SynproxyDelta = binary.BigEndian.Uint32(d)
+		case SyncOptAppSeq:
+			if n != syncOptSeqLen {
+				return why, fmt.Errorf("APPSEQ option length %d, want %d: %w", n, syncOptSeqLen, ErrSyncEntry)
+			}
+			c.HasAppSeq = true
+			c.AppIn = readSeq(d)
+			c.AppOut = readSeq(d[12:])
 		default:
 			if typ&syncOptParam == 0 && why == SkipNone {
 				why = SkipUnknownOpt
@@ -386,6 +404,12 @@ func (w *SyncWriter) Add(c *SyncConn) bool {
 	if c.HasSynproxy {
 		o[0], o[1] = SyncOptSynproxy, 4
 		binary.BigEndian.PutUint32(o[2:], c.SynproxyDelta)
+		o = o[6:]
+	}
+	if c.HasAppSeq {
+		o[0], o[1] = SyncOptAppSeq, syncOptSeqLen
+		putSeq(o[2:], c.AppIn)
+		putSeq(o[14:], c.AppOut)
 	}
 	w.n += size
 	w.buf[4]++

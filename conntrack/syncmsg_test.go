@@ -70,6 +70,11 @@ func randSyncConn(r *rand.Rand) SyncConn {
 		c.HasSynproxy = true
 		c.SynproxyDelta = r.Uint32()
 	}
+	if r.IntN(3) == 0 {
+		c.HasAppSeq = true
+		c.AppIn = SeqData{r.Uint32(), r.Uint32(), r.Uint32()}
+		c.AppOut = SeqData{r.Uint32(), r.Uint32(), r.Uint32()}
+	}
 	return c
 }
 
@@ -80,7 +85,7 @@ func TestSyncRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 65535)
 	for round := range 200 {
-		maxLen := 64 + r.IntN(3000)
+		maxLen := 128 + r.IntN(3000) // the largest entry, every option, is 110 bytes with the header
 		var sent, got []SyncConn
 		var w SyncWriter
 		flush := func() {
@@ -253,7 +258,7 @@ func TestSyncTsharkDecodes(t *testing.T) {
 		// kernel's own SEQ_DATA for FTP connections as much as lvsd's
 		// FULLNAT and SYN proxy extensions).
 		c := randSyncConn(r)
-		c.HasSeq, c.HasLocal, c.HasSynproxy = false, false, false
+		c.HasSeq, c.HasLocal, c.HasSynproxy, c.HasAppSeq = false, false, false, false
 		w.Add(&c)
 		sent = append(sent, c)
 	}

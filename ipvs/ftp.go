@@ -383,6 +383,72 @@ func (e *Engine) ftpExpect(id conntrack.ConnID, c *conntrack.Conn, client, virtu
 	return params.Local, true
 }
 
+// ftpSyncOut adds a control connection's offsets to its sync entry, so a
+// backup that takes over keeps the control connection's numbering: for
+// NAT in SEQ_DATA with the IN_SEQ/OUT_SEQ flags, as the kernel syncs
+// ip_vs_ftp's in_seq and out_seq; for FULLNAT, whose SEQ_DATA carries the
+// local address's remap, in lvsd's APPSEQ option. The expected data
+// connections do not travel (nor do the kernel's): one the master created
+// but the client or real server has not opened yet is unknown to the
+// backup, and its transfer fails if the takeover falls in between.
+func (e *Engine) ftpSyncOut(id conntrack.ConnID, sc *conntrack.SyncConn) {
+	if len(e.ftp.conns) == 0 || sc.Flags&uint32(conntrack.FlagTemplate) != 0 {
+		return
+	}
+	c := e.conns.Conn(id)
+	st := e.ftp.lookup(id, c)
+	if st == nil || (!st.in.Set && !st.out.Set) {
+		return
+	}
+	in, out := seqDataOf(st.in), seqDataOf(st.out)
+	switch c.Fwd() {
+	case conntrack.FwdMasq:
+		sc.HasSeq, sc.InSeq, sc.OutSeq = true, in, out
+		if st.in.Set {
+			sc.Flags |= conntrack.SyncFlagInSeq
+		}
+		if st.out.Set {
+			sc.Flags |= conntrack.SyncFlagOutSeq
+		}
+	case conntrack.FwdFullNAT:
+		sc.HasAppSeq, sc.AppIn, sc.AppOut = true, in, out
+	}
+}
+
+// ftpSyncIn is the backup's half: a synced control connection the helper
+// follows takes the master's offsets.
+func (e *Engine) ftpSyncIn(id conntrack.ConnID, r conntrack.SyncResult, sc *conntrack.SyncConn) {
+	if id == 0 || r == conntrack.SyncStale || sc.Flags&uint32(conntrack.FlagTemplate) != 0 {
+		return
+	}
+	c := e.conns.Conn(id)
+	if !e.ftp.watches(c) {
+		return
+	}
+	var in, out conntrack.SeqData
+	var inSet, outSet bool
+	switch {
+	case c.Fwd() == conntrack.FwdMasq && sc.HasSeq:
+		in, out = sc.InSeq, sc.OutSeq
+		inSet, outSet = sc.Flags&conntrack.SyncFlagInSeq != 0, sc.Flags&conntrack.SyncFlagOutSeq != 0
+	case c.Fwd() == conntrack.FwdFullNAT && sc.HasAppSeq:
+		in, out = sc.AppIn, sc.AppOut
+		inSet, outSet = in != (conntrack.SeqData{}), out != (conntrack.SeqData{})
+	default:
+		return
+	}
+	st := e.ftp.state(id, c, e.conns.Live)
+	st.in, st.out = seqAdjustOf(in, inSet), seqAdjustOf(out, outSet)
+}
+
+func seqDataOf(a rewrite.SeqAdjust) conntrack.SeqData {
+	return conntrack.SeqData{InitSeq: a.InitSeq, Delta: uint32(a.Delta), PrevDelta: uint32(a.PreviousDelta)}
+}
+
+func seqAdjustOf(d conntrack.SeqData, set bool) rewrite.SeqAdjust {
+	return rewrite.SeqAdjust{InitSeq: d.InitSeq, Delta: int32(d.Delta), PreviousDelta: int32(d.PrevDelta), Set: set}
+}
+
 // FTPServices lists the NAT services of t the FTP helper follows with
 // ports: TCP services on one of them with a NAT real server, whose data
 // connections' replies the kernel could forward too (lvsd's warning about

@@ -546,3 +546,88 @@ func TestFTPFullNATClientPortReused(t *testing.T) {
 		"ftp_data_expected": 2, "ftp_port_rewritten": 3, "fullnat_add_toa_ok": 4}
 	fx.run(t)
 }
+
+// syncedEntry is control connection id's sync entry as the master sends it
+// (syncAdd's hooks), through the wire format and back.
+func syncedEntry(t *testing.T, master *fxEngine, id conntrack.ConnID) conntrack.SyncConn {
+	t.Helper()
+	var sc conntrack.SyncConn
+	master.conns.SyncEntry(id, &sc)
+	master.synProxySyncOut(id, &sc)
+	master.fnatSyncOut(id, &sc)
+	master.ftpSyncOut(id, &sc)
+	var w conntrack.SyncWriter
+	buf := make([]byte, 1472)
+	w.Reset(buf, 1, len(buf))
+	if !w.Add(&sc) {
+		t.Fatal("sync entry does not fit")
+	}
+	var got conntrack.SyncConn
+	n := 0
+	if _, err := conntrack.ParseSync(w.Bytes(), new(conntrack.SyncConn), func(c *conntrack.SyncConn) { got = *c; n++ }, nil); err != nil || n != 1 {
+		t.Fatalf("sync message: %v, %d entries", err, n)
+	}
+	return got
+}
+
+// TestFTPSync: a backup that takes over a control connection whose length
+// changed keeps translating it: the master's offsets travel in the sync
+// entry (NAT: SEQ_DATA, as the kernel syncs ip_vs_ftp's; FULLNAT: lvsd's
+// APPSEQ option beside the remap in SEQ_DATA).
+func TestFTPSync(t *testing.T) {
+	t.Run("NAT", func(t *testing.T) {
+		fx := ftpFixtures(t)[0]
+		master := newFxEngine(t, fx.rules, nil, nil)
+		for _, s := range fx.steps[:5] { // through the 227 reply, 2 bytes shorter
+			in := master.ext
+			if s.fromInt {
+				in = master.int
+			}
+			master.feed(in, s.frame, false)
+		}
+		id, _ := master.conns.Lookup(conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 5}, DstPort: 21})
+		sc := syncedEntry(t, master, id)
+		if !sc.HasSeq || sc.HasAppSeq || sc.Flags&conntrack.SyncFlagOutSeq == 0 || int32(sc.OutSeq.Delta) != -2 {
+			t.Fatalf("sync entry %+v: want SEQ_DATA with out_seq delta -2 and OUT_SEQ", sc)
+		}
+		backup := newFxEngine(t, fx.rules, nil, nil)
+		backup.applySyncEntry(&sc, backup.clock)
+		fx.steps = fx.steps[5:7] // the next server segment and the client's ACK
+		fx.runOn(t, backup)
+	})
+	t.Run("FULLNAT", func(t *testing.T) {
+		fx := fnatFTPFixtures(t)[1]
+		master := newFxEngine(t, fx.rules, nil, nil)
+		for _, s := range fx.steps[:7] { // through the 200 after a PORT 3 bytes longer
+			in := master.ext
+			if s.fromInt {
+				in = master.int
+			}
+			master.feed(in, s.frame, false)
+		}
+		id, _ := master.conns.Lookup(conntrack.Tuple{Proto: 6, Src: [4]byte{10, 0, 0, 2}, SrcPort: 40000, Dst: [4]byte{10, 0, 0, 5}, DstPort: 21})
+		sc := syncedEntry(t, master, id)
+		if !sc.HasSeq || !sc.HasLocal || !sc.HasAppSeq || int32(sc.AppIn.Delta) != 3 || sc.AppOut != (conntrack.SeqData{}) {
+			t.Fatalf("sync entry %+v: want the remap, the local address and APPSEQ with in_seq delta 3", sc)
+		}
+		backup := newFxEngine(t, fx.rules, nil, nil)
+		backup.applySyncEntry(&sc, backup.clock)
+		fx.steps = fx.steps[7:10] // RETR, an old ACK and the ACK of RETR
+		fx.runOn(t, backup)
+	})
+}
+
+// runOn feeds fx's steps to fe and compares what leaves (no counters:
+// the engine may have seen other packets before).
+func (fx *fixture) runOn(t *testing.T, fe *fxEngine) {
+	t.Helper()
+	for _, s := range fx.steps {
+		in := fe.ext
+		if s.fromInt {
+			in = fe.int
+		}
+		fe.feed(in, s.frame, false)
+		fxCompare(t, s.name, "ext", fe.drain(t, fe.extW), s.ext)
+		fxCompare(t, s.name, "int", fe.drain(t, fe.intW), s.int)
+	}
+}

@@ -263,6 +263,7 @@ func (e *Engine) syncAdd(m *syncMaster, id conntrack.ConnID, now int64) {
 	e.conns.SyncEntry(id, &m.scratch)
 	e.synProxySyncOut(id, &m.scratch)
 	e.fnatSyncOut(id, &m.scratch)
+	e.ftpSyncOut(id, &m.scratch)
 	if m.cur != nil && m.w.Add(&m.scratch) {
 		e.ctr[syncConnsSent]++
 		return
@@ -375,6 +376,7 @@ func (e *Engine) applySyncEntry(c *conntrack.SyncConn, now int64) {
 		e.synProxySyncIn(id, c)
 	}
 	e.fnatSyncIn(id, r, c)
+	e.ftpSyncIn(id, r, c)
 	switch r {
 	case conntrack.SyncCreated, conntrack.SyncReplaced:
 		e.ctr[syncConnsCreated]++

@@ -631,3 +631,45 @@ func (fx *fixture) runOn(t *testing.T, fe *fxEngine) {
 		fxCompare(t, s.name, "int", fe.drain(t, fe.intW), s.int)
 	}
 }
+
+// TestFTPNATSynProxy: a SYN-proxied NAT control connection is followed
+// too (before, the proxy's path skipped the helper): the 227 reply is
+// rewritten to the VIP and its offset composes with the proxy's delta.
+func TestFTPNATSynProxy(t *testing.T) {
+	fe := newSynProxyEngine(t, "-A -t "+ftpVIP+":21 -s rr -j enable", "-a -t "+ftpVIP+":21 -r 172.16.0.2:21 -m")
+	w := newSPWorldAt(t, fe.sp.secret, ftpVIP, 21, fxClient, 40000, 21)
+	const (
+		banner    = "220 lvslab\r\n"
+		pasv      = "PASV\r\n"
+		pasvReply = "227 Entering Passive Mode (172,16,0,2,117,49).\r\n"
+		pasvOut   = "227 Entering Passive Mode (10,0,0,5,117,49).\r\n"
+		next      = "150 Here comes the data.\r\n"
+	)
+	c1 := uint32(spClientISN + 1)
+	c2 := c1 + uint32(len(pasv))
+	s1 := uint32(spServerISN + 1)
+	s2 := s1 + uint32(len(banner))
+	s3 := s2 + uint32(len(pasvReply))
+	f := fnatFTPFrames{tb: t, vip: ftpVIP}
+	fe.runSteps(t, []spStep{
+		{name: "SYN", frame: w.synFrame, ext: [][]byte{w.synack}},
+		{name: "cookie ACK", frame: w.fromClient(c1, w.cookie+1, "A", ""), int: [][]byte{w.serverSYN()}},
+		{name: "server SYN/ACK releases the ACK", fromInt: true, frame: w.fromServer(spServerISN, c1, "SA", ""),
+			int: [][]byte{w.toServer(c1, s1, "A", 502, "")}},
+		{name: "banner", fromInt: true, frame: w.fromServer(s1, c1, "PA", banner), ext: [][]byte{w.toClient(s1+w.delta, c1, "PA", banner)}},
+		{name: "PASV", frame: w.fromClient(c1, s2+w.delta, "PA", pasv), int: [][]byte{w.toServer(c1, s2, "PA", 502, pasv)}},
+		{name: "227 rewritten to the VIP", fromInt: true, frame: w.fromServer(s2, c2, "PA", pasvReply),
+			ext: [][]byte{w.toClient(s2+w.delta, c2, "PA", pasvOut)}},
+		{name: "150", fromInt: true, frame: w.fromServer(s3, c2, "PA", next), ext: [][]byte{w.toClient(s3-2+w.delta, c2, "PA", next)}},
+		{name: "ACK of 150", frame: w.fromClient(c2, s3-2+uint32(len(next))+w.delta, "A", ""),
+			int: [][]byte{w.toServer(c2, s3+uint32(len(next)), "A", 502, "")}},
+		{name: "client's old ACK, from before the 227", frame: w.fromClient(c2, s2+w.delta, "A", ""),
+			int: [][]byte{w.toServer(c2, s2, "A", 502, "")}},
+		// NAT: the data connection reaches the real server with the
+		// client's own address.
+		{name: "data SYN", frame: f.client(45000, 30001, 7000, 0, "S", ""),
+			int: [][]byte{f.seg(intMAC, rsMAC, fxClient, fxRS, 63, 45000, 30001, 7000, 0, "S", "")}},
+	})
+	fe.checkCounters(t, map[string]uint64{"rx_frames": 10, "tx_frames": 10, "synproxy_syn_cnt": 1, "synproxy_ok_ack": 1,
+		"conns": 2, "conns_created": 2, "ftp_data_expected": 1, "ftp_pasv_rewritten": 1})
+}

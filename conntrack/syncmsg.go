@@ -185,6 +185,10 @@ func parseV1(b []byte, h SyncHeader, c *SyncConn, fn func(*SyncConn), skip func(
 		if size > len(b)-off {
 			return fmt.Errorf("entry %d at byte %d: size %d, %d bytes left: %w", i, off, size, len(b)-off, ErrSyncShort)
 		}
+		if size < 4 {
+			// Shorter than its own type, protocol and size fields.
+			return fmt.Errorf("entry %d at byte %d: size %d: %w", i, off, size, ErrSyncEntry)
+		}
 		e := b[off : off+size]
 		next := off + pad4(size)
 		if e[0]&1 != 0 { // STYPE_F_INET6

@@ -5,6 +5,7 @@
 //	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--unprivileged-list] [--metrics ADDR] [--mark RULE]...
 //	     [--max-conns N] [--drop-entry M] [--drop-packet M] [--secure-tcp M] [--amemthresh N]
 //	     [--synproxy-mss N] [--synproxy-wscale N] [--synproxy-timestamp] [--synproxy-defer] ...
+//	     [--rt-priority N]
 //
 // The flood defences are the kernel's sysctls of the same names, with the
 // kernel's defaults (off): a mode is 0 never, 1 automatic (on while fewer
@@ -22,6 +23,11 @@
 // nothing, as a reload is. SIGHUP reloads the rules file
 // atomically; SIGTERM and SIGINT remove what lvsd installed (the nftables
 // guard, offload changes) and exit.
+//
+// --rt-priority N runs lvsd's threads SCHED_RR at N (keepalived's
+// vrrp_rt_priority): on a loaded machine an ordinary lvsd waits for a CPU
+// behind whatever else runs, and forwarding stalls for as long; the
+// kernel's IPVS, in softirq, never does (see sched.go).
 //
 // --metrics ADDR serves Prometheus metrics at /metrics (text format, or
 // OpenMetrics when asked): node_exporter's node_ipvs_* families with its
@@ -86,6 +92,7 @@ type options struct {
 	cleanup      bool
 	stateDir     string
 	ftpPorts     []uint16
+	rtPriority   int
 
 	// --defence-tcp-drop, --defence-udp-drop
 	defenceTCPDrop, defenceUDPDrop bool
@@ -129,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	synProxyDone := synProxyFlags(fs, &o.synProxy)
 	fs.BoolVar(&o.defenceTCPDrop, "defence-tcp-drop", false, "the FULLNAT fork's defence_tcp_drop: TCP to a VIP that opens no connection (ACK/RST/FIN floods, ports without a service) is dropped, not reset")
 	fs.BoolVar(&o.defenceUDPDrop, "defence-udp-drop", false, "the FULLNAT fork's defence_udp_drop: UDP to a VIP port without a service is dropped, not answered with port unreachable")
+	fs.IntVar(&o.rtPriority, "rt-priority", 0, "run every thread of lvsd SCHED_RR at this priority (1..99), as keepalived's vrrp_rt_priority does for its process: forwarding then never waits behind ordinary tasks, as the kernel's IPVS, in softirq, does not (0: lvsd is an ordinary task)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
@@ -175,6 +183,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := synProxyDone(); err != nil {
 		return o, err
 	}
+	if o.rtPriority < 0 || o.rtPriority > 99 {
+		return o, fmt.Errorf("--rt-priority %d: a SCHED_RR priority is 1..99 (0: none)", o.rtPriority)
+	}
 	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("--log-level: %w", err)
 	}
@@ -205,6 +216,12 @@ func main() {
 }
 
 func run(o options, log *slog.Logger) error {
+	if o.rtPriority > 0 {
+		if err := setRTPriority(o.rtPriority); err != nil {
+			return fmt.Errorf("--rt-priority: %w", err)
+		}
+		log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", o.rtPriority)
+	}
 	// Load the rules before touching anything: bad configuration exits
 	// non-zero with file:line and nothing applied.
 	var rules *config.Table

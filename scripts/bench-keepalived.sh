@@ -2,8 +2,10 @@
 # lvskeepalived at scale (issue 9, acceptance 5): CPU and RSS of
 # lvskeepalived with 1,000 and 10,000 TCP_CHECKed real servers at
 # delay_loop 1 (LVSLAB_KA_WINDOW seconds, default 10), and the longest gap
-# of a 1 packet/ms UDP stream through lvsd while 100 real servers flap every
-# second (LVSLAB_KA_FLAP seconds, default 20). Needs root and netns;
+# a 1 packet/ms UDP stream through lvsd gains while 100 real servers flap
+# every second (LVSLAB_KA_FLAP seconds, default 20), beside a reference
+# stream forwarded by the director's kernel; lvsd runs with --rt-priority
+# LVSLAB_KA_RT (default 10; 0: an ordinary task). Needs root and netns;
 # otherwise it says why. About a minute and a half.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,9 +7,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"lvslab/internal/e2e"
 	"lvslab/internal/nstest"
@@ -131,32 +134,46 @@ func BenchmarkCheckScale(b *testing.B) {
 }
 
 // BenchmarkFlapGap: while 100 real servers flap every second (a reject
-// rule in the real server namespace, toggled), a UDP stream through a
-// NAT service of lvsd (one packet per millisecond) must not stall: the
-// longest gap between arrivals at its real server, against the longest
-// gap between sends.
+// rule in the real server namespace, toggled), a UDP stream through a NAT
+// service of lvsd (one packet per millisecond) must not stall: the longest
+// gap between its arrivals at the real server, less the gap between the
+// two sends, is what the path added. Beside it, in the same send loop, a
+// reference stream goes from the same client to the same real server
+// through the director's kernel (plain forwarding, no lvsd): what the
+// machine adds to a path with no lvsd at all. Arrival times are the
+// kernel's (SO_TIMESTAMPNS), so the receiving goroutines' own scheduling
+// does not count; send times are taken before each write, so the sender's
+// does not either; the sender sleeps between packets (clock_nanosleep to an
+// absolute deadline) instead of spinning, which took one of the machine's
+// two cores away from lvsd.
+//
+// lvsd runs with --rt-priority (LVSLAB_KA_RT, default 10; 0 runs it as an
+// ordinary task), as a director is deployed next to other work: the
+// kernel's IPVS runs in softirq, ahead of every task.
 func BenchmarkFlapGap(b *testing.B) {
 	dur := envSeconds("LVSLAB_KA_FLAP", 20*time.Second)
+	rt := "10"
+	if v, ok := os.LookupEnv("LVSLAB_KA_RT"); ok {
+		rt = v
+	}
 	l, _ := scaleLab(b, "kaf")
 	cli := nstest.New(b, "kafc")
 	nstest.Veth(b, cli, "eth0", l.dir, "ext", 1500)
 	cli.Addr("eth0", "198.51.100.2/24")
 	cli.Route("10.0.0.200/32", "198.51.100.1", "eth0")
+	cli.Route("172.16.0.0/24", "198.51.100.1", "eth0")
 	l.dir.Addr("ext", "198.51.100.1/24")
+	l.dir.Sysctl("net.ipv4.ip_forward", "1")
 	l.rs.Route("198.51.100.0/24", "172.16.0.1", "eth0")
-	e2e.StartLVSD(b, l.dir, "ext,eth0")
+	var lvsdArgs []string
+	if rt != "0" {
+		lvsdArgs = []string{"--rt-priority", rt}
+	}
+	lvsd, _ := e2e.StartLVSDProc(b, l.dir, "ext,eth0", lvsdArgs...)
 	stream := "virtual_server 10.0.0.200 9000 {\n    lb_kind NAT\n    protocol UDP\n    real_server 172.16.0.2 9000 {\n    }\n}\n"
 	l.writeConf(scaleConf(1000, stream))
 	l.rs.Run("nft", "add table inet flap\nadd set inet flap down { type ipv4_addr; }\nadd chain inet flap in { type filter hook input priority 0; }\nadd rule inet flap in ip daddr @down tcp dport 80 reject with tcp reset")
-	var udp net.PacketConn
-	if err := l.rs.Do(func() error {
-		var err error
-		udp, err = net.ListenPacket("udp", "172.16.0.2:9000")
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { udp.Close() })
+	viaLVSD, viaKernel := listenStamped(b, l.rs, "172.16.0.2:9000"), listenStamped(b, l.rs, "172.16.0.2:9001")
 	l.start("-G")
 	l.waitFor("all real servers in lvsd", func() bool { return strings.Count(l.save(), "\n-a ") >= 1001 }, l.kaLog.String)
 	time.Sleep(3 * time.Second)
@@ -167,68 +184,148 @@ func BenchmarkFlapGap(b *testing.B) {
 	set := strings.Join(elems, ", ")
 	b.ResetTimer()
 	for range b.N {
-		// The same stream without flaps first: on a shared machine the
-		// scheduler's own stalls are the floor the flapping run compares to.
+		// Without flaps first: on a shared machine the scheduler's own
+		// stalls are the floor the flapping run compares to.
 		for _, flap := range []bool{false, true} {
-			st := l.flapRun(b, cli, udp, set, dur, flap)
+			run0, wait0, _ := schedStat(lvsd.Process.Pid)
+			ka0 := procTicks(b, l.ka.Process.Pid)
+			st := l.flapRun(b, cli, viaLVSD, viaKernel, set, dur, flap)
+			run1, wait1, _ := schedStat(lvsd.Process.Pid)
+			kaCPU := float64(procTicks(b, l.ka.Process.Pid)-ka0) / dur.Seconds()
 			what := "no flaps (baseline)"
 			if flap {
 				what = "100 real servers flapping every second"
-				b.ReportMetric(ms(st.maxRecv), "max-gap-ms")
-				b.ReportMetric(ms(st.maxExtra), "max-added-gap-ms")
+				b.ReportMetric(ms(st.lvsd.maxExtra), "max-added-gap-ms")
+				b.ReportMetric(ms(st.kernel.maxExtra), "kernel-added-gap-ms")
+				b.ReportMetric(float64(st.transitions)/dur.Seconds(), "changes/s")
 			} else {
-				b.ReportMetric(ms(st.maxExtra), "baseline-added-gap-ms")
+				b.ReportMetric(ms(st.lvsd.maxExtra), "baseline-added-gap-ms")
+				b.ReportMetric(ms(st.kernel.maxExtra), "baseline-kernel-added-gap-ms")
 			}
-			b.Logf("%s for %v (%d toggles, %d lvsd changes logged): UDP stream 1 packet/ms through lvsd, %d sent, %d received (first lost seqs %v); longest gap at the real server %.2f ms, between sends %.2f ms, added by the path (arrival gap minus send gap) %.2f ms",
-				what, dur, st.flaps, st.transitions, st.sent, st.got, st.lost, ms(st.maxRecv), ms(st.maxSend), ms(st.maxExtra))
+			b.Logf("%s for %v (%d toggles, %d lvsd changes logged; lvsd --rt-priority %s: CPU %.1f%%, waited %.0f ms for a CPU; lvskeepalived CPU %.1f%%); two UDP streams of 1 packet/ms, %d packets each:",
+				what, dur, st.flaps, st.transitions, rt, float64(run1-run0)/float64(dur)*100, float64(wait1-wait0)/1e6, kaCPU, st.sent)
+			for _, s := range []struct {
+				name string
+				st   streamStats
+			}{{"through lvsd (NAT)     ", st.lvsd}, {"through the kernel only", st.kernel}} {
+				b.Logf("  %s %d received (first lost %v); longest arrival gap %.2f ms, longest send gap %.2f ms; added by the path (arrival gap minus send gap) %.2f ms",
+					s.name, s.st.got, s.st.lost, ms(s.st.maxRecv), ms(s.st.maxSend), ms(s.st.maxExtra))
+			}
 		}
 	}
 }
 
-type flapStats struct {
-	maxRecv, maxSend, maxExtra time.Duration
-	sent, got                  int
-	lost                       []uint64
-	flaps, transitions         int
+// stampedConn is a UDP socket whose datagrams carry the kernel's arrival
+// time.
+type stampedConn struct{ *net.UDPConn }
+
+func listenStamped(b *testing.B, ns *nstest.NS, addr string) stampedConn {
+	var c *net.UDPConn
+	if err := ns.Do(func() error {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return err
+		}
+		c = pc.(*net.UDPConn)
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+			if serr == nil {
+				// Room for every datagram of a run while the reader is
+				// descheduled: a loss here would pass for lvsd's.
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+			}
+		}); err != nil {
+			return err
+		}
+		return serr
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return stampedConn{c}
 }
 
-// flapRun sends the stream for dur, toggling the reject set every second
+// receive records the kernel's arrival time of every sequence number
+// until no datagram has come for 2 s.
+func (c stampedConn) receive(arr []int64) {
+	buf, oob := make([]byte, 64), make([]byte, 128)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
+		if err != nil {
+			return
+		}
+		if n < 8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(buf)
+		if seq >= uint64(len(arr)) {
+			continue
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+				arr[seq] = int64(binary.NativeEndian.Uint64(m.Data))*1e9 + int64(binary.NativeEndian.Uint64(m.Data[8:]))
+			}
+		}
+	}
+}
+
+type streamStats struct {
+	maxRecv, maxSend, maxExtra time.Duration
+	got                        int
+	lost                       []int
+}
+
+// streamOf compares the arrivals with the sends, packet after packet
+// received (a loss makes one longer gap on both sides).
+func streamOf(arr, sent []int64) streamStats {
+	var st streamStats
+	last := -1
+	for i := range sent {
+		if arr[i] == 0 {
+			if len(st.lost) < 10 {
+				st.lost = append(st.lost, i)
+			}
+			continue
+		}
+		st.got++
+		if last >= 0 {
+			gap, sgap := time.Duration(arr[i]-arr[last]), time.Duration(sent[i]-sent[last])
+			st.maxRecv, st.maxSend = max(st.maxRecv, gap), max(st.maxSend, sgap)
+			st.maxExtra = max(st.maxExtra, gap-sgap)
+		}
+		last = i
+	}
+	return st
+}
+
+type flapStats struct {
+	lvsd, kernel       streamStats
+	sent               int
+	flaps, transitions int
+}
+
+// flapRun sends both streams for dur, toggling the reject set every second
 // when flap.
-func (l *lab) flapRun(b *testing.B, cli *nstest.NS, udp net.PacketConn, set string, dur time.Duration, flap bool) flapStats {
+func (l *lab) flapRun(b *testing.B, cli *nstest.NS, viaLVSD, viaKernel stampedConn, set string, dur time.Duration, flap bool) flapStats {
 	var st flapStats
 	logBefore := len(l.kaLog.String())
-	recvDone := make(chan struct{})
-	go func() {
-		defer close(recvDone)
-		buf := make([]byte, 64)
-		var last time.Time
-		var lastSent int64
-		next := uint64(0)
-		for {
-			_ = udp.SetReadDeadline(time.Now().Add(2 * time.Second))
-			n, _, err := udp.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			now := time.Now()
-			if n < 16 {
-				continue
-			}
-			seq, sentAt := binary.BigEndian.Uint64(buf), int64(binary.BigEndian.Uint64(buf[8:]))
-			for ; next < seq && len(st.lost) < 20; next++ {
-				st.lost = append(st.lost, next)
-			}
-			next = seq + 1
-			if !last.IsZero() {
-				gap := now.Sub(last)
-				st.maxRecv = max(st.maxRecv, gap)
-				// what the path added: the arrival gap beyond the send gap
-				st.maxExtra = max(st.maxExtra, gap-time.Duration(sentAt-lastSent))
-			}
-			last, lastSent = now, sentAt
-			st.got++
-		}
-	}()
+	n := int(dur / time.Millisecond)
+	sentL, sentK := make([]int64, n), make([]int64, n)
+	arrL, arrK := make([]int64, n), make([]int64, n)
+	var rx sync.WaitGroup
+	rx.Add(2)
+	go func() { defer rx.Done(); viaLVSD.receive(arrL) }()
+	go func() { defer rx.Done(); viaKernel.receive(arrK) }()
 	stop := make(chan struct{})
 	flapDone := make(chan struct{})
 	go func() {
@@ -258,28 +355,42 @@ func (l *lab) flapRun(b *testing.B, cli *nstest.NS, udp net.PacketConn, set stri
 		}
 	}()
 	err := cli.Do(func() error {
-		c, err := net.Dial("udp", "10.0.0.200:9000")
+		lc, err := net.Dial("udp", "10.0.0.200:9000")
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		msg := make([]byte, 16)
-		end := time.Now().Add(dur)
-		next := time.Now()
-		var last time.Time
-		for time.Now().Before(end) {
-			next = next.Add(time.Millisecond)
-			for time.Now().Before(next) {
-			} // spin: a timer's jitter would be the sender's gap, not lvsd's
-			now := time.Now()
-			if !last.IsZero() {
-				st.maxSend = max(st.maxSend, now.Sub(last))
+		defer lc.Close()
+		kc, err := net.Dial("udp", "172.16.0.2:9001")
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		msg := make([]byte, 8)
+		var next unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &next); err != nil {
+			return err
+		}
+		for st.sent < n {
+			next = unix.NsecToTimespec(next.Nano() + int64(time.Millisecond))
+			for {
+				err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &next, nil)
+				if err != unix.EINTR {
+					break
+				}
 			}
-			last = now
 			binary.BigEndian.PutUint64(msg, uint64(st.sent))
-			binary.BigEndian.PutUint64(msg[8:], uint64(now.UnixNano()))
-			if _, err := c.Write(msg); err == nil {
-				st.sent++
+			sentL[st.sent] = time.Now().UnixNano()
+			if _, err := lc.Write(msg); err != nil {
+				return err
+			}
+			sentK[st.sent] = time.Now().UnixNano()
+			if _, err := kc.Write(msg); err != nil {
+				return err
+			}
+			st.sent++
+			var now unix.Timespec
+			if unix.ClockGettime(unix.CLOCK_MONOTONIC, &now) == nil && now.Nano()-next.Nano() > int64(time.Millisecond) {
+				next = now // descheduled: carry on from now, not in a burst
 			}
 		}
 		return nil
@@ -289,10 +400,32 @@ func (l *lab) flapRun(b *testing.B, cli *nstest.NS, udp net.PacketConn, set stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	<-recvDone
+	rx.Wait()
+	st.lvsd, st.kernel = streamOf(arrL, sentL), streamOf(arrK, sentK)
 	log := l.kaLog.String()[logBefore:]
 	st.transitions = strings.Count(log, "Removing service") + strings.Count(log, "Adding service")
 	return st
+}
+
+// schedStat sums /proc/PID/task/*/schedstat: nanoseconds on a CPU,
+// nanoseconds runnable waiting for one, timeslices.
+func schedStat(pid int) (run, wait, slices int64) {
+	dirs, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, d := range dirs {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st))
+		if len(f) < 3 {
+			continue
+		}
+		a, _ := strconv.ParseInt(f[0], 10, 64)
+		w, _ := strconv.ParseInt(f[1], 10, 64)
+		k, _ := strconv.ParseInt(f[2], 10, 64)
+		run, wait, slices = run+a, wait+w, slices+k
+	}
+	return run, wait, slices
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -45,6 +45,10 @@ func BenchmarkE2E(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("LVSLAB_E2E_NICE")); err == nil {
 		cfg.Nice = v
 	}
+	forwarders, err := ParseForwarders(os.Getenv("LVSLAB_E2E_FORWARDERS"))
+	if err != nil {
+		b.Fatalf("LVSLAB_E2E_FORWARDERS: %v", err)
+	}
 	lab := New(b, cfg)
 
 	var results []Result
@@ -52,7 +56,7 @@ func BenchmarkE2E(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for round := range rounds {
-			for _, f := range All() {
+			for _, f := range forwarders {
 				if failed[f] != nil {
 					continue
 				}
@@ -63,7 +67,7 @@ func BenchmarkE2E(b *testing.B) {
 					continue
 				}
 				results = append(results, r)
-				b.Logf("round %d %-9s rx %6.1f kpps  offered %6.1f kpps  fwd CPU %3.0f%% (idle %3.0f%%) %5.0f ns/frame  sink drops %d  %s",
+				b.Logf("round %d %-16s rx %6.1f kpps  offered %6.1f kpps  fwd CPU %3.0f%% (idle %3.0f%%) %5.0f ns/frame  sink drops %d  %s",
 					round+1, f, r.RxPPS/1e3, r.TxPPS/1e3, 100*r.CPUShare(), 100*r.FwdIdle.Seconds()/r.Window.Seconds(),
 					r.NsPerFrame(), r.SinkDrops, r.Note)
 			}
@@ -81,7 +85,9 @@ func BenchmarkE2E(b *testing.B) {
 	if cfg.Rate > 0 {
 		offered = fmt.Sprintf("capped at %.0f pps", cfg.Rate)
 	}
-	title := fmt.Sprintf("End-to-end UDP forwarding: 64-byte frames, %d flows, veth+netns, offered %s,\n%s; median of %d rounds of %v (after %v warm-up)",
+	title := fmt.Sprintf("End-to-end forwarding: 64-byte frames, %d flows, veth+netns, offered %s,\n%s; median of %d rounds of %v (after %v warm-up).\n"+
+		"UDP rows: UDP frames. -tcp rows: TCP data segments of established connections (each flow's handshake\n"+
+		"done through the forwarder before the window; +sp: lvsd's SYN proxy on), ratios against the reference on the same TCP frames.",
 		lab.Flows(), offered, placement, s.Rounds, cfg.Window, cfg.Warmup)
 	// The table goes to stdout as it is: it is what `make bench` shows.
 	fmt.Print("\n" + s.Table(title) + "\n")
@@ -103,7 +109,7 @@ func BenchmarkE2E(b *testing.B) {
 	}
 	if len(failed) > 0 {
 		var errs []error
-		for _, f := range All() {
+		for _, f := range forwarders {
 			if failed[f] != nil {
 				errs = append(errs, failed[f])
 			}

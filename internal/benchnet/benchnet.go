@@ -46,6 +46,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,10 +82,62 @@ const (
 	LVSDNAT  Forwarder = "lvsd-nat"  // lvsd, masquerading
 	LVSDFNAT Forwarder = "lvsd-fnat" // lvsd, FULLNAT from one local address
 	NftDNAT  Forwarder = "nft-dnat"  // the kernel: ip_forward + nftables DNAT
+
+	// The same on established TCP flows (64-byte data segments, each
+	// flow's handshake done through the forwarder first), and lvsd's SYN
+	// proxy, which forwards nothing else, in front of NAT and FULLNAT.
+	RefTCP        Forwarder = "ref-tcp"
+	LVSDDRTCP     Forwarder = "lvsd-dr-tcp"
+	LVSDNATTCP    Forwarder = "lvsd-nat-tcp"
+	LVSDFNATTCP   Forwarder = "lvsd-fnat-tcp"
+	LVSDNATSPTCP  Forwarder = "lvsd-nat+sp-tcp"
+	LVSDFNATSPTCP Forwarder = "lvsd-fnat+sp-tcp"
 )
 
 // All returns every forwarder, in the order a round runs them.
-func All() []Forwarder { return []Forwarder{Ref, LVSDDR, LVSDNAT, LVSDFNAT, NftDNAT} }
+func All() []Forwarder {
+	return []Forwarder{Ref, LVSDDR, LVSDNAT, LVSDFNAT, NftDNAT,
+		RefTCP, LVSDDRTCP, LVSDNATTCP, LVSDFNATTCP, LVSDNATSPTCP, LVSDFNATSPTCP}
+}
+
+// TCP says whether f is measured on TCP frames.
+func (f Forwarder) TCP() bool { return strings.HasSuffix(string(f), "-tcp") }
+
+// SynProxy says whether f is lvsd with the SYN proxy on.
+func (f Forwarder) SynProxy() bool { return strings.Contains(string(f), "+sp") }
+
+// Method is f without protocol and SYN proxy: ref, lvsd-dr, lvsd-nat,
+// lvsd-fnat or nft-dnat.
+func (f Forwarder) Method() Forwarder {
+	m := strings.TrimSuffix(string(f), "-tcp")
+	return Forwarder(strings.TrimSuffix(m, "+sp"))
+}
+
+// Reference is the forwarder f's rate is compared with: the reference
+// forwarder on the same frames.
+func (f Forwarder) Reference() Forwarder {
+	if f.TCP() {
+		return RefTCP
+	}
+	return Ref
+}
+
+// ParseForwarders reads a comma-separated list of forwarder names ("" is
+// all of them).
+func ParseForwarders(list string) ([]Forwarder, error) {
+	if list == "" {
+		return All(), nil
+	}
+	var out []Forwarder
+	for _, name := range strings.Split(list, ",") {
+		f := Forwarder(strings.TrimSpace(name))
+		if !slices.Contains(All(), f) {
+			return nil, fmt.Errorf("unknown forwarder %q (known: %v)", f, All())
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
 
 // Config tunes the lab. Zero values take the defaults given.
 type Config struct {
@@ -171,6 +224,13 @@ func New(tb testing.TB, cfg Config) *Lab {
 	nstest.Veth(tb, l.Gen, "g0", l.Fwd, "f0", 1500)
 	nstest.Veth(tb, l.Fwd, "f1", l.Sink, "s0", 1500)
 	l.Gen.Addr("g0", ClientIP+"/24")
+	// Every source address is the generator's, so that the forwarders'
+	// ARP for the clients is answered (TCP's handshakes come back).
+	src := netip.MustParseAddr(ClientIP)
+	for range cfg.SrcAddrs - 1 {
+		src = src.Next()
+		l.Gen.Addr("g0", src.String()+"/24")
+	}
 	l.Fwd.Addr("f0", FwdInIP+"/24")
 	l.Fwd.Addr("f1", FwdOutIP+"/24")
 	l.Sink.Addr("s0", RIP+"/24")
@@ -185,6 +245,14 @@ func New(tb testing.TB, cfg Config) *Lab {
 	nftScript(tb, l.Sink, `table netdev benchsink {
 	chain in {
 		type filter hook ingress device "s0" priority 0; policy accept;
+		meta protocol ip counter drop
+	}
+}`)
+	// Nor the generator's kernel the answers to its TCP handshakes, which
+	// it would reset: raw frames did those, not its sockets.
+	nftScript(tb, l.Gen, `table netdev benchgen {
+	chain in {
+		type filter hook ingress device "g0" priority 0; policy accept;
 		meta protocol ip counter drop
 	}
 }`)
@@ -255,12 +323,16 @@ func (l *Lab) Run(ctx context.Context, fwd Forwarder) (res Result, err error) {
 	defer cancel()
 
 	var fw running
-	switch fwd {
+	switch fwd.Method() {
 	case Ref:
 		fw, err = l.startRef(ctx)
 	case LVSDDR, LVSDNAT, LVSDFNAT:
 		fw, err = l.startLVSD(ctx, fwd)
 	case NftDNAT:
+		if fwd.TCP() {
+			err = errors.New("the kernel's DNAT is measured on UDP only")
+			break
+		}
 		if l.fwdCPU >= 0 {
 			// The kernel forwards in f0's receive processing: steer it to
 			// the forwarder's CPU, and the sink's receive processing off
@@ -287,22 +359,34 @@ func (l *Lab) Run(ctx context.Context, fwd Forwarder) (res Result, err error) {
 
 	var sink *pktgen.Sink
 	if err := l.Sink.Do(func() (err error) {
-		sink, err = pktgen.OpenSink(pktgen.SinkConfig{Interface: "s0", DstPort: Port})
+		sink, err = pktgen.OpenSink(pktgen.SinkConfig{Interface: "s0", DstPort: Port, TCP: fwd.TCP()})
 		return err
 	}); err != nil {
 		return res, err
 	}
 	defer sink.Close()
+	flows := pktgen.Flows{
+		SrcMAC: l.genMAC, DstMAC: l.f0MAC,
+		Src: netip.MustParseAddr(ClientIP), SrcAddrs: l.cfg.SrcAddrs, Ports: l.cfg.Ports,
+		Dst: netip.AddrPortFrom(netip.MustParseAddr(VIP), Port),
+	}
+	var frames [][]byte
+	if fwd.TCP() {
+		if frames, err = l.establish(ctx, fwd, flows); err != nil {
+			if fwd.Method() != Ref {
+				stats, _ := l.Fwd.Try(l.lvsadm, "-L", "-n", "--stats", "--exact")
+				err = fmt.Errorf("%w\nlvsadm -L -n --stats:\n%s", err, stats)
+			}
+			return res, fmt.Errorf("%s: %w", fwd, err)
+		}
+	}
 	var gen *pktgen.Generator
 	if err := l.Gen.Do(func() (err error) {
 		gen, err = pktgen.Open(pktgen.Config{
 			Interface: "g0",
-			Flows: pktgen.Flows{
-				SrcMAC: l.genMAC, DstMAC: l.f0MAC,
-				Src: netip.MustParseAddr(ClientIP), SrcAddrs: l.cfg.SrcAddrs, Ports: l.cfg.Ports,
-				Dst: netip.AddrPortFrom(netip.MustParseAddr(VIP), Port),
-			},
-			Rate: l.cfg.Rate,
+			Flows:     flows,
+			Frames:    frames,
+			Rate:      l.cfg.Rate,
 			// The generator's cost is not under test: skip the qdisc.
 			Batch: 256,
 			Port:  capture.Config{QdiscBypass: true, TXFrames: 1024},
@@ -365,6 +449,73 @@ func (l *Lab) Run(ctx context.Context, fwd Forwarder) (res Result, err error) {
 		res.FwdCPU = c1 - c0
 	}
 	return res, nil
+}
+
+// establish opens every flow's TCP connection through the forwarder (the
+// real server's side answered by a pktgen.Responder on the sink) and
+// returns the flows' data frames. The responder is closed before the
+// measurement: a second packet socket on s0 would add its tap's copy to
+// the forwarder's CPU, which the UDP rows do not pay.
+func (l *Lab) establish(ctx context.Context, fwd Forwarder, flows pktgen.Flows) ([][]byte, error) {
+	var resp *pktgen.Responder
+	if err := l.Sink.Do(func() (err error) {
+		resp, err = pktgen.OpenResponder("s0", Port)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer resp.Close()
+	rctx, stopResp := context.WithCancel(ctx)
+	respDone := goPinned(l.genCPU, 0, func() error { return resp.Run(rctx) })
+	var frames [][]byte
+	m := fwd.Method()
+	establish := func() error {
+		return l.Gen.Do(func() (err error) {
+			// DR's real server answers around the forwarder; the reference
+			// tracks nothing: neither returns SYN/ACKs.
+			frames, err = pktgen.Establish(ctx, pktgen.EstablishConfig{Interface: "g0", Flows: flows,
+				WaitSYNACK: m == LVSDNAT || m == LVSDFNAT})
+			return err
+		})
+	}
+	err := establish()
+	// A frame lost on a busy machine loses a connection the client cannot
+	// see lost where no SYN/ACK comes back from the real server: DR's, and
+	// the SYN proxy's (the proxy answers the SYN itself; a lost ACK
+	// leaves no connection, and a lost SYN to the real server is re-sent
+	// only after 3 s). Count at the real server, and try again: DR by
+	// another handshake, the proxy by the data frames, which carry the
+	// cookie's ACK too.
+	for try := 0; err == nil && m != Ref && resp.Answered() < uint64(len(frames)); try++ {
+		for end := time.Now().Add(time.Second); resp.Answered() < uint64(len(frames)) && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if resp.Answered() >= uint64(len(frames)) || try == 3 {
+			break
+		}
+		switch {
+		case m == LVSDDR:
+			err = establish()
+		case fwd.SynProxy():
+			err = l.Gen.Do(func() error {
+				g, err := pktgen.Open(pktgen.Config{Interface: "g0", Frames: frames, Count: uint64(len(frames)), Rate: 100e3})
+				if err != nil {
+					return err
+				}
+				defer g.Close()
+				_, err = g.Run(ctx)
+				return err
+			})
+		}
+	}
+	stopResp()
+	if rerr := <-respDone; err == nil {
+		err = rerr
+	}
+	if err == nil && fwd.Method() != Ref && resp.Answered() < uint64(len(frames)) {
+		err = fmt.Errorf("the real server answered %d of %d SYNs", resp.Answered(), len(frames))
+	}
+	return frames, err
 }
 
 // goPinned runs fn on a goroutine locked to a thread bound to cpu (any CPU
@@ -447,7 +598,8 @@ func (l *Lab) startRef(ctx context.Context) (running, error) {
 // (lvsd answers ARP for it).
 const LocalIP = "10.1.0.100"
 
-// startLVSD runs lvsd on f0,f1 with one UDP service on VIP:Port and the
+// startLVSD runs lvsd on f0,f1 with one service on VIP:Port (UDP, or TCP
+// for the -tcp forwarders, with the SYN proxy for the +sp ones) and the
 // sink as its only real server, by DR, NAT or FULLNAT (from LocalIP).
 func (l *Lab) startLVSD(ctx context.Context, fwd Forwarder) (running, error) {
 	p, err := l.start(ctx, l.taskset(l.lvsd, "-i", "f0,f1", "--log-level", "warn")...)
@@ -469,16 +621,24 @@ func (l *Lab) startLVSD(ctx context.Context, fwd Forwarder) (running, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	svc := fmt.Sprintf("%s:%d", VIP, Port)
-	cmds := [][]string{{"-A", "-u", svc, "-s", "rr"}}
+	proto := "-u"
+	if fwd.TCP() {
+		proto = "-t"
+	}
+	add := []string{"-A", proto, svc, "-s", "rr"}
+	if fwd.SynProxy() {
+		add = append(add, "-j", "enable")
+	}
+	cmds := [][]string{add}
 	method := "-g"
-	switch fwd {
+	switch fwd.Method() {
 	case LVSDNAT:
 		method = "-m"
 	case LVSDFNAT:
 		method = "-b"
-		cmds = append(cmds, []string{"-P", "-u", svc, "-z", LocalIP})
+		cmds = append(cmds, []string{"-P", proto, svc, "-z", LocalIP})
 	}
-	cmds = append(cmds, []string{"-a", "-u", svc, "-r", fmt.Sprintf("%s:%d", RIP, Port), method})
+	cmds = append(cmds, []string{"-a", proto, svc, "-r", fmt.Sprintf("%s:%d", RIP, Port), method})
 	for _, args := range cmds {
 		if out, err := l.Fwd.Try(l.lvsadm, args...); err != nil {
 			return fail(fmt.Errorf("lvsadm %s: %w: %s", strings.Join(args, " "), err, out))
@@ -533,7 +693,7 @@ func (l *Lab) startNft() (running, error) {
 // serviceLine picks the service's counters out of lvsadm --stats output.
 func serviceLine(stats string) string {
 	for _, line := range strings.Split(stats, "\n") {
-		if strings.HasPrefix(line, "UDP") {
+		if strings.HasPrefix(line, "UDP") || strings.HasPrefix(line, "TCP") {
 			f := strings.Fields(line)
 			if len(f) >= 4 {
 				return fmt.Sprintf("service conns %s, in packets %s", f[2], f[3])

@@ -6,9 +6,12 @@ import (
 	"strings"
 )
 
-// DRTarget is the acceptance bar: lvsd DR forwards at least this fraction
-// of the reference forwarder's rate.
-const DRTarget = 0.8
+// The acceptance bars: lvsd DR and FULLNAT forward at least these
+// fractions of the reference forwarder's rate.
+const (
+	DRTarget   = 0.8
+	FNATTarget = 0.85
+)
 
 // Summary is the median of each forwarder's runs and the ratios between
 // them. Medians, not means: one run disturbed by a neighbour on a shared
@@ -48,6 +51,9 @@ func Summarize(results []Result, failed map[Forwarder]error) Summary {
 	var s Summary
 	med, speed := map[Forwarder]float64{}, map[Forwarder]float64{}
 	for _, f := range All() {
+		if failed[f] == nil && !slices.ContainsFunc(results, func(r Result) bool { return r.Forwarder == f }) {
+			continue // not run
+		}
 		row := Row{Forwarder: f}
 		var tx, share, cost []float64
 		for _, r := range results {
@@ -79,10 +85,17 @@ func Summarize(results []Result, failed map[Forwarder]error) Summary {
 	return s
 }
 
-// ratios are the acceptance ratios between the forwarders' figures.
+// ratios are each forwarder's figure over its reference's (the reference
+// forwarder on the same frames), and DR's over the kernel's.
 func ratios(v map[Forwarder]float64) []Ratio {
 	var out []Ratio
-	for _, p := range [][2]Forwarder{{LVSDDR, Ref}, {LVSDNAT, Ref}, {LVSDFNAT, Ref}, {NftDNAT, Ref}, {LVSDDR, NftDNAT}} {
+	var pairs [][2]Forwarder
+	for _, f := range All() {
+		if f != f.Reference() {
+			pairs = append(pairs, [2]Forwarder{f, f.Reference()})
+		}
+	}
+	for _, p := range append(pairs, [2]Forwarder{LVSDDR, NftDNAT}) {
 		a, okA := v[p[0]]
 		b, okB := v[p[1]]
 		r := Ratio{Name: string(p[0]) + "/" + string(p[1]), OK: okA && okB && b > 0}
@@ -117,10 +130,10 @@ func find(rs []Ratio, name string) (float64, bool) {
 func (s Summary) Table(title string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", title)
-	fmt.Fprintf(&b, "%-9s %8s %8s %6s %6s %8s  %s\n", "forwarder", "rx kpps", "offered", "deliv", "fwdCPU", "ns/frame", "runs (rx kpps, in order)")
+	fmt.Fprintf(&b, "%-16s %8s %8s %6s %6s %8s  %s\n", "forwarder", "rx kpps", "offered", "deliv", "fwdCPU", "ns/frame", "runs (rx kpps, in order)")
 	for _, r := range s.Rows {
 		if len(r.Runs) == 0 {
-			fmt.Fprintf(&b, "%-9s %8s %8s %6s %6s %8s  failed: %s\n", r.Forwarder, "-", "-", "-", "-", "-", r.Failed)
+			fmt.Fprintf(&b, "%-16s %8s %8s %6s %6s %8s  failed: %s\n", r.Forwarder, "-", "-", "-", "-", "-", r.Failed)
 			continue
 		}
 		runs := make([]string, len(r.Runs))
@@ -131,7 +144,7 @@ func (s Summary) Table(title string) string {
 		if r.NsPerFrame > 0 {
 			cost = fmt.Sprintf("%.0f", r.NsPerFrame)
 		}
-		line := fmt.Sprintf("%-9s %8.1f %8.1f %5.0f%% %5.0f%% %8s  %s", r.Forwarder, r.RxPPS/1e3, r.TxPPS/1e3,
+		line := fmt.Sprintf("%-16s %8.1f %8.1f %5.0f%% %5.0f%% %8s  %s", r.Forwarder, r.RxPPS/1e3, r.TxPPS/1e3,
 			100*r.RxPPS/r.TxPPS, 100*r.CPUShare, cost, strings.Join(runs, " "))
 		if r.Failed != "" {
 			line += "  (then failed: " + r.Failed + ")"
@@ -143,15 +156,32 @@ func (s Summary) Table(title string) string {
 			fmt.Fprintf(&b, "note: %s took nearly all it was offered: its rate is a lower bound (the generator's limit); see its CPU cost.\n", r.Forwarder)
 		}
 	}
-	writeRatios(&b, "ratios of median rx rates:", s.Ratios)
-	writeRatios(&b, "ratios by CPU cost/frame: ", s.CostRatios)
-	if v, ok := s.Ratio("lvsd-dr/ref"); ok {
+	ran := map[Forwarder]bool{}
+	for _, r := range s.Rows {
+		ran[r.Forwarder] = true
+	}
+	for _, tcp := range []bool{false, true} {
+		proto := "UDP"
+		if tcp {
+			proto = "TCP"
+		}
+		writeRatios(&b, proto+" ratios of median rx rates:", s.Ratios, ran, tcp)
+		writeRatios(&b, proto+" ratios by CPU cost/frame: ", s.CostRatios, ran, tcp)
+	}
+	for _, t := range []struct {
+		name string
+		bar  float64
+	}{{"lvsd-dr/ref", DRTarget}, {"lvsd-fnat/ref", FNATTarget}, {"lvsd-fnat-tcp/ref-tcp", FNATTarget}} {
+		v, ok := s.Ratio(t.name)
+		if !ok {
+			continue
+		}
 		verdict := "met"
-		if v < DRTarget {
+		if v < t.bar {
 			verdict = "NOT met"
 		}
-		fmt.Fprintf(&b, "target lvsd-dr/ref >= %.2f (rx rates): %s (%.2f)", DRTarget, verdict, v)
-		if c, ok := s.CostRatio("lvsd-dr/ref"); ok {
+		fmt.Fprintf(&b, "target %s >= %.2f (rx rates): %s (%.2f)", t.name, t.bar, verdict, v)
+		if c, ok := s.CostRatio(t.name); ok {
 			fmt.Fprintf(&b, "; by CPU cost %.2f", c)
 		}
 		b.WriteString("\n")
@@ -159,16 +189,24 @@ func (s Summary) Table(title string) string {
 	return b.String()
 }
 
-func writeRatios(b *strings.Builder, label string, rs []Ratio) {
-	b.WriteString(label)
+// writeRatios prints the ratios of one protocol's forwarders among those
+// that ran, if any.
+func writeRatios(b *strings.Builder, label string, rs []Ratio, ran map[Forwarder]bool, tcp bool) {
+	var line strings.Builder
 	for _, r := range rs {
+		num, den, _ := strings.Cut(r.Name, "/")
+		if Forwarder(num).TCP() != tcp || !ran[Forwarder(num)] || !ran[Forwarder(den)] {
+			continue
+		}
 		if r.OK {
-			fmt.Fprintf(b, "  %s %.2f", r.Name, r.Value)
+			fmt.Fprintf(&line, "  %s %.2f", r.Name, r.Value)
 		} else {
-			fmt.Fprintf(b, "  %s -", r.Name)
+			fmt.Fprintf(&line, "  %s -", r.Name)
 		}
 	}
-	b.WriteString("\n")
+	if line.Len() > 0 {
+		b.WriteString(label + line.String() + "\n")
+	}
 }
 
 func median(v []float64) float64 {

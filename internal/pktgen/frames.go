@@ -127,23 +127,7 @@ func BuildUDP(b []byte, srcMAC, dstMAC [6]byte, src, dst netip.AddrPort) {
 	if len(b) < HeadersLen {
 		panic(errors.New("pktgen: frame buffer shorter than the headers"))
 	}
-	copy(b[0:6], dstMAC[:])
-	copy(b[6:12], srcMAC[:])
-	binary.BigEndian.PutUint16(b[12:14], rewrite.EtherTypeIPv4)
-
-	ip := b[ethLen : ethLen+ipv4Len]
-	ip[0] = 0x45 // version 4, 20-byte header
-	ip[1] = 0
-	binary.BigEndian.PutUint16(ip[2:4], uint16(len(b)-ethLen))
-	binary.BigEndian.PutUint16(ip[4:6], 0)      // ID: DF set, never fragmented
-	binary.BigEndian.PutUint16(ip[6:8], 0x4000) // DF
-	ip[8] = 64                                  // TTL
-	ip[9] = rewrite.ProtoUDP
-	ip[10], ip[11] = 0, 0
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:12], rewrite.Checksum(ip))
+	ipHeader(b, srcMAC, dstMAC, src.Addr(), dst.Addr(), rewrite.ProtoUDP)
 
 	udp := b[ethLen+ipv4Len:]
 	binary.BigEndian.PutUint16(udp[0:2], src.Port())

@@ -19,6 +19,9 @@ type Config struct {
 	Interface string
 	// Flows are the frames sent, round robin over the flows.
 	Flows Flows
+	// Frames, if set, are sent instead of Flows' (prebuilt by the caller:
+	// Establish's TCP data frames).
+	Frames [][]byte
 	// Batch is the number of frames per WriteBatch (default 64).
 	Batch int
 	// Rate caps the frames sent per second; 0 sends as fast as the port
@@ -68,9 +71,12 @@ func Open(cfg Config) (*Generator, error) {
 	if cfg.Rate < 0 {
 		return nil, fmt.Errorf("pktgen: negative rate %v", cfg.Rate)
 	}
-	bufs, err := cfg.Flows.Frames()
-	if err != nil {
-		return nil, err
+	bufs := cfg.Frames
+	if bufs == nil {
+		var err error
+		if bufs, err = cfg.Flows.Frames(); err != nil {
+			return nil, err
+		}
 	}
 	pc := cfg.Port
 	pc.Interface, pc.Ifindex, pc.NoRX, pc.NoTX, pc.Fanout = cfg.Interface, 0, true, false, nil

@@ -22,6 +22,8 @@ type SinkConfig struct {
 	// if Dst is valid, to Dst (MatchUDP).
 	DstPort uint16
 	Dst     netip.Addr
+	// TCP counts TCP segments carrying data (MatchTCPData) instead.
+	TCP bool
 	// Batch is the number of frames per read (default 256).
 	Batch int
 	// Port is the template for the receive port. Zero ring settings get a
@@ -36,6 +38,7 @@ type SinkConfig struct {
 type Sink struct {
 	cfg     SinkConfig
 	port    *capture.AFPacket
+	match   func(frame []byte, dst netip.Addr, dport uint16) bool
 	matched atomic.Uint64
 	other   atomic.Uint64
 }
@@ -90,7 +93,11 @@ func OpenSink(cfg SinkConfig) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pktgen sink: %w", err)
 	}
-	return &Sink{cfg: cfg, port: port}, nil
+	s := &Sink{cfg: cfg, port: port, match: MatchUDP}
+	if cfg.TCP {
+		s.match = MatchTCPData
+	}
+	return s, nil
 }
 
 // Run counts frames until ctx is done or the port is closed.
@@ -102,7 +109,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		n, err := s.port.ReadBatchZeroCopy(frames)
 		var matched uint64
 		for i := range n {
-			if MatchUDP(frames[i].Data(), s.cfg.Dst, s.cfg.DstPort) {
+			if s.match(frames[i].Data(), s.cfg.Dst, s.cfg.DstPort) {
 				matched++
 			}
 		}

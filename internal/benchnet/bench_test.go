@@ -117,3 +117,72 @@ func BenchmarkE2E(b *testing.B) {
 		b.Logf("failures:\n%v", errors.Join(errs...))
 	}
 }
+
+// BenchmarkE2EHandshakes is the second table of issue 11's acceptance 5:
+// new TCP connections per second through lvsd NAT with and without the
+// SYN proxy, completed handshakes counted from what comes back (the real
+// server's greeting), and lvsd's CPU per connection; interleaved rounds,
+// medians. Environment as BenchmarkE2E's (rounds, window, warm-up, no
+// pinning, nice).
+func BenchmarkE2EHandshakes(b *testing.B) {
+	if why := Available(); why != "" {
+		testenv.Skip(b, "end-to-end benchmark: "+why)
+	}
+	nstest.Require(b)
+	rounds := 5
+	if v, err := strconv.Atoi(os.Getenv("LVSLAB_E2E_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	cfg := Config{
+		Warmup: EnvDuration("LVSLAB_E2E_WARMUP", 500*time.Millisecond),
+		Window: EnvDuration("LVSLAB_E2E_WINDOW", 1500*time.Millisecond),
+		NoPin:  os.Getenv("LVSLAB_E2E_NOPIN") == "1",
+		Nice:   -10,
+	}
+	if v, err := strconv.Atoi(os.Getenv("LVSLAB_E2E_NICE")); err == nil {
+		cfg.Nice = v
+	}
+	lab := New(b, cfg)
+	if err := lab.ServeHandshakes(); err != nil {
+		b.Fatal(err)
+	}
+	var results []HSResult
+	failed := map[Forwarder]error{}
+	b.ResetTimer()
+	for range b.N {
+		for round := range rounds {
+			for _, f := range HandshakeForwarders() {
+				if failed[f] != nil {
+					continue
+				}
+				r, err := lab.RunHandshakes(context.Background(), f)
+				if err != nil {
+					failed[f] = err
+					b.Errorf("round %d: %v", round+1, err)
+					continue
+				}
+				results = append(results, r)
+				c := r.Counts
+				b.Logf("round %d %-16s %6.0f conns/s  SYNs %d  SYN/ACKs %d  completed %d  refused %d  lost %d  fwd CPU %3.0f%% %6.0f ns/conn  %s",
+					round+1, f, r.Rate(), c.Started, c.SYNACKs, c.Completed, c.Refused, c.Lost, 100*r.CPUShare(), r.NsPerConn(), r.Note)
+			}
+		}
+	}
+	b.StopTimer()
+
+	rows := SummarizeHandshakes(results, failed)
+	gen, fwd := lab.Pinned()
+	placement := "CPU placement left to the scheduler"
+	if fwd >= 0 {
+		placement = fmt.Sprintf("lvsd on CPU %d; generator, real server (accept loop and, by RPS, its TCP stack) on CPU %d; nice %d", fwd, gen, cfg.Nice)
+	}
+	title := fmt.Sprintf("New TCP connections through lvsd NAT (SYN -> SYN/ACK -> ACK -> the server's greeting -> RST; raw-frame clients,\n"+
+		"%d sources, 1024 in flight, closed loop) to a kernel listener; %s;\nmedian of %d rounds of %v (after %v warm-up)",
+		HSAddrs*HSPorts, placement, rounds, cfg.Window, cfg.Warmup)
+	fmt.Print("\n" + HandshakeTable(title, rows) + "\n")
+	for _, r := range rows {
+		if len(r.Runs) > 0 {
+			b.ReportMetric(r.Rate, string(r.Forwarder)+"-conns/s")
+		}
+	}
+}

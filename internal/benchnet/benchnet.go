@@ -190,6 +190,7 @@ type Lab struct {
 	genMAC, f0MAC, s0MAC   [6]byte
 	lvsd, lvsadm, benchfwd string
 	ksoftirqd              int // PID of the forwarder CPU's, 0 if unknown
+	hsOffset               int // first handshake source of the next run
 }
 
 // Available says why the lab cannot run here, or "" if it can.

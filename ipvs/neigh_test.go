@@ -309,3 +309,26 @@ func BenchmarkARPFlood(b *testing.B) {
 		te.feed(te.ext, f)
 	}
 }
+
+// The last entry found is kept for the next lookup: a removed one must not
+// come back from there, nor an entry of another interface or address.
+func TestNeighHotEntry(t *testing.T) {
+	te := newTestEngine(t, "-m")
+	a, b := netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.8")
+	na := te.neigh.learn(a, clientMAC, te.ext, te.clock, true)
+	te.neigh.learn(b, rsMAC, te.ext, te.clock, true)
+	if got := te.neigh.get(te.ext, a); got != na {
+		t.Fatalf("get(%s) = %p, want %p", a, got, na)
+	}
+	if got := te.neigh.get(te.int, a); got != nil {
+		t.Errorf("get(%s) on the other interface = %+v, want none", a, got)
+	}
+	if got := te.neigh.get(te.ext, b); got == nil || got.mac != rsMAC {
+		t.Errorf("get(%s) = %+v, want its own entry", b, got)
+	}
+	te.neigh.get(te.ext, a)
+	te.neigh.remove(na)
+	if got := te.neigh.get(te.ext, a); got != nil {
+		t.Errorf("get(%s) after remove = %+v, want none", a, got)
+	}
+}

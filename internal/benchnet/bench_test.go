@@ -177,8 +177,8 @@ func BenchmarkE2EHandshakes(b *testing.B) {
 		placement = fmt.Sprintf("lvsd on CPU %d; generator, real server (accept loop and, by RPS, its TCP stack) on CPU %d; nice %d", fwd, gen, cfg.Nice)
 	}
 	title := fmt.Sprintf("New TCP connections through lvsd NAT (SYN -> SYN/ACK -> ACK -> the server's greeting -> RST; raw-frame clients,\n"+
-		"%d sources, 1024 in flight, closed loop) to a kernel listener; %s;\nmedian of %d rounds of %v (after %v warm-up)",
-		HSAddrs*HSPorts, placement, rounds, cfg.Window, cfg.Warmup)
+		"%d sources, %d in flight, closed loop) to a kernel listener; %s;\nmedian of %d rounds of %v (after %v warm-up)",
+		HSAddrs*HSPorts, HSInFlight, placement, rounds, cfg.Window, max(cfg.Warmup, 1200*time.Millisecond))
 	fmt.Print("\n" + HandshakeTable(title, rows) + "\n")
 	for _, r := range rows {
 		if len(r.Runs) > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"lvslab/internal/pktgen"
 	"lvslab/internal/testenv"
 )
 
@@ -103,5 +104,31 @@ func TestKsoftirqd(t *testing.T) {
 	}
 	if _, err := processTime(pid); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestHandshakeTable(t *testing.T) {
+	run := func(f Forwarder, done uint64, cpu time.Duration) HSResult {
+		return HSResult{Forwarder: f, Counts: pktgen.HandshakeCounts{Started: done + 10, SYNACKs: done, Completed: done, Lost: 10},
+			Window: time.Second, FwdCPU: cpu}
+	}
+	results := []HSResult{
+		run(LVSDNATTCP, 30000, 500*time.Millisecond), run(LVSDNATSPTCP, 20000, 400*time.Millisecond),
+		run(LVSDNATTCP, 40000, 500*time.Millisecond), run(LVSDNATSPTCP, 24000, 480*time.Millisecond),
+		run(LVSDNATTCP, 35000, 700*time.Millisecond),
+	}
+	rows := SummarizeHandshakes(results, nil)
+	if len(rows) != 2 || rows[0].Rate != 35000 || rows[1].Rate != 22000 {
+		t.Fatalf("rows %+v", rows)
+	}
+	// ns/conn: NAT 16667, 12500, 20000 -> 16667; SYN proxy 20000, 20000.
+	if math.Abs(rows[0].NsPerConn-1e9*0.5/30000) > 1 || math.Abs(rows[1].NsPerConn-20000) > 1 {
+		t.Errorf("ns/conn %v, %v", rows[0].NsPerConn, rows[1].NsPerConn)
+	}
+	table := HandshakeTable("t", rows)
+	for _, w := range []string{"SYN proxy / plain NAT: rate 0.63, CPU per connection 1.20", "30000 40000 35000", "note: lvsd-nat-tcp used 50%"} {
+		if !strings.Contains(table, w) {
+			t.Errorf("table lacks %q:\n%s", w, table)
+		}
 	}
 }

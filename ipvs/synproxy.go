@@ -420,6 +420,12 @@ func (e *Engine) synProxyTimers(w *worker, now int64) {
 			r.retries++
 			r.nextSYN = now + int64(synRetryInterval)
 			if sd := e.conns.Dest(id); sd.Available() {
+				if w.ngen == len(w.gen) {
+					// A tick may re-send more SYNs than a batch has
+					// buffers for (a burst lost together comes due
+					// together): send what is built and reuse them.
+					e.flush(w)
+				}
 				e.synProxySendSYN(w, r, id, destOf(sd), now)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,6 +362,24 @@ func (k *KernelHooks) ApplyStatic(s Static) error {
 		errs = append(errs, k.setRoute("static_routes", r, true))
 	}
 	return errors.Join(errs...)
+}
+
+// ReplaceStatic is a reload's static_ipaddress and static_routes: what the
+// old configuration had and the new one has not is removed, the new ones
+// are installed (keepalived's clear_diff_static_addresses and _routes).
+func (k *KernelHooks) ReplaceStatic(old, s Static) error {
+	var errs []error
+	for _, v := range old.Addresses {
+		if !slices.Contains(s.Addresses, v) {
+			errs = append(errs, k.setAddr("static_ipaddress", v.Dev, v, false))
+		}
+	}
+	for _, r := range old.Routes {
+		if !slices.Contains(s.Routes, r) {
+			errs = append(errs, k.setRoute("static_routes", r, false))
+		}
+	}
+	return errors.Join(append(errs, k.ApplyStatic(s))...)
 }
 
 func (k *KernelHooks) setAddr(who, dev string, v VIP, up bool) error {

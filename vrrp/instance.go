@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,17 +37,27 @@ type Router struct {
 	byM    map[*Machine]*Instance
 	groups []*Group
 
-	rx     chan rxMsg
-	events chan Event
-	quit   chan struct{}
-	kill   chan struct{}
-	once   sync.Once
-	done   chan struct{}
+	rx      chan rxMsg
+	events  chan Event
+	scripts chan scriptResult
+	reloads chan reloadReq
+	quit    chan struct{}
+	// scriptGen ends the vrrp_script runners of one configuration (a
+	// reload starts the new configuration's).
+	scriptGen chan struct{}
+	tracked   map[string]*scriptTrack
+	// mu guards insts and byName for readers outside the event loop
+	// (Instance, a reload replaces them).
+	mu   sync.RWMutex
+	kill chan struct{}
+	once sync.Once
+	done chan struct{}
 }
 
 type rxMsg struct {
 	inst *Instance
-	n    int
+	pkt  []byte
+	ack  chan struct{}
 }
 
 // Instance is one vrrp_instance at run time.
@@ -63,11 +72,14 @@ type Instance struct {
 	dsts           []netip.Addr
 	ipID           uint16
 	lastRx         Received
+	// gone: removed by a reload (a packet its reader had already
+	// queued is dropped).
+	gone bool
 
-	sbuf   [MaxPacketLen]byte
-	rbuf   [4096]byte
-	rxDone chan struct{}
+	sbuf [MaxPacketLen]byte
 
+	// pub is cfg for readers outside the event loop (a reload replaces it).
+	pub      atomic.Pointer[Config]
 	state    atomic.Uint32
 	prio     atomic.Uint32
 	sent     atomic.Uint64
@@ -84,32 +96,54 @@ func NewRouter(o Options) (*Router, error) {
 		o.Hooks = &KernelHooks{Log: o.Log}
 	}
 	r := &Router{opts: o, log: o.Log, byName: map[string]*Instance{}, byM: map[*Machine]*Instance{},
-		rx: make(chan rxMsg), events: make(chan Event, 64), quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{})}
-	for i := range o.Instances {
-		c := o.Instances[i]
-		if err := c.Normalize(); err != nil {
-			return nil, err
-		}
-		if _, dup := r.byName[c.Name]; dup {
-			return nil, fmt.Errorf("vrrp: instance %s defined twice", c.Name)
-		}
-		in := &Instance{cfg: &c, r: r, chk: NewChecker(c.rules()), rxDone: make(chan struct{})}
+		rx: make(chan rxMsg), events: make(chan Event, 64), scripts: make(chan scriptResult, 16), reloads: make(chan reloadReq),
+		quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}), tracked: map[string]*scriptTrack{}}
+	cfgs, err := normalizeAll(o.Instances, o.Groups)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfgs {
+		in := &Instance{cfg: c, r: r, chk: NewChecker(c.rules())}
+		in.pub.Store(c)
 		r.insts = append(r.insts, in)
 		r.byName[c.Name] = in
-	}
-	for i := range o.Groups {
-		g := &o.Groups[i]
-		for _, n := range g.Members {
-			if _, ok := r.byName[n]; !ok {
-				return nil, fmt.Errorf("vrrp: vrrp_sync_group %s: no vrrp_instance %s", g.Name, n)
-			}
-		}
 	}
 	return r, nil
 }
 
+// normalizeAll checks and normalizes a configuration's instances and
+// their sync groups.
+func normalizeAll(insts []Config, groups []SyncGroup) ([]*Config, error) {
+	var out []*Config
+	names := map[string]bool{}
+	for i := range insts {
+		c := insts[i]
+		if err := c.Normalize(); err != nil {
+			return nil, err
+		}
+		if names[c.Name] {
+			return nil, fmt.Errorf("vrrp: instance %s defined twice", c.Name)
+		}
+		names[c.Name] = true
+		out = append(out, &c)
+	}
+	for i := range groups {
+		g := &groups[i]
+		for _, n := range g.Members {
+			if !names[n] {
+				return nil, fmt.Errorf("vrrp: vrrp_sync_group %s: no vrrp_instance %s", g.Name, n)
+			}
+		}
+	}
+	return out, nil
+}
+
 // Instance returns the named instance (nil if none).
-func (r *Router) Instance(name string) *Instance { return r.byName[name] }
+func (r *Router) Instance(name string) *Instance {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byName[name]
+}
 
 // State is the instance's current state (safe from any goroutine).
 func (in *Instance) State() State { return State(in.state.Load()) }
@@ -123,7 +157,7 @@ func (in *Instance) Received() uint64             { return in.received.Load() }
 func (in *Instance) Dropped(reason Reason) uint64 { return in.drops[reason].Load() }
 
 // Config is the normalized configuration.
-func (in *Instance) Config() *Config { return in.cfg }
+func (in *Instance) Config() *Config { return in.pub.Load() }
 
 // Interface feeds a link state change (the daemon's own link monitor, or
 // tests). Safe from any goroutine.
@@ -213,9 +247,14 @@ func (in *Instance) close() {
 	}
 }
 
-func (in *Instance) reader() {
+// reader feeds the event loop from one socket, with a buffer of its own:
+// a reload replaces the socket while a packet of the old one may still be
+// queued.
+func (in *Instance) reader(conn *Conn) {
+	buf := make([]byte, 4096)
+	ack := make(chan struct{})
 	for {
-		n, err := in.rxConn.Read(in.rbuf[:])
+		n, err := conn.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
 				return
@@ -228,12 +267,12 @@ func (in *Instance) reader() {
 			}
 		}
 		select {
-		case in.r.rx <- rxMsg{in, n}:
+		case in.r.rx <- rxMsg{in, buf[:n], ack}:
 		case <-in.r.quit:
 			return
 		}
 		select {
-		case <-in.rxDone:
+		case <-ack:
 		case <-in.r.quit:
 			return
 		}
@@ -246,6 +285,17 @@ func (in *Instance) reader() {
 func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
 	defer close(r.quit)
+	var opened []*Instance
+	// The instances running at the end (a reload replaces them) are
+	// closed and cleaned up, whatever the reason.
+	defer func() {
+		for _, in := range opened {
+			in.close()
+			if err := r.opts.Hooks.Cleanup(in.cfg); err != nil {
+				r.log.Warn("vrrp cleanup", "instance", in.cfg.Name, "err", err)
+			}
+		}
+	}()
 	for _, in := range r.insts {
 		if err := r.opts.Hooks.Prepare(in.cfg); err != nil {
 			return err
@@ -253,28 +303,14 @@ func (r *Router) Run(ctx context.Context) error {
 		if err := in.open(); err != nil {
 			return err
 		}
-		defer in.close()
-		defer func() {
-			if err := r.opts.Hooks.Cleanup(in.cfg); err != nil {
-				r.log.Warn("vrrp cleanup", "instance", in.cfg.Name, "err", err)
-			}
-		}()
+		opened = append(opened, in)
 		r.byM[in.m] = in
 	}
-	for i := range r.opts.Groups {
-		g := &r.opts.Groups[i]
-		ms := make([]*Machine, len(g.Members))
-		for j, n := range g.Members {
-			ms[j] = r.byName[n].m
-		}
-		r.groups = append(r.groups, NewGroup(g, ms))
-	}
+	r.groups = r.buildGroups(r.opts.Groups)
 	for _, in := range r.insts {
-		go in.reader()
-		for _, s := range in.cfg.TrackScript {
-			go r.runScript(s)
-		}
+		go in.reader(in.rxConn)
 	}
+	r.startScripts()
 	if !r.opts.NoLinkMonitor {
 		r.watchLinks()
 	}
@@ -300,12 +336,27 @@ func (r *Router) Run(ctx context.Context) error {
 				}
 				r.step(in, Event{Kind: EvShutdown, Now: now})
 			}
+			opened = r.insts
 			return nil
 		case <-r.kill:
+			opened = r.insts
 			return nil
 		case msg := <-r.rx:
-			msg.inst.receive(msg.n)
-			msg.inst.rxDone <- struct{}{}
+			if !msg.inst.gone {
+				msg.inst.receive(msg.pkt)
+			}
+			msg.ack <- struct{}{}
+		case req := <-r.reloads:
+			req.done <- r.reload(req.cfgs, req.groups, time.Now())
+			opened = r.insts
+		case res := <-r.scripts:
+			r.scriptDone(res)
+			ev := Event{Kind: EvScript, Name: res.name, Up: res.ok, Now: time.Now()}
+			for _, in := range r.insts {
+				if in.m.State() != Stopped {
+					r.step(in, ev)
+				}
+			}
 		case ev := <-r.events:
 			ev.Now = time.Now()
 			for _, in := range r.insts {
@@ -322,6 +373,19 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (r *Router) buildGroups(gs []SyncGroup) []*Group {
+	var out []*Group
+	for i := range gs {
+		g := &gs[i]
+		ms := make([]*Machine, len(g.Members))
+		for j, n := range g.Members {
+			ms[j] = r.byName[n].m
+		}
+		out = append(out, NewGroup(g, ms))
+	}
+	return out
 }
 
 func (r *Router) arm(t *time.Timer) {
@@ -381,32 +445,6 @@ func (r *Router) watchLinks() {
 	}()
 }
 
-// runScript runs one vrrp_script every interval, as keepalived does
-// (exit 0 = success; a timeout is a failure).
-func (r *Router) runScript(s TrackScript) {
-	argv := splitCommand(s.Script)
-	if len(argv) == 0 {
-		return
-	}
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.Timeout)
-		err := exec.CommandContext(ctx, argv[0], argv[1:]...).Run()
-		cancel()
-		select {
-		case r.events <- Event{Kind: EvScript, Name: s.Name, Up: err == nil}:
-		case <-r.quit:
-			return
-		}
-		select {
-		case <-t.C:
-		case <-r.quit:
-			return
-		}
-	}
-}
-
 func (r *Router) step(in *Instance, ev Event) {
 	for _, a := range in.m.Step(ev) {
 		r.do(r.byM[a.From], a)
@@ -417,8 +455,7 @@ func (r *Router) step(in *Instance, ev Event) {
 	}
 }
 
-func (in *Instance) receive(n int) {
-	pkt := in.rbuf[:n]
+func (in *Instance) receive(pkt []byte) {
 	rx, reason := in.chk.Check(pkt)
 	if reason != OK {
 		in.drops[reason].Add(1)
@@ -459,6 +496,8 @@ func (r *Router) do(in *Instance, a Action) {
 		}
 		r.log.Info(fmt.Sprintf("(%s) Entering %s STATE", c.Name, a.State))
 		h.Notify(Notification{Instance: c, State: a.State, Priority: a.Priority})
+	case ActPriority:
+		r.log.Info(fmt.Sprintf("(%s) Changing effective priority from %d to %d", c.Name, a.Old, a.Priority))
 	case ActDiscardLower:
 		r.log.Info(fmt.Sprintf("(%s) received lower priority (%d) advert from %s - discarding", c.Name, a.Priority, a.Src))
 	case ActForceElection:

@@ -74,6 +74,7 @@ const (
 	ActNotify                            // run notify scripts for State (Group set: the group's)
 	ActDiscardLower                      // Backup ignored a lower-priority advert (log it)
 	ActForceElection                     // Master saw a lower-priority advert (log it; AH: sync seq)
+	ActPriority                          // the effective priority changed from Old to Priority (log it)
 )
 
 // Action is one output. From is the machine it belongs to (a sync group's
@@ -86,6 +87,7 @@ type Action struct {
 	State    State
 	Group    *Group
 	Src      netip.Addr // the advert that caused it (discard, election)
+	Old      uint8      // ActPriority: the priority before
 }
 
 type trackIf struct {
@@ -93,7 +95,12 @@ type trackIf struct {
 }
 
 type trackScript struct {
-	ok         bool
+	ok bool
+	// known: the script has reported (or init_fail said it failed).
+	// Until then a weighted script moves the priority neither way, as
+	// keepalived's SCRIPT_INIT_STATE_INIT: a positive weight is added
+	// on the first success, with a "Changing effective priority" line.
+	known      bool
 	succ, fail int
 }
 
@@ -131,7 +138,7 @@ func NewMachine(cfg *Config, local netip.Addr) *Machine {
 	}
 	m.scripts = make([]trackScript, len(cfg.TrackScript))
 	for i, s := range cfg.TrackScript {
-		m.scripts[i].ok = !s.InitFail
+		m.scripts[i].ok, m.scripts[i].known = !s.InitFail, s.InitFail
 	}
 	m.effPrio = m.effective()
 	return m
@@ -299,6 +306,93 @@ func (m *Machine) leaveFault(now time.Time) {
 	m.downAt = now.Add(m.DownInterval())
 }
 
+// Resume makes a reloaded instance's machine carry on from old, the
+// running machine of the same instance, as keepalived 2.2.7's reload does
+// (vrrp.c clear_diff_vrrp, restore_vrrp_state; vrrp_scheduler.c
+// vrrp_init_state): the tracked scripts keep their results by name; the
+// links are as down says; a MASTER stays MASTER without a notify and
+// sends its next advert at once; a BACKUP stays BACKUP with a fresh down
+// timer; an instance that is now faulty goes to FAULT (a MASTER releasing
+// its addresses, without a priority-0 advert); one that was FAULT (or
+// never ran) starts afresh. The addresses a MASTER keeps are the
+// caller's (it adds the new ones and removes the old). Call it instead
+// of EvStart, before the machine joins a group.
+func (m *Machine) Resume(old *Machine, now time.Time, down map[string]bool) []Action {
+	*m.out = (*m.out)[:0]
+	m.primaryUp = !down[m.cfg.Interface]
+	for i, t := range m.cfg.TrackInterface {
+		m.ifs[i].up = !down[t.Name]
+	}
+	for i, s := range m.cfg.TrackScript {
+		for j, o := range old.cfg.TrackScript {
+			if o.Name == s.Name {
+				st := old.scripts[j]
+				st.succ, st.fail = min(st.succ, max(s.Rise, 1)), min(st.fail, max(s.Fall, 1))
+				m.scripts[i] = st
+				break
+			}
+		}
+	}
+	m.effPrio = m.effective()
+	switch {
+	case m.faulty():
+		if old.state == Master {
+			m.emit(Action{Kind: ActRemoveAddresses})
+		}
+		m.state = Fault
+		if old.state != Fault {
+			m.emit(Action{Kind: ActNotify, State: Fault, Priority: m.effPrio})
+		}
+	case old.state == Master:
+		m.state = Master
+		m.masterAdvInt = m.cfg.AdvInt
+		m.advertAt = now
+		if m.cfg.GarpMasterRefresh > 0 {
+			m.refreshAt = now.Add(m.cfg.GarpMasterRefresh)
+		}
+	case old.state == Backup:
+		m.state = Backup
+		m.downAt = now.Add(m.DownInterval())
+	default:
+		m.start(now)
+	}
+	return *m.out
+}
+
+// resume settles a reloaded group (keepalived: a group is MASTER only
+// if every member is; a MASTER member of a group that is not goes to
+// BACKUP). old is the group's state before the reload (Init: new).
+func (g *Group) resume(now time.Time, old State) []Action {
+	g.buf = g.buf[:0]
+	all, fault := true, false
+	for _, o := range g.members {
+		all = all && o.state == Master
+		fault = fault || o.state == Fault
+	}
+	switch {
+	case fault:
+		for _, o := range g.members {
+			if o.state != Fault {
+				o.toFault(now)
+			}
+		}
+		g.state = Fault
+	case all:
+		g.state = Master
+	default:
+		for _, o := range g.members {
+			if o.state == Master {
+				o.toBackup(now)
+			}
+		}
+		g.state = Backup
+	}
+	if g.state != old {
+		g.buf = append(g.buf, Action{Kind: ActNotify, State: g.state, Group: g, From: g.members[0]})
+	}
+	return g.buf
+}
+
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
 func (m *Machine) timer(now time.Time) {
@@ -432,6 +526,7 @@ func (m *Machine) setScript(name string, ok bool) {
 			continue
 		}
 		st := &m.scripts[i]
+		st.known = true
 		if ok {
 			st.succ, st.fail = st.succ+1, 0
 			if st.succ >= s.Rise {
@@ -487,7 +582,9 @@ func (m *Machine) effective() uint8 {
 		total += weight(t.Weight, m.ifs[i].up, t.Reverse)
 	}
 	for i, s := range m.cfg.TrackScript {
-		total += weight(s.Weight, m.scripts[i].ok, s.Reverse)
+		if m.scripts[i].known {
+			total += weight(s.Weight, m.scripts[i].ok, s.Reverse)
+		}
 	}
 	return uint8(min(max(total, 1), 254))
 }
@@ -495,6 +592,7 @@ func (m *Machine) effective() uint8 {
 func (m *Machine) recompute(now time.Time) {
 	if p := m.effective(); p != m.effPrio {
 		oldSkew := m.Skew()
+		m.emit(Action{Kind: ActPriority, Priority: p, Old: m.effPrio})
 		m.effPrio = p
 		// A running down timer moves by the skew difference (§1.4).
 		if m.state == Backup && !m.downAt.IsZero() {

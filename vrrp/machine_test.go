@@ -302,9 +302,18 @@ func TestTrackScriptPriority(t *testing.T) {
 	if m.State() != Fault {
 		t.Fatalf("init_fail weight 0: %v", m.State())
 	}
+	// A weighted script that has not reported yet moves nothing
+	// (keepalived's SCRIPT_INIT_STATE_INIT).
+	if m.Priority() != 100 {
+		t.Fatalf("before any result: priority %d, want the base 100", m.Priority())
+	}
 	m.Step(Event{Kind: EvScript, Now: at(time.Second), Name: "must", Up: true})
+	acts := m.Step(Event{Kind: EvScript, Now: at(time.Second), Name: "up", Up: true})
 	if m.State() != Backup || m.Priority() != 110 {
 		t.Fatalf("script ok: %v %d, want BACKUP 110", m.State(), m.Priority())
+	}
+	if !slices.ContainsFunc(acts, func(a Action) bool { return a.Kind == ActPriority && a.Old == 100 && a.Priority == 110 }) {
+		t.Errorf("no ActPriority 100 -> 110 in %+v", acts)
 	}
 	d := m.Deadline()
 	// fall 2: one failure changes nothing, the second subtracts 20.
@@ -397,5 +406,56 @@ func TestSyncGroup(t *testing.T) {
 	}
 	if prio0 != 2 {
 		t.Errorf("group shutdown sent %d priority-0 adverts, want one per member", prio0)
+	}
+}
+
+// TestResume: a reload carries the state over (keepalived's
+// restore_vrrp_state and vrrp_init_state): a MASTER stays MASTER with no
+// notify, no priority 0 and its next advert due at once; a BACKUP stays
+// BACKUP with a fresh down timer; a script result carries by name; a
+// tracked link now down takes the instance to FAULT; a FAULT instance
+// starts afresh.
+func TestResume(t *testing.T) {
+	now := at(10 * time.Second)
+	old := started(func(c *Config) {
+		c.Priority = 100
+		c.TrackScript = []TrackScript{{Name: "s", Weight: -30}}
+	})
+	old.Step(Event{Kind: EvTimer, Now: at(4 * time.Second)})
+	old.Step(Event{Kind: EvScript, Now: at(5 * time.Second), Name: "s", Up: false})
+	if old.State() != Master || old.Priority() != 70 {
+		t.Fatalf("setup: %v %d", old.State(), old.Priority())
+	}
+	m := newM(func(c *Config) {
+		c.Priority = 120
+		c.AdvInt = 2 * time.Second
+		c.TrackScript = []TrackScript{{Name: "s", Weight: -30}}
+	})
+	acts := m.Resume(old, now, nil)
+	wantKinds(t, "master resumed", acts)
+	if m.State() != Master || m.Priority() != 90 || !m.Deadline().Equal(now) {
+		t.Errorf("master resumed: %v priority %d deadline %v, want MASTER 90 (120-30, the failed script carried) advert due now", m.State(), m.Priority(), m.Deadline().Sub(now))
+	}
+	acts = m.Step(Event{Kind: EvTimer, Now: now})
+	if len(acts) != 1 || acts[0].Kind != ActSendAdvert || acts[0].Priority != 90 || !m.Deadline().Equal(now.Add(2*time.Second)) {
+		t.Errorf("first advert after resume: %+v, next at +%v", acts, m.Deadline().Sub(now))
+	}
+
+	b := started(nil)
+	m = newM(func(c *Config) { c.Priority = 200 })
+	wantKinds(t, "backup resumed", m.Resume(b, now, nil))
+	if m.State() != Backup || !m.Deadline().Equal(now.Add(m.DownInterval())) {
+		t.Errorf("backup resumed: %v deadline +%v", m.State(), m.Deadline().Sub(now))
+	}
+
+	m = newM(func(c *Config) { c.TrackInterface = []TrackInterface{{Name: "eth1"}} })
+	wantKinds(t, "master resumed with eth1 down", m.Resume(old, now, map[string]bool{"eth1": true}), ActRemoveAddresses, ActNotify)
+	if m.State() != Fault {
+		t.Errorf("tracked link down at reload: %v, want FAULT", m.State())
+	}
+	again := newM(nil)
+	wantKinds(t, "fault resumed", again.Resume(m, now, nil), ActNotify)
+	if again.State() != Backup {
+		t.Errorf("fault resumed with the link up: %v, want BACKUP (init)", again.State())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,8 +92,8 @@ func (s *solo) waitLog(what string, n int) {
 
 // TestVRRPDaemonReload: SIGHUP with the VRRP part unchanged keeps the
 // instances as they are; a configuration with a fatal error keeps the
-// running one; a changed one stops the old instances (releasing and
-// removing what they held) and starts the new; a VIP no virtual server
+// running one; a changed one keeps the instances that stay (a MASTER
+// keeps its VIPs) and stops the removed ones; a VIP no virtual server
 // uses is a kernel address, one lvsd serves is lvsd's and never the
 // kernel's.
 func TestVRRPDaemonReload(t *testing.T) {
@@ -128,11 +129,18 @@ func TestVRRPDaemonReload(t *testing.T) {
 	}
 	s.write(soloConf(160, false, s.n.dir))
 	s.hup()
-	s.waitLog("VRRP configuration reloaded (1 instances)", 1)
+	// keepalived 2.2.7 carries VI_1's state over: it stays MASTER (no
+	// new transition, no notify_master); VI_2, gone, gives its address up.
+	s.waitLog("VRRP configuration reloaded (1 instances, states kept)", 1)
+	s.waitLog("(VI_2) removed by the reload (was MASTER)", 1)
 	vwait(s.r, "VI_2's kernel VIP removed", 3*time.Second, func() bool { return !s.hasKernel("192.0.2.200") })
-	s.waitLog("Entering MASTER STATE", 3)
-	vwait(s.r, "VI_1 owned again", 3*time.Second, s.n.hasVIP)
-	vwait(s.r, "notify_master ran", 3*time.Second, func() bool { _, err := os.Stat(filepath.Join(s.n.dir, "master")); return err == nil })
+	time.Sleep(300 * time.Millisecond)
+	if transitions() != before || !s.n.hasVIP() {
+		t.Fatalf("the reload moved VI_1 (vip owned %v):\n%s", s.n.hasVIP(), s.n.log.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.n.dir, "master")); err == nil {
+		t.Error("notify_master ran for an instance that stayed MASTER across the reload")
+	}
 	s.n.termAsync()()
 	if s.n.hasVIP() {
 		t.Error("SIGTERM left lvsd owning the VIP")
@@ -255,5 +263,158 @@ func TestVRRPDaemonFault(t *testing.T) {
 	list := e2e.LVSADM(t, s.n.ns, "-L -n")
 	if !strings.Contains(list, " MASTER ") {
 		t.Errorf("lvsadm -L -n:\n%s", list)
+	}
+}
+
+// reloadConf is ours in TestVRRPReloadInterop: VI_1 (when present) with
+// the VIP lvsd serves and, with extra, a kernel address no service uses
+// (virtual_ipaddress_excluded: a VIP added to the advertised set on one
+// side only would make keepalived drop the adverts, "unexpected ip
+// number count").
+func reloadConf(present bool, prio int, adv string, extra bool, dir string) string {
+	var b strings.Builder
+	b.WriteString("global_defs {\n  vrrp_version 3\n}\n")
+	if present {
+		fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  advert_int %s\n", prio, adv)
+		fmt.Fprintf(&b, "  notify_fault \"/usr/bin/touch %s/fault\"\n  notify_master \"/usr/bin/touch %s/master\"\n", dir, dir)
+		fmt.Fprintf(&b, "  virtual_ipaddress {\n    %s\n  }\n", vaVIP24)
+		if extra {
+			// Not advertised: the peer checks the advertised set.
+			b.WriteString("  virtual_ipaddress_excluded {\n    192.0.2.201/24\n  }\n")
+		}
+		b.WriteString("}\n")
+	}
+	fmt.Fprintf(&b, "virtual_server %s 80 {\n  lb_kind DR\n  protocol TCP\n  real_server 192.0.2.50 80 {\n    weight 1\n  }\n}\n", vaVIP)
+	return b.String()
+}
+
+// TestVRRPReloadInterop: SIGHUP on an lvskeepalived MASTER paired with
+// Debian's keepalived 2.2.7 (v3, advert_int 0.1) carries the state over
+// as keepalived's reload does. Adding a VIP and changing advert_int: it
+// stays MASTER (no transition on either side, no priority-0 advert), the
+// new VIP comes up and the adverts go out at the new interval. Lowering
+// the priority below the peer's: the peer preempts. Raising it again on
+// the BACKUP: ours preempts back. Removing the instance: a priority-0
+// advert (the peer takes over within its skew), the VIPs released,
+// notify_fault run.
+func TestVRRPReloadInterop(t *testing.T) {
+	b := newVBed(t, "vr")
+	r := &vrun{t: t, name: "reload", main: true}
+	ours, peer := b.nodes(t, r, "ours", "keepalived", vspec{version: 3, advInt: "0.1"})
+	file, stopCapture := b.capture(t, r)
+	peer.start(100)
+	conf := filepath.Join(b.dir, "ours.conf")
+	write := func(present bool, prio int, adv string, extra bool) {
+		if err := os.WriteFile(conf, []byte(reloadConf(present, prio, adv, extra, b.dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hup := func(n int) {
+		if err := ours.p.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		vwait(r, fmt.Sprintf("reload %d done", n), 5*time.Second, func() bool { return strings.Count(ours.log.String(), "Reload finished") >= n })
+	}
+	kernel := func(addr string) bool { return strings.Contains(ours.ns.Run("ip", "-4", "-o", "addr", "show", "dev", "eth0"), " "+addr+"/") }
+	count := func(n *vnode, s string) int { return strings.Count(n.log.String(), s) }
+	write(true, 150, "0.1", false)
+	ours.p, ours.log = ours.ns.Start("env", "TMPDIR="+b.dir, e2e.Bin(t, "lvskeepalived"), "-n", "-l", "-G", "-D", "-f", conf,
+		"-p", filepath.Join(b.dir, "ka.pid"), "-r", filepath.Join(b.dir, "vrrp.pid"), "-c", filepath.Join(b.dir, "chk.pid"))
+	vwait(r, "ours master", 8*time.Second, func() bool { return ours.master() && ours.hasVIP() && !peer.hasVIP() })
+	time.Sleep(500 * time.Millisecond)
+
+	// 1. A new VIP and advert_int 0.2: nothing moves.
+	oursEnter, peerEnter, peerZero := count(ours, "Entering "), count(peer, "Entering "), count(peer, "received priority 0")
+	write(true, 150, "0.2", true)
+	reloaded := time.Now()
+	hup(1)
+	vwait(r, "the new VIP on ours", 3*time.Second, func() bool { return kernel("192.0.2.201") })
+	time.Sleep(time.Second)
+	if count(ours, "Entering ") != oursEnter || count(peer, "Entering ") != peerEnter || count(peer, "received priority 0") != peerZero {
+		t.Fatalf("adding a VIP moved an instance or sent priority 0:\nours:\n%s\npeer:\n%s", ours.log.String(), peer.log.String())
+	}
+	if !ours.hasVIP() || peer.hasVIP() {
+		t.Fatalf("after the reload: ours holds the VIP %v, the peer %v", ours.hasVIP(), peer.hasVIP())
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "master")); err != nil {
+		t.Fatalf("notify_master of the first election did not run: %v", err)
+	}
+	_ = os.Remove(filepath.Join(b.dir, "master"))
+
+	// 2. Priority 50, below the peer's 100: the peer preempts.
+	write(true, 50, "0.2", true)
+	hup(2)
+	vwait(r, "the peer preempts", 5*time.Second, func() bool { return peer.master() && peer.hasVIP() && !ours.master() && !ours.hasVIP() })
+	vwait(r, "ours drops the kernel VIP", 2*time.Second, func() bool { return !kernel("192.0.2.201") })
+
+	// 3. Priority 200 on the BACKUP: ours preempts back.
+	write(true, 200, "0.2", true)
+	hup(3)
+	vwait(r, "ours preempts", 5*time.Second, func() bool { return ours.master() && ours.hasVIP() && !peer.hasVIP() })
+	vwait(r, "notify_master", 2*time.Second, func() bool { _, err := os.Stat(filepath.Join(b.dir, "master")); return err == nil })
+	time.Sleep(500 * time.Millisecond)
+
+	// 4. VI_1 removed: priority 0, the peer takes over at once.
+	peerZero = count(peer, "received priority 0")
+	write(false, 0, "", false)
+	start := time.Now()
+	if err := ours.p.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	took := vwait(r, "the peer takes over", 3*time.Second, func() bool { return peer.hasVIP() })
+	vwait(r, "reload 4 done", 3*time.Second, func() bool { return count(ours, "Reload finished") >= 4 })
+	r.logf("removed instance: the peer held the VIP %v after the SIGHUP", took)
+	if count(peer, "received priority 0") == peerZero {
+		t.Errorf("the removed MASTER sent no priority 0:\n%s", peer.log.String())
+	}
+	// Priority 0 makes the backup wait its skew, (256-100)/256 × 0.1 s.
+	if took > 500*time.Millisecond {
+		t.Errorf("takeover after removing the instance took %v", took)
+	}
+	vwait(r, "ours releases", 2*time.Second, func() bool { return !ours.hasVIP() && !kernel("192.0.2.201") })
+	vwait(r, "notify_fault", 2*time.Second, func() bool { _, err := os.Stat(filepath.Join(b.dir, "fault")); return err == nil })
+	if !strings.Contains(ours.log.String(), "(VI_1) removed by the reload (was MASTER)") {
+		t.Error("no log line for the removed instance")
+	}
+	ours.finish()
+	peer.finish()
+	stopCapture()
+	noBogus(r, ours.name, ours.allLogs())
+	noBogus(r, peer.name, peer.allLogs())
+	checkTshark(r, file, vaA)
+	// On the wire: no priority 0 from ours before the instance was
+	// removed; the adverts after the first reload at 20 cs.
+	zero, err := e2e.Tshark(file, "-Y", "vrrp.prio == 0 && ip.src == "+vaA, "-T", "fields", "-e", "frame.time_epoch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(zero) {
+		var sec float64
+		fmt.Sscan(f, &sec)
+		if ts := time.Unix(0, int64(sec*1e9)); ts.Before(start) {
+			t.Errorf("priority 0 from ours at %v, before the instance was removed (at %v)", ts.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
+		}
+	}
+	ints, err := e2e.Tshark(file, "-Y", "vrrp && vrrp.prio != 0 && ip.src == "+vaA, "-T", "fields", "-e", "frame.time_epoch", "-e", "vrrp.short_adver_int")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after []string
+	lines := strings.Split(strings.TrimSpace(ints), "\n")
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		var sec float64
+		fmt.Sscan(f[0], &sec)
+		if time.Unix(0, int64(sec*1e9)).Before(reloaded) {
+			before = append(before, f[1])
+		} else {
+			after = append(after, f[1])
+		}
+	}
+	if len(before) == 0 || len(after) == 0 || slices.ContainsFunc(before, func(s string) bool { return s != "10" }) || after[len(after)-1] != "20" {
+		t.Errorf("advert intervals before the first reload %v, after %v: want 10 then 20 (cs)", before, after)
 	}
 }

@@ -302,21 +302,75 @@ func (v *vrrpSide) stopSync() {
 }
 
 // reload is SIGHUP for the VRRP side. An unchanged VRRP configuration
-// keeps running untouched (its instances keep their states); a changed one
-// stops the running instances as SIGTERM does and starts the new ones
-// (keepalived carries an instance's state across a reload; here the peer
-// holds the VIP while the new instance elects again). The caller has
-// converted the configuration (one the VRRP side cannot run changes
-// nothing, on either side).
+// keeps running untouched; a changed one is handed to the running router,
+// which carries each instance's state over as keepalived 2.2.7 does (a
+// MASTER stays MASTER with its VIPs, gains the new ones and drops the
+// removed ones; see vrrp.Router.Reload). Two changes restart the VRRP
+// side instead (SIGTERM's stop, then a fresh start, the peer holding the
+// VIPs meanwhile): lvs_sync_daemon changed, or a VIP moved between
+// lvsd's and the kernel's (a virtual server added or removed on it). The
+// caller has converted the configuration (one the VRRP side cannot run
+// changes nothing, on either side).
 func (v *vrrpSide) reload(s *vrrpSetup) {
 	if v.setup != nil && reflect.DeepEqual(s.Instances, v.setup.Instances) && reflect.DeepEqual(s.Groups, v.setup.Groups) &&
 		reflect.DeepEqual(s.Static, v.setup.Static) && reflect.DeepEqual(s.Served, v.setup.Served) && reflect.DeepEqual(s.Sync, v.setup.Sync) {
 		v.log.printf("VRRP configuration unchanged")
 		return
 	}
+	why := ""
+	switch {
+	case v.router == nil:
+		why = "no instances were running"
+	case !reflect.DeepEqual(s.Sync, v.setup.Sync):
+		why = "lvs_sync_daemon changed"
+	case v.movedVIP(s):
+		why = "a VIP moved between lvsd and the kernel"
+	}
+	if why == "" {
+		for _, w := range s.Warnings {
+			v.log.printf("%s", w)
+		}
+		insts := make([]vrrp.Config, len(s.Instances))
+		for i, c := range s.Instances {
+			insts[i] = cloneConfig(c)
+		}
+		if err := v.hooks.kernel.ReplaceStatic(v.setup.Static, s.Static); err != nil {
+			v.log.printf("static addresses and routes: %v", err)
+		}
+		// The hooks keep the old served map: every VIP in use is classed
+		// as before (movedVIP), so it gives the same answers.
+		v.mu.Lock()
+		v.setup = s
+		v.mu.Unlock()
+		if err := v.router.Reload(vrrp.Options{Instances: insts, Groups: s.Groups}); err != nil {
+			v.log.printf("VRRP reload: %v", err)
+		}
+		select {
+		case v.hooks.changed <- struct{}{}:
+		default:
+		}
+		v.log.printf("VRRP configuration reloaded (%d instances, states kept)", len(s.Instances))
+		return
+	}
+	v.log.printf("VRRP side restarting: %s", why)
 	v.stop(false)
 	v.start(s)
 	v.log.printf("VRRP configuration reloaded (%d instances)", len(s.Instances))
+}
+
+// movedVIP: a VIP of the running or the new instances is lvsd's in one
+// configuration and the kernel's in the other.
+func (v *vrrpSide) movedVIP(s *vrrpSetup) bool {
+	for _, set := range [][]vrrp.Config{v.setup.Instances, s.Instances} {
+		for _, c := range set {
+			for _, a := range append(slices.Clone(c.VirtualIPAddress), c.VirtualIPAddressExcluded...) {
+				if v.setup.Served[a.Prefix.Addr()] != s.Served[a.Prefix.Addr()] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // printfHandler is slog onto the logger: the vrrp package's messages are

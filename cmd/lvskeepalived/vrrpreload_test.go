@@ -86,8 +86,10 @@ func (s *solo) hasKernel(addr string) bool {
 	return strings.Contains(out, " "+addr+"/")
 }
 
-func (s *solo) waitLog(what string, n int) {
-	vwait(s.r, fmt.Sprintf("%d× %q in the log", n, what), 5*time.Second, func() bool { return strings.Count(s.n.log.String(), what) >= n })
+func (s *solo) waitLog(what string, n int) { s.waitLogFor(what, n, 5*time.Second) }
+
+func (s *solo) waitLogFor(what string, n int, limit time.Duration) {
+	vwait(s.r, fmt.Sprintf("%d× %q in the %s log", n, what, s.n.name), limit, func() bool { return strings.Count(s.n.log.String(), what) >= n })
 }
 
 // TestVRRPDaemonReload: SIGHUP with the VRRP part unchanged keeps the
@@ -315,7 +317,9 @@ func TestVRRPReloadInterop(t *testing.T) {
 		}
 		vwait(r, fmt.Sprintf("reload %d done", n), 5*time.Second, func() bool { return strings.Count(ours.log.String(), "Reload finished") >= n })
 	}
-	kernel := func(addr string) bool { return strings.Contains(ours.ns.Run("ip", "-4", "-o", "addr", "show", "dev", "eth0"), " "+addr+"/") }
+	kernel := func(addr string) bool {
+		return strings.Contains(ours.ns.Run("ip", "-4", "-o", "addr", "show", "dev", "eth0"), " "+addr+"/")
+	}
 	count := func(n *vnode, s string) int { return strings.Count(n.log.String(), s) }
 	write(true, 150, "0.1", false)
 	ours.p, ours.log = ours.ns.Start("env", "TMPDIR="+b.dir, e2e.Bin(t, "lvskeepalived"), "-n", "-l", "-G", "-D", "-f", conf,

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// logText is a log without its timestamps (keepalived's "Wed Dec  2
+// 06:58:42 2026: ", lvskeepalived's with microseconds).
+var logStamp = regexp.MustCompile(`(?m)^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d(\.\d+)? \d{4}: `)
+
+func logLines(log, re string) []string {
+	m := regexp.MustCompile(re)
+	var out []string
+	for _, l := range strings.Split(logStamp.ReplaceAllString(log, ""), "\n") {
+		if m.MatchString(l) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+// TestVRRPScriptLogInterop: the vrrp_script and priority lines operators
+// grep for, written by lvskeepalived and by Debian's keepalived 2.2.7 run
+// side by side on the same configuration (each alone on its link): the
+// first result of each script, "Script `chk` now returning 3" and
+// "VRRP_Script(chk) failed (exited with status 3)" after fall 2 failures,
+// "succeeded" after rise 2 successes, and "(VI_1) Changing effective
+// priority from X to Y" for every change (a positive weight applies on the
+// script's first success, a negative one on its failure).
+func TestVRRPScriptLogInterop(t *testing.T) {
+	ours := newSolo(t)
+	ka := newSoloNoLVSD(t)
+	ka.n.name = "keepalived"
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status")
+	set := func(code int) {
+		if err := os.WriteFile(status, []byte(fmt.Sprint(code)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(0)
+	chk := filepath.Join(dir, "chk.sh")
+	if err := os.WriteFile(chk, []byte("#!/bin/sh\nexit $(cat "+status+")\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`vrrp_script chk {
+  script "%s"
+  interval 1
+  weight -20
+  rise 2
+  fall 2
+}
+vrrp_script chk_up {
+  script "/bin/true"
+  interval 1
+  weight 10
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  advert_int 1
+  track_script {
+    chk
+    chk_up
+  }
+  virtual_ipaddress {
+    192.0.2.200/24
+  }
+}
+`, chk)
+	ours.write(conf)
+	ours.start()
+	if err := os.WriteFile(filepath.Join(ka.n.dir, "ka.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := func(k string) string { return filepath.Join(ka.n.dir, k+".pid") }
+	ka.n.p, ka.n.log = ka.n.ns.Start("keepalived", "-P", "-n", "-l", "-D", "-G", "-R", "-f", filepath.Join(ka.n.dir, "ka.conf"),
+		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("chk"), "-b", pid("bfd"))
+	t.Cleanup(func() {
+		ka.n.finish()
+		if t.Failed() {
+			t.Logf("keepalived log:\n%s", ka.n.allLogs())
+		}
+	})
+	both := func(what string, n int) {
+		t.Helper()
+		for _, s := range []*solo{ours, ka} {
+			s.waitLogFor(what, n, 10*time.Second)
+		}
+	}
+	both("Changing effective priority from 100 to 110", 1)
+	both("VRRP_Script(chk) succeeded", 1)
+	set(3)
+	both("VRRP_Script(chk) failed (exited with status 3)", 1)
+	both("Changing effective priority from 110 to 90", 1)
+	set(0)
+	both("VRRP_Script(chk) succeeded", 2)
+	both("Changing effective priority from 90 to 110", 1)
+	ours.n.termAsync()()
+	ka.n.finish()
+	for _, re := range []string{`VRRP_Script\(chk\)|Script .chk. now`, `VRRP_Script\(chk_up\)|Script .chk_up. now`, `Changing effective priority`} {
+		o, k := logLines(ours.n.allLogs(), re), logLines(ka.n.allLogs(), re)
+		if !slices.Equal(o, k) {
+			t.Errorf("lines matching %s differ:\nlvskeepalived:\n  %s\nkeepalived:\n  %s", re, strings.Join(o, "\n  "), strings.Join(k, "\n  "))
+		} else {
+			t.Logf("%s: the same %d lines:\n  %s", re, len(o), strings.Join(o, "\n  "))
+		}
+	}
+}

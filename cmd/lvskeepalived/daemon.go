@@ -46,7 +46,10 @@ type vsState struct {
 	// sorryOn: the sorry server is in the pool (quorum lost).
 	sorryOn bool
 	name    string // keepalived's FMT_VS
-	local   func() bool
+	// local (ha_suspend) says whether the director holds the service's
+	// address; suspended is what it said at the last refresh.
+	local     func() bool
+	suspended bool
 }
 
 type event struct {
@@ -55,15 +58,17 @@ type event struct {
 }
 
 type daemon struct {
-	opts   options
-	log    *logger
-	lvsd   *lvsdTables
-	cfg    *keepalived.Config
-	vss    []*vsState
-	events chan event
-	gen    int
-	stop   context.CancelFunc
-	done   chan struct{}
+	// vrrpChanged: a VRRP state change (ha_suspend refreshes then).
+	vrrpChanged chan struct{}
+	opts        options
+	log         *logger
+	lvsd        *lvsdTables
+	cfg         *keepalived.Config
+	vss         []*vsState
+	events      chan event
+	gen         int
+	stop        context.CancelFunc
+	done        chan struct{}
 	// owned are the services this configuration put in lvsd.
 	owned   map[config.ServiceID]bool
 	dirty   bool // a sync failed: resynchronise everything
@@ -114,9 +119,9 @@ func serve(o options) int {
 	if socket == "" {
 		socket = "lvsd"
 	}
-	d := &daemon{opts: o, log: lg, events: make(chan event, 8192), owned: map[config.ServiceID]bool{},
+	d := &daemon{opts: o, log: lg, events: make(chan event, 8192), owned: map[config.ServiceID]bool{}, vrrpChanged: make(chan struct{}, 1),
 		lvsd: &lvsdTables{socket: socket, logf: lg.printf}, cfgAll: cfg}
-	d.addrs.refresh()
+	d.refreshLocal()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
@@ -141,7 +146,7 @@ func serve(o options) int {
 	if setup != nil {
 		// After the checkers' first sync, so lvsd has the services when
 		// an instance takes its VIPs over.
-		d.vrrp = startVRRP(setup, socket, lg)
+		d.vrrp = startVRRP(setup, socket, lg, d.vrrpChanged)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -171,8 +176,12 @@ func serve(o options) int {
 			if e.gen == d.gen {
 				d.handle(e.ev)
 			}
+		case <-d.vrrpChanged:
+			// A VRRP transition owned or released VIPs: ha_suspend's
+			// checkers follow at once, not at the next tick.
+			d.refreshLocal()
 		case <-tick.C:
-			d.addrs.refresh()
+			d.refreshLocal()
 			if d.dirty {
 				d.resync()
 			}
@@ -300,6 +309,18 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 				r.alive = !slices.Contains(r.failed, true)
 			}
 			v.rss = append(v.rss, r)
+		}
+		if v.local != nil {
+			if prev != nil && prev.local != nil {
+				v.suspended = prev.suspended // the next refresh logs a change
+			} else if v.suspended = !v.local(); v.suspended {
+				// keepalived's register_checkers_thread says so per checker.
+				for _, r := range v.rss {
+					for range r.rs.Checkers {
+						d.log.printf("Deactivating healthchecker for service %s for VS %s", fmtRS(r.rs, vs), v.name)
+					}
+				}
+			}
 		}
 		sum := v.weightSum()
 		if prev != nil {
@@ -698,10 +719,45 @@ func (d *daemon) notify(s *keepalived.Script) {
 	}()
 }
 
-// localAddrs caches the director's addresses for ha_suspend.
+// refreshLocal re-reads which addresses the director holds and logs
+// ha_suspend's changes as keepalived's update_checker_activity does, per
+// checker.
+func (d *daemon) refreshLocal() {
+	if !slices.ContainsFunc(d.vss, func(v *vsState) bool { return v.local != nil }) {
+		return
+	}
+	if owned, err := d.lvsd.ownedVIPs(); err == nil {
+		d.addrs.lvsd = owned
+	}
+	d.addrs.refresh()
+	for _, v := range d.vss {
+		if v.local == nil {
+			continue
+		}
+		if s := !v.local(); s != v.suspended {
+			v.suspended = s
+			verb := "Activating"
+			if s {
+				verb = "Suspending"
+			}
+			for _, r := range v.rss {
+				for range r.rs.Checkers {
+					d.log.printf("%s healthchecker for service %s for VS %s", verb, fmtRS(r.rs, v.vs), v.name)
+				}
+			}
+		}
+	}
+}
+
+// localAddrs caches the addresses the director holds, for ha_suspend:
+// keepalived's are the kernel's (on a backup the VIP is not configured);
+// here a VIP lvsd serves is never a kernel address, lvsd answers for it
+// while it owns it (the VRRP MASTER's, or every served VIP without VRRP),
+// so lvsd's owned VIPs count too.
 type localAddrs struct {
-	mu  sync.Mutex
-	set map[netip.Addr]bool
+	mu   sync.Mutex
+	set  map[netip.Addr]bool
+	lvsd map[netip.Addr]bool // the daemon goroutine's: read by refresh
 }
 
 func (l *localAddrs) refresh() {
@@ -710,6 +766,9 @@ func (l *localAddrs) refresh() {
 		return
 	}
 	set := map[netip.Addr]bool{}
+	for a := range l.lvsd {
+		set[a] = true
+	}
 	for _, a := range addrs {
 		if p, err := netip.ParsePrefix(a.String()); err == nil {
 			set[p.Addr().Unmap()] = true

@@ -59,6 +59,29 @@ func (t *lvsdTables) connect() error {
 	return nil
 }
 
+// ownedVIPs is lvsd's ownership listing: the addresses it answers for.
+func (t *lvsdTables) ownedVIPs() (map[netip.Addr]bool, error) {
+	var r ctl.Reply
+	err := t.connect()
+	if err == nil {
+		r, err = t.c.Do(ctl.Request{Command: config.Command{Op: config.OpOwnership}})
+		var re *ctl.RemoteError
+		if err != nil && !errors.As(err, &re) {
+			t.close() // the next request dials again
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr]bool{}
+	for _, o := range r.Ownership {
+		if o.Owned {
+			out[o.VIP] = true
+		}
+	}
+	return out, nil
+}
+
 func (t *lvsdTables) close() {
 	if t.c != nil {
 		t.c.Close()

@@ -35,7 +35,9 @@ type splitHooks struct {
 	keep    atomic.Bool
 	scripts sync.WaitGroup
 	changed chan struct{} // a state changed: report now
-	sync    *syncControl  // lvs_sync_daemon; nil without one
+	// onChange (nil: none) is the daemon's: ha_suspend follows.
+	onChange chan struct{}
+	sync     *syncControl // lvs_sync_daemon; nil without one
 }
 
 // split returns copies of c holding only the kernel's VIPs (and all the
@@ -111,9 +113,14 @@ func (h *splitHooks) GARP(c *vrrp.Config, repeat int) error {
 // notification's scripts in order), counted so a stop waits for
 // notify_stop.
 func (h *splitHooks) Notify(n vrrp.Notification) {
-	select {
-	case h.changed <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{h.changed, h.onChange} {
+		if c == nil {
+			continue
+		}
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 	if h.sync != nil && n.Instance != nil {
 		h.sync.state(n.Instance.Name, n.State)
@@ -149,6 +156,8 @@ type vrrpSide struct {
 	log   *logger
 	owner *lvsdOwner
 
+	onChange chan struct{}
+
 	setup  *vrrpSetup
 	router *vrrp.Router
 	hooks  *splitHooks
@@ -164,8 +173,10 @@ type vrrpSide struct {
 }
 
 // startVRRP starts a converted setup's instances (nothing if it has none).
-func startVRRP(s *vrrpSetup, socket string, log *logger) *vrrpSide {
-	v := &vrrpSide{log: log, owner: &lvsdOwner{socket: socket, logf: log.printf}}
+// changed (may be nil) hears of every state change, after its addresses
+// and ownership were carried out.
+func startVRRP(s *vrrpSetup, socket string, log *logger, changed chan struct{}) *vrrpSide {
+	v := &vrrpSide{log: log, owner: &lvsdOwner{socket: socket, logf: log.printf}, onChange: changed}
 	v.start(s)
 	return v
 }
@@ -177,7 +188,7 @@ func (v *vrrpSide) start(s *vrrpSetup) {
 	v.setup = s
 	v.owner.reset()
 	slogger := slog.New(&printfHandler{log: v.log})
-	h := &splitHooks{owner: v.owner, served: s.Served, log: v.log, changed: make(chan struct{}, 1),
+	h := &splitHooks{owner: v.owner, served: s.Served, log: v.log, changed: make(chan struct{}, 1), onChange: v.onChange,
 		kernel: &vrrp.KernelHooks{Owner: v.owner, Log: slogger}}
 	v.hooks = h
 	if s.Sync != nil {

@@ -20,7 +20,8 @@
 //     weight to code-2, killed at misc_timeout), SMTP (220, HELO 250,
 //     QUIT), UDP (payload; without require_reply only an ICMP error
 //     fails), PING (one ICMP echo), DNS (one query, check_dns.c's rules).
-//     FILE_CHECK and BFD_CHECK are parsed but not run.
+//     FILE_CHECK has no probe: lvskeepalived reads its track_file (files.go
+//     there); BFD_CHECK is parsed but not run.
 //   - Fetch and Parse are the HTTP request both HTTP_GET/SSL_GET and
 //     genhash (lvskeepalived -T) use, with the digest exactly as
 //     keepalived computes it.

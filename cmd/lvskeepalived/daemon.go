@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -34,6 +35,9 @@ type rsState struct {
 	weight int // the current weight (misc_dynamic changes it)
 	failed []bool
 	jobs   []*check.Job
+	// fileW is, per checker, what a FILE_CHECK adds to the weight (0 for
+	// the others).
+	fileW []int
 }
 
 // vsState is one virtual server at run time.
@@ -60,6 +64,8 @@ type event struct {
 type daemon struct {
 	// vrrpChanged: a VRRP state change (ha_suspend refreshes then).
 	vrrpChanged chan struct{}
+	files       trackFiles
+	fileEvents  chan fileEvent
 	opts        options
 	log         *logger
 	lvsd        *lvsdTables
@@ -120,6 +126,7 @@ func serve(o options) int {
 		socket = "lvsd"
 	}
 	d := &daemon{opts: o, log: lg, events: make(chan event, 8192), owned: map[config.ServiceID]bool{}, vrrpChanged: make(chan struct{}, 1),
+		fileEvents: make(chan fileEvent, 16), files: trackFiles{logf: lg.printf},
 		lvsd: &lvsdTables{socket: socket, logf: lg.printf}, cfgAll: cfg}
 	d.refreshLocal()
 	sigs := make(chan os.Signal, 4)
@@ -175,6 +182,10 @@ func serve(o options) int {
 		case e := <-d.events:
 			if e.gen == d.gen {
 				d.handle(e.ev)
+			}
+		case e := <-d.fileEvents:
+			if e.gen == d.gen {
+				d.fileChanged(e.name, e.value)
 			}
 		case <-d.vrrpChanged:
 			// A VRRP transition owned or released VIPs: ha_suspend's
@@ -245,6 +256,9 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 	}
 	d.gen++
 	gen := d.gen
+	d.files.initFiles(cfg.TrackFiles, old != nil)
+	// Read afresh: a reload sees the files as they are now.
+	d.files.vals = nil
 	var vss []*vsState
 	var jobs []*check.Job
 	owned := map[config.ServiceID]bool{}
@@ -267,7 +281,7 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 			}
 		}
 		for _, rs := range vs.RealServers {
-			r := &rsState{rs: rs, alive: !rs.Alpha, weight: rs.Weight, failed: make([]bool, len(rs.Checkers))}
+			r := &rsState{rs: rs, alive: !rs.Alpha, weight: rs.Weight, failed: make([]bool, len(rs.Checkers)), fileW: make([]int, len(rs.Checkers))}
 			p := prevRS[netip.AddrPortFrom(rs.Addr, rs.Port).String()]
 			if p != nil {
 				// keepalived: a server that was down stays down until its
@@ -286,6 +300,11 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 					st.Up = p.alive
 				}
 				r.failed[i] = !st.Up
+				if c.Kind == keepalived.CheckFile {
+					// No probe: the file's value decides (files.go).
+					r.failed[i], r.fileW[i] = d.files.initial(c.File)
+					continue
+				}
 				svcPort := vs.Port
 				probe, err := check.ProbeFor(c, rs, svcPort, d.runner(cfg))
 				if err != nil {
@@ -358,6 +377,25 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 	d.done = done
 	eng := check.Engine{Limit: d.limit, Emit: func(ev check.Event) { d.events <- event{gen, ev} }}
 	go func() { eng.Run(ctx, jobs); close(done) }()
+	var watched []*keepalived.TrackFile
+	last := map[string]int64{}
+	for _, tf := range cfg.TrackFiles {
+		if v, ok := d.files.vals[tf.Name]; ok {
+			watched, last[tf.Name] = append(watched, tf), v
+		}
+	}
+	if len(watched) > 0 {
+		go watchFiles(ctx, gen, watched, last, d.fileEvents, d.log.printf)
+	}
+	// A real server carried over by a reload moves now if its files say
+	// so (a new one started in the state they give).
+	for _, v := range vss {
+		for _, r := range v.rss {
+			if slices.ContainsFunc(r.rs.Checkers, func(c *keepalived.Checker) bool { return c.Kind == keepalived.CheckFile }) {
+				d.settle(v, r)
+			}
+		}
+	}
 	d.log.printf("Activating healthchecker for %d real servers (%d checkers)", countRS(vss), len(jobs))
 }
 
@@ -388,10 +426,21 @@ func (v *vsState) weightSum() int {
 	s := 0
 	for _, r := range v.rss {
 		if r.alive {
-			s += r.weight
+			s += r.effWeight()
 		}
 	}
 	return s
+}
+
+// effWeight is the weight lvsd gets: the configured (or misc_dynamic)
+// weight plus what FILE_CHECKs add, as keepalived's real_weight clamps
+// it.
+func (r *rsState) effWeight() int {
+	w := int64(r.weight)
+	for _, f := range r.fileW {
+		w += int64(f)
+	}
+	return int(min(max(w, 0), math.MaxInt32))
 }
 
 // want is the pool keepalived would have in IPVS for one service.
@@ -410,7 +459,7 @@ func (v *vsState) want(svc config.Service) []config.Dest {
 	}
 	for _, r := range v.rss {
 		d := r.rs.Dest(svc)
-		d.Weight = r.weight
+		d.Weight = r.effWeight()
 		switch {
 		case r.alive:
 		case r.rs.InhibitOnFailure:
@@ -490,16 +539,31 @@ func (d *daemon) handle(ev check.Event) {
 		r.failed[ref.idx] = true
 	}
 	if ev.Outcome.HasWeight && ev.Outcome.Weight != r.weight {
+		d.setWeight(v, r, func() { r.weight = ev.Outcome.Weight })
+	}
+	d.settle(v, r)
+}
+
+// setWeight makes change (to r.weight or r.fileW) and, if lvsd's weight
+// moved, logs it as keepalived's update_svr_wgt does and applies it.
+func (d *daemon) setWeight(v *vsState, r *rsState, change func()) {
+	old := r.effWeight()
+	change()
+	if w := r.effWeight(); w != old {
 		state := "inactive"
 		if r.alive {
 			state = "active"
 		}
-		d.log.printf("Changing weight from %d to %d for %s service %s of VS %s", r.weight, ev.Outcome.Weight, state, fmtRS(r.rs, v.vs), v.name)
-		r.weight = ev.Outcome.Weight
+		d.log.printf("Changing weight from %d to %d for %s service %s of VS %s", old, w, state, fmtRS(r.rs, v.vs), v.name)
 		report := d.quorum(v)
 		d.apply(v)
 		report()
 	}
+}
+
+// settle carries out a real server's change of state after its checkers
+// changed (keepalived's perform_svr_state).
+func (d *daemon) settle(v *vsState, r *rsState) {
 	alive := !slices.Contains(r.failed, true)
 	if alive == r.alive {
 		return

@@ -973,6 +973,8 @@ func checkerBlocks(rs *block) {
 				c.UDP = &UDPCheck{}
 			case CheckDNS:
 				c.DNS = &DNSCheck{Type: "SOA", Name: "."}
+			case CheckFile:
+				c.File = &FileCheck{}
 			}
 			p.chk = c
 			p.rs.Checkers = append(p.rs.Checkers, c)
@@ -1275,14 +1277,59 @@ func checkerBlocks(rs *block) {
 	dns.end = end
 	rs.sublevel("DNS_CHECK", start(CheckDNS), dns)
 
+	// FILE_CHECK (check_file.c): no connection, so none of the common
+	// keywords; the weight defaults to the track_file's.
 	file := newBlock("FILE_CHECK")
 	file.add("track_file", func(p *parser, l *line) {
 		if v, ok := p.need(l, 1); ok && p.chk != nil {
 			p.chk.Name = v
+			if t := p.trackFile(v); t != nil {
+				p.chk.File.Track = t
+			} else {
+				p.errorf(l, ClassGeneral, "define the track_file block before the virtual_server that uses it", "track_file %s not found", v)
+			}
 		}
 	})
-	file.add("weight", nil)
-	file.end = end
+	file.add("weight", func(p *parser, l *line) {
+		if p.chk == nil {
+			return
+		}
+		if len(l.words) < 2 {
+			p.errorf(l, ClassGeneral, "", "track file weight missing")
+			return
+		}
+		n, ok := p.readInt(l, l.words[1], -2147483647, 2147483647)
+		if !ok {
+			p.errorf(l, ClassGeneral, "", "weight for track file must be in [%d..%d] inclusive. Ignoring...", -2147483647, 2147483647)
+			return
+		}
+		reverse := false
+		if len(l.words) > 2 {
+			switch l.words[2] {
+			case "reverse":
+				reverse = true
+			case "noreverse":
+			default:
+				p.errorf(l, ClassGeneral, "", "unknown track file weight option %s - ignoring", l.words[2])
+				return
+			}
+		}
+		p.chk.File.Weight, p.chk.File.Reverse, p.chk.File.weightSet = int(n), reverse, true
+	})
+	file.end = func(p *parser) {
+		if p.chk == nil {
+			return
+		}
+		f := p.chk.File
+		switch {
+		case f.Track == nil:
+			p.errorf(p.cur(), ClassGeneral, "", "FILE_CHECK has no track_file specified - ignoring")
+			p.dropChecker()
+		case !f.weightSet:
+			f.Weight, f.Reverse = f.Track.Weight, f.Track.Reverse
+		}
+		p.chk = nil
+	}
 	rs.sublevel("FILE_CHECK", start(CheckFile), file)
 
 	bfd := newBlock("BFD_CHECK")

@@ -52,6 +52,7 @@ type parser struct {
 	vi          *VRRPInstance
 	sg          *SyncGroup
 	scr         *VRRPScript
+	tf          *TrackFile
 	seenScripts bool
 	// ifExists, when set, checks vrrp_instance interfaces (keepalived -t
 	// checks the current namespace's).

@@ -22,6 +22,7 @@ type Config struct {
 	VirtualServers      []*VirtualServer      `json:"virtual_servers,omitempty"`
 	LocalAddressGroups  []*LocalAddressGroup  `json:"local_address_groups,omitempty"`
 	VRRP                VRRP                  `json:"vrrp"`
+	TrackFiles          []*TrackFile          `json:"track_files,omitempty"`
 	NetNamespace        string                `json:"net_namespace,omitempty"`
 
 	Diags []Diag `json:"diags,omitempty"`
@@ -282,6 +283,9 @@ type Checker struct {
 	DNS  *DNSCheck  `json:"dns,omitempty"`
 	// Name is FILE_CHECK's track_file or BFD_CHECK's name.
 	Name string `json:"name,omitempty"`
+	// File is FILE_CHECK's tracking: the track_file and the weight its
+	// value is multiplied by.
+	File *FileCheck `json:"file,omitempty"`
 
 	// written here (-1 / false: inherit)
 	retry                                               int
@@ -358,6 +362,34 @@ type UDPCheck struct {
 	MaxReplyLen  int    `json:"max_reply_length,omitempty"`
 }
 
+// FileCheck is FILE_CHECK { track_file NAME; weight W [reverse] }: the
+// file's number × W (× −1 with reverse) is added to the real server's
+// weight; with W 0 a non-zero number (zero with reverse) takes the
+// checker down.
+type FileCheck struct {
+	Track   *TrackFile `json:"-"`
+	Weight  int        `json:"weight"` // default the track_file's
+	Reverse bool       `json:"reverse,omitempty"`
+
+	weightSet bool
+}
+
+// TrackFile is a root track_file NAME { file PATH; weight W [reverse];
+// init_file [VALUE] [overwrite] } (vrrp_track_file is its deprecated
+// name).
+type TrackFile struct {
+	Pos     Pos    `json:"pos"`
+	Name    string `json:"name"`
+	File    string `json:"file"`
+	Weight  int    `json:"weight"` // -254..254, default 1
+	Reverse bool   `json:"reverse,omitempty"`
+	// Init: init_file, write InitValue at start if the file does not
+	// exist (always, with overwrite; never at a reload).
+	Init          bool `json:"init_file,omitempty"`
+	InitValue     int  `json:"init_value,omitempty"`
+	InitOverwrite bool `json:"init_overwrite,omitempty"`
+}
+
 // DNSCheck is DNS_CHECK.
 type DNSCheck struct {
 	Type string `json:"type"` // default SOA
@@ -373,7 +405,7 @@ type VRRP struct {
 	StaticRoutes    []Statement     `json:"static_routes,omitempty"`
 	StaticRules     []Statement     `json:"static_rules,omitempty"`
 	// Other root blocks of the VRRP side kept as written
-	// (vrrp_track_process, track_file, garp_group, ...).
+	// (vrrp_track_process, garp_group, ...).
 	Other []Statement `json:"other,omitempty"`
 }
 

@@ -29,16 +29,113 @@ func rootBlock() *block {
 	vrrpBlocks(root)
 	// Root blocks of the VRRP side and BFD, kept as written.
 	for _, k := range []string{"track_group", "garp_group", "linkbeat_interfaces", "vrrp_track_process", "interface_up_down_delays",
-		"bfd_instance", "track_file", "vrrp_track_file"} {
+		"bfd_instance"} {
 		root.add(k, func(p *parser, l *line) {
-			if k == "vrrp_track_file" {
-				p.warn(l, ClassDeprecated, "write track_file", "vrrp_track_file is deprecated - please use track_file")
-			}
 			p.cfg.VRRP.Other = append(p.cfg.VRRP.Other, Statement{Pos: l.pos, Words: l.words})
 			p.skipBlock()
 		})
 	}
+	trackFileBlock(root)
 	return root
+}
+
+// trackFileBlock is keepalived 2.2.7's trackers/track_file.c: the root
+// track_file block both the checkers (FILE_CHECK) and VRRP use.
+func trackFileBlock(root *block) {
+	tf := newBlock("track_file")
+	for _, k := range []string{"track_file", "vrrp_track_file"} {
+		root.sublevel(k, func(p *parser, l *line) {
+			if k == "vrrp_track_file" {
+				p.warn(l, ClassDeprecated, "write track_file", "vrrp_track_file is deprecated - please use track_file")
+			}
+			name, ok := p.need(l, 1)
+			if !ok {
+				return
+			}
+			p.tf = &TrackFile{Pos: l.pos, Name: name, Weight: 1}
+		}, tf)
+	}
+	tf.add("file", func(p *parser, l *line) {
+		if p.tf == nil {
+			return
+		}
+		if len(l.words) < 2 {
+			p.errorf(l, ClassGeneral, "", "track file file name missing")
+			return
+		}
+		if p.tf.File != "" {
+			p.errorf(l, ClassGeneral, "", "File already set for track file %s - ignoring %s", p.tf.Name, l.words[1])
+			return
+		}
+		p.tf.File = l.words[1]
+	})
+	tf.add("weight", func(p *parser, l *line) {
+		if p.tf == nil {
+			return
+		}
+		if len(l.words) < 2 {
+			p.errorf(l, ClassGeneral, "", "No weight specified for track file %s - ignoring", p.tf.Name)
+			return
+		}
+		n, ok := p.readInt(l, l.words[1], -254, 254)
+		if !ok {
+			p.errorf(l, ClassGeneral, "", "Weight (%s) for track_file %s must be between [-254..254] inclusive. Ignoring...", l.words[1], p.tf.Name)
+			n = 1
+		}
+		p.tf.Weight = int(n)
+		if len(l.words) > 2 {
+			if l.words[2] == "reverse" {
+				p.tf.Reverse = true
+			} else {
+				p.errorf(l, ClassGeneral, "", "track_file %s unknown weight option %s", p.tf.Name, l.words[2])
+			}
+		}
+	})
+	tf.add("init_file", func(p *parser, l *line) {
+		if p.tf == nil {
+			return
+		}
+		p.tf.Init, p.tf.InitValue = true, 0
+		for _, w := range l.words[1:] {
+			switch {
+			case w != "" && (w[0] == '-' || (w[0] >= '0' && w[0] <= '9')):
+				n, err := strconv.ParseInt(w, 10, 32)
+				if err != nil {
+					p.errorf(l, ClassGeneral, "", "Track file %s init value %s is invalid", p.tf.Name, w)
+					n = 0
+				} else if n < -254 || n > 254 {
+					p.errorf(l, ClassGeneral, "", "Track file %s init value %d is outside sensible range [%d, %d]", p.tf.Name, n, -254, 254)
+				}
+				p.tf.InitValue = int(n)
+			case w == "overwrite":
+				p.tf.InitOverwrite = true
+			default:
+				p.errorf(l, ClassGeneral, "", "Unknown track file init option %s", w)
+			}
+		}
+	})
+	tf.end = func(p *parser) {
+		if p.tf == nil {
+			return
+		}
+		if p.tf.File == "" {
+			p.errorf(p.cur(), ClassGeneral, "add file \"/path\"", "No file set for track_file %s - ignoring", p.tf.Name)
+		} else {
+			p.cfg.TrackFiles = append(p.cfg.TrackFiles, p.tf)
+		}
+		p.tf = nil
+	}
+}
+
+// trackFile is the track_file named, as far as the file has defined it
+// (keepalived resolves the name when it reads the reference).
+func (p *parser) trackFile(name string) *TrackFile {
+	for _, t := range p.cfg.TrackFiles {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 func (p *parser) rootOther(l *line) {

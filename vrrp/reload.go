@@ -177,6 +177,9 @@ func (r *Router) runScript(s TrackScript, gen chan struct{}) {
 	}
 }
 
+// ErrNotRunning is Reload's answer when Run has returned (or never ran).
+var ErrNotRunning = errors.New("vrrp: the router is not running")
+
 type reloadReq struct {
 	cfgs   []*Config
 	groups []SyncGroup
@@ -201,8 +204,8 @@ type reloadReq struct {
 //   - vrrp_scripts keep their results by name.
 //
 // A configuration that does not normalize changes nothing. Reload waits
-// until the event loop has applied it; it fails if the router is not
-// running.
+// until the event loop has applied it; it returns ErrNotRunning (and
+// changes nothing) if the router is not running.
 func (r *Router) Reload(o Options) error {
 	cfgs, err := normalizeAll(o.Instances, o.Groups)
 	if err != nil {
@@ -212,13 +215,13 @@ func (r *Router) Reload(o Options) error {
 	select {
 	case r.reloads <- req:
 	case <-r.done:
-		return errors.New("vrrp: reload: the router is not running")
+		return ErrNotRunning
 	}
 	select {
 	case err := <-req.done:
 		return err
 	case <-r.done:
-		return errors.New("vrrp: reload: the router stopped")
+		return ErrNotRunning
 	}
 }
 

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -338,30 +339,38 @@ func (v *vrrpSide) reload(s *vrrpSetup) {
 		why = "a VIP moved between lvsd and the kernel"
 	}
 	if why == "" {
-		for _, w := range s.Warnings {
-			v.log.printf("%s", w)
-		}
 		insts := make([]vrrp.Config, len(s.Instances))
 		for i, c := range s.Instances {
 			insts[i] = cloneConfig(c)
 		}
-		if err := v.hooks.kernel.ReplaceStatic(v.setup.Static, s.Static); err != nil {
-			v.log.printf("static addresses and routes: %v", err)
+		err := v.router.Reload(vrrp.Options{Instances: insts, Groups: s.Groups})
+		if errors.Is(err, vrrp.ErrNotRunning) {
+			why = "the VRRP side had stopped"
+		} else {
+			for _, w := range s.Warnings {
+				v.log.printf("%s", w)
+			}
+			if err != nil {
+				v.log.printf("VRRP reload: %v", err)
+			}
+			// The static addresses are changed with hooks of their own:
+			// the router's belong to its event loop. The router's hooks
+			// keep the old served map: every VIP in use is classed as
+			// before (movedVIP), so it gives the same answers.
+			static := &vrrp.KernelHooks{Log: slog.New(&printfHandler{log: v.log})}
+			if err := static.ReplaceStatic(v.setup.Static, s.Static); err != nil {
+				v.log.printf("static addresses and routes: %v", err)
+			}
+			v.mu.Lock()
+			v.setup = s
+			v.mu.Unlock()
+			select {
+			case v.hooks.changed <- struct{}{}:
+			default:
+			}
+			v.log.printf("VRRP configuration reloaded (%d instances, states kept)", len(s.Instances))
+			return
 		}
-		// The hooks keep the old served map: every VIP in use is classed
-		// as before (movedVIP), so it gives the same answers.
-		v.mu.Lock()
-		v.setup = s
-		v.mu.Unlock()
-		if err := v.router.Reload(vrrp.Options{Instances: insts, Groups: s.Groups}); err != nil {
-			v.log.printf("VRRP reload: %v", err)
-		}
-		select {
-		case v.hooks.changed <- struct{}{}:
-		default:
-		}
-		v.log.printf("VRRP configuration reloaded (%d instances, states kept)", len(s.Instances))
-		return
 	}
 	v.log.printf("VRRP side restarting: %s", why)
 	v.stop(false)

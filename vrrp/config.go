@@ -68,6 +68,7 @@ type Config struct {
 	TrackInterface   []TrackInterface // track_interface { IF [weight W [reverse]] }
 	DontTrackPrimary bool             // dont_track_primary: Interface down is not a FAULT
 	TrackScript      []TrackScript    // track_script { NAME [weight W [reverse]] } joined with vrrp_script NAME
+	TrackFile        []TrackFile      // track_file { NAME [weight W [reverse]] } joined with track_file NAME
 
 	// VMAC.
 	UseVMAC      bool   // use_vmac [NAME]: a macvlan with 00:00:5e:00:01:VRID
@@ -130,6 +131,17 @@ type TrackScript struct {
 	Rise     int           // rise (default 1)
 	Fall     int           // fall (default 1)
 	InitFail bool          // init_fail
+}
+
+// TrackFile is one track_file line with its track_file block: the
+// number in the file times Weight (−Weight with Reverse), clamped to
+// [−254, 253], is added to the priority, and −254 is FAULT; with Weight 0
+// a non-zero number (zero with Reverse) is FAULT. A missing file reads 0.
+type TrackFile struct {
+	Name    string // track_file NAME
+	Path    string // file "<path>"
+	Weight  int    // -254..254
+	Reverse bool
 }
 
 // SyncGroup is a vrrp_sync_group: members move together (reference §2.6).

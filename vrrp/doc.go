@@ -40,13 +40,17 @@
 //
 // Run opens its sockets in the calling thread's network namespace, so the
 // daemon runs in the namespace it serves (as `ip netns exec` gives it). It
-// watches links itself (netlink) and runs the vrrp_scripts; a daemon with its
+// watches links itself (netlink), runs the vrrp_scripts (one runner per
+// script, keepalived's "VRRP_Script(NAME) succeeded/failed" lines) and reads
+// the track_files (every 100 ms; keepalived uses inotify); a daemon with its
 // own link monitor sets NoLinkMonitor and calls Router.Interface. A SIGHUP
-// reload is: cancel, build a new Router, Run (the AH counter then restarts,
-// which keepalived avoids by keeping it across reloads).
+// reload is Router.Reload with the new configuration: each instance that
+// stays keeps its state, AH counter and counters as keepalived's reload does
+// (a MASTER stays MASTER without priority 0 and takes the VIP changes), a
+// removed one sends priority 0 and goes.
 //
 // Not implemented (keepalived 2.2.7 has them): IPv6 and VRRPv3 over IPv6,
-// virtual_rules, track_file, track_process, track_bfd, notify_fifo,
+// virtual_rules, track_process, track_bfd, notify_fifo, notify_deleted,
 // vrrp_garp_interval throttling, the two-owners "CONFIGURATION ERROR" drop to
 // 254, the AH counter's cycle flag, sync_group_tracking_weight (member
 // weights are used as configured), the VMAC's sysctls with a Netlink handle

@@ -46,6 +46,11 @@ type Router struct {
 	// reload starts the new configuration's).
 	scriptGen chan struct{}
 	tracked   map[string]*scriptTrack
+	// track_files: the numbers last read, by name; files carries the
+	// watcher's changes; fileGen ends the watcher of a configuration.
+	fileVals map[string]int64
+	files    chan fileResult
+	fileGen  chan struct{}
 	// mu guards insts and byName for readers outside the event loop
 	// (Instance, a reload replaces them).
 	mu   sync.RWMutex
@@ -96,7 +101,7 @@ func NewRouter(o Options) (*Router, error) {
 		o.Hooks = &KernelHooks{Log: o.Log}
 	}
 	r := &Router{opts: o, log: o.Log, byName: map[string]*Instance{}, byM: map[*Machine]*Instance{},
-		rx: make(chan rxMsg), events: make(chan Event, 64), scripts: make(chan scriptResult, 16), reloads: make(chan reloadReq),
+		rx: make(chan rxMsg), events: make(chan Event, 64), scripts: make(chan scriptResult, 16), reloads: make(chan reloadReq), files: make(chan fileResult, 16),
 		quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}), tracked: map[string]*scriptTrack{}}
 	cfgs, err := normalizeAll(o.Instances, o.Groups)
 	if err != nil {
@@ -311,6 +316,15 @@ func (r *Router) Run(ctx context.Context) error {
 		go in.reader(in.rxConn)
 	}
 	r.startScripts()
+	cfgs := make([]*Config, len(r.insts))
+	for i, in := range r.insts {
+		cfgs[i] = in.cfg
+	}
+	r.readFiles(cfgs)
+	for _, in := range r.insts {
+		r.setFiles(in.m)
+	}
+	r.watchFiles()
 	if !r.opts.NoLinkMonitor {
 		r.watchLinks()
 	}
@@ -352,6 +366,17 @@ func (r *Router) Run(ctx context.Context) error {
 		case res := <-r.scripts:
 			r.scriptDone(res)
 			ev := Event{Kind: EvScript, Name: res.name, Up: res.ok, Now: time.Now()}
+			for _, in := range r.insts {
+				if in.m.State() != Stopped {
+					r.step(in, ev)
+				}
+			}
+		case f := <-r.files:
+			if r.fileVals[f.name] == f.value {
+				continue
+			}
+			r.fileVals[f.name] = f.value
+			ev := Event{Kind: EvFile, Name: f.name, Value: f.value, Now: time.Now()}
 			for _, in := range r.insts {
 				if in.m.State() != Stopped {
 					r.step(in, ev)

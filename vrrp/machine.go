@@ -44,6 +44,7 @@ const (
 	EvInterface                  // a link went up or down (Name, Up)
 	EvScript                     // a vrrp_script finished (Name, Up = exit 0)
 	EvShutdown                   // SIGTERM: priority 0, addresses removed, notify_stop
+	EvFile                       // a track_file's number changed (Name, Value)
 )
 
 // Event is one input, stamped with the time it happened: the machine has no
@@ -55,9 +56,11 @@ type Event struct {
 	Priority uint8
 	Src      netip.Addr
 	Interval time.Duration
-	// EvInterface, EvScript.
+	// EvInterface, EvScript, EvFile.
 	Name string
 	Up   bool
+	// EvFile: the file's number.
+	Value int64
 }
 
 // ActionKind says what to do.
@@ -120,6 +123,7 @@ type Machine struct {
 	primaryUp  bool
 	ifs        []trackIf
 	scripts    []trackScript
+	files      []int64 // per cfg.TrackFile, the number last read
 	wantMaster bool
 
 	group *Group
@@ -140,8 +144,22 @@ func NewMachine(cfg *Config, local netip.Addr) *Machine {
 	for i, s := range cfg.TrackScript {
 		m.scripts[i].ok, m.scripts[i].known = !s.InitFail, s.InitFail
 	}
+	m.files = make([]int64, len(cfg.TrackFile))
 	m.effPrio = m.effective()
 	return m
+}
+
+// SetFile sets a track_file's number without emitting anything, for the
+// values read before the machine starts (keepalived reads the files at
+// initialisation and starts with their weights); later changes are
+// EvFile events.
+func (m *Machine) SetFile(name string, v int64) {
+	for i, t := range m.cfg.TrackFile {
+		if t.Name == name {
+			m.files[i] = v
+		}
+	}
+	m.effPrio = m.effective()
 }
 
 // Name is the instance name.
@@ -204,6 +222,13 @@ func (m *Machine) Step(ev Event) []Action {
 		m.recompute(now)
 	case EvScript:
 		m.setScript(ev.Name, ev.Up)
+		m.recompute(now)
+	case EvFile:
+		for i, t := range m.cfg.TrackFile {
+			if t.Name == ev.Name {
+				m.files[i] = ev.Value
+			}
+		}
 		m.recompute(now)
 	case EvShutdown:
 		if m.group != nil {
@@ -557,7 +582,31 @@ func (m *Machine) faulty() bool {
 			return true
 		}
 	}
+	for i := range m.cfg.TrackFile {
+		if _, fault := m.fileStatus(i); fault {
+			return true
+		}
+	}
 	return false
+}
+
+// fileStatus is keepalived's update_track_file_status and
+// process_update_vrrp_track_file_status for track_file i: the priority it
+// adds, or FAULT.
+func (m *Machine) fileStatus(i int) (add int, fault bool) {
+	t, v := m.cfg.TrackFile[i], m.files[i]
+	if t.Weight == 0 {
+		return 0, (v != 0) != t.Reverse
+	}
+	w := int64(t.Weight)
+	if t.Reverse {
+		w = -w
+	}
+	// |w| <= 254, so the product of a 32-bit-ish number cannot overflow;
+	// clamp v first for anything larger.
+	s := min(max(v, -1<<40), 1<<40) * w
+	s = min(max(s, -254), 253)
+	return int(s), s == -254
 }
 
 // effective is base priority plus weights, clamped to [1, 254]; 255 never
@@ -584,6 +633,11 @@ func (m *Machine) effective() uint8 {
 	for i, s := range m.cfg.TrackScript {
 		if m.scripts[i].known {
 			total += weight(s.Weight, m.scripts[i].ok, s.Reverse)
+		}
+	}
+	for i := range m.cfg.TrackFile {
+		if add, fault := m.fileStatus(i); !fault {
+			total += add
 		}
 	}
 	return uint8(min(max(total, 1), 254))

@@ -459,3 +459,47 @@ func TestResume(t *testing.T) {
 		t.Errorf("fault resumed with the link up: %v, want BACKUP (init)", again.State())
 	}
 }
+
+// TestTrackFile: a track_file's number × weight moves the priority
+// (clamped per file to [-254, 253], the priority to [1, 254]); -254 and,
+// with weight 0, any non-zero number are FAULT (zero with reverse).
+func TestTrackFile(t *testing.T) {
+	m := newM(func(c *Config) {
+		c.Priority = 100
+		c.TrackFile = []TrackFile{{Name: "w", Weight: 5}, {Name: "z", Weight: 0}, {Name: "r", Weight: 0, Reverse: true}}
+	})
+	m.SetFile("r", 1) // read before the start: no action, no FAULT
+	m.Step(Event{Kind: EvStart, Now: t0})
+	if m.State() != Backup || m.Priority() != 100 {
+		t.Fatalf("start: %v %d", m.State(), m.Priority())
+	}
+	acts := m.Step(Event{Kind: EvFile, Now: at(time.Second), Name: "w", Value: 4})
+	if m.Priority() != 120 || !slices.ContainsFunc(acts, func(a Action) bool { return a.Kind == ActPriority && a.Old == 100 && a.Priority == 120 }) {
+		t.Errorf("w=4: priority %d, actions %+v", m.Priority(), acts)
+	}
+	m.Step(Event{Kind: EvFile, Now: at(2 * time.Second), Name: "w", Value: 1000})
+	if m.Priority() != 254 {
+		t.Errorf("w=1000 (253 added): %d, want 254", m.Priority())
+	}
+	m.Step(Event{Kind: EvFile, Now: at(3 * time.Second), Name: "w", Value: -50})
+	if m.State() != Backup || m.Priority() != 1 {
+		t.Errorf("w=-50 (-250 added): %v %d, want BACKUP 1", m.State(), m.Priority())
+	}
+	m.Step(Event{Kind: EvFile, Now: at(3 * time.Second), Name: "w", Value: -60})
+	if m.State() != Fault {
+		t.Errorf("w=-60 (-300, clamped to -254): %v, want FAULT", m.State())
+	}
+	m.Step(Event{Kind: EvFile, Now: at(4 * time.Second), Name: "w", Value: -10})
+	if m.State() != Backup || m.Priority() != 50 {
+		t.Errorf("w=-10: %v %d, want BACKUP 50", m.State(), m.Priority())
+	}
+	m.Step(Event{Kind: EvFile, Now: at(5 * time.Second), Name: "z", Value: 3})
+	if m.State() != Fault {
+		t.Errorf("z (weight 0) = 3: %v, want FAULT", m.State())
+	}
+	m.Step(Event{Kind: EvFile, Now: at(6 * time.Second), Name: "z", Value: 0})
+	m.Step(Event{Kind: EvFile, Now: at(7 * time.Second), Name: "r", Value: 0})
+	if m.State() != Fault {
+		t.Errorf("r (weight 0 reverse) = 0: %v, want FAULT", m.State())
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"lvslab/internal/trackfile"
 )
 
 // vrrp_script runners and a reload of the running configuration: both
@@ -180,6 +182,96 @@ func (r *Router) runScript(s TrackScript, gen chan struct{}) {
 // ErrNotRunning is Reload's answer when Run has returned (or never ran).
 var ErrNotRunning = errors.New("vrrp: the router is not running")
 
+// fileEvery is how often the track_files are read (keepalived watches
+// them with inotify).
+const fileEvery = 100 * time.Millisecond
+
+type fileResult struct {
+	name  string
+	value int64
+}
+
+// readFiles reads every track_file the instances use, afresh (at start
+// and at a reload, as keepalived's init_track_files does). A number out of
+// range keeps the value known before, as keepalived ignores it.
+func (r *Router) readFiles(cfgs []*Config) {
+	old := r.fileVals
+	r.fileVals = map[string]int64{}
+	for _, c := range cfgs {
+		for _, t := range c.TrackFile {
+			if _, ok := r.fileVals[t.Name]; ok {
+				continue
+			}
+			v, ok := trackfile.Read(t.Path)
+			if !ok {
+				r.log.Info(fmt.Sprintf("Invalid number %d read from %s - ignoring", v, t.Path))
+				v = old[t.Name]
+			}
+			r.fileVals[t.Name] = v
+		}
+	}
+}
+
+// setFiles gives a machine the track_file numbers read.
+func (r *Router) setFiles(m *Machine) {
+	for _, t := range m.cfg.TrackFile {
+		m.SetFile(t.Name, r.fileVals[t.Name])
+	}
+}
+
+// watchFiles ends the previous configuration's file watcher and starts
+// one reading the running instances' track_files every fileEvery.
+func (r *Router) watchFiles() {
+	if r.fileGen != nil {
+		close(r.fileGen)
+		r.fileGen = nil
+	}
+	paths := map[string]string{}
+	last := map[string]int64{}
+	for _, in := range r.insts {
+		for _, t := range in.cfg.TrackFile {
+			paths[t.Name], last[t.Name] = t.Path, r.fileVals[t.Name]
+		}
+	}
+	if len(paths) == 0 {
+		return
+	}
+	gen := make(chan struct{})
+	r.fileGen = gen
+	go func() {
+		t := time.NewTicker(fileEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-gen:
+				return
+			case <-r.quit:
+				return
+			}
+			for name, path := range paths {
+				v, ok := trackfile.Read(path)
+				if v == last[name] {
+					continue
+				}
+				if !ok {
+					r.log.Info(fmt.Sprintf("Invalid number %d read from %s - ignoring", v, path))
+					last[name] = v // said once
+					continue
+				}
+				last[name] = v
+				select {
+				case r.files <- fileResult{name, v}:
+				case <-gen:
+					return
+				case <-r.quit:
+					return
+				}
+			}
+		}
+	}()
+}
+
 type reloadReq struct {
 	cfgs   []*Config
 	groups []SyncGroup
@@ -267,6 +359,7 @@ func (r *Router) reload(cfgs []*Config, groups []SyncGroup, now time.Time) error
 	for _, g := range r.groups {
 		oldGroups[g.Name()] = g.State()
 	}
+	r.readFiles(cfgs)
 	// Pair the new instances with the running ones.
 	match := make([]*Instance, len(cfgs))
 	taken := map[*Instance]bool{}
@@ -323,6 +416,7 @@ func (r *Router) reload(cfgs []*Config, groups []SyncGroup, now time.Time) error
 				continue
 			}
 			go in.reader(in.rxConn)
+			r.setFiles(in.m)
 			fresh = append(fresh, in)
 			insts = append(insts, in)
 			byM[in.m] = in
@@ -363,6 +457,7 @@ func (r *Router) reload(cfgs []*Config, groups []SyncGroup, now time.Time) error
 			}
 			errs = append(errs, h.OwnVIPs(gone, false), h.SetAddresses(gone, false))
 		}
+		r.setFiles(in.m)
 		for _, a := range in.m.Resume(oldM, now, down) {
 			r.do(in, a)
 		}
@@ -407,6 +502,7 @@ func (r *Router) reload(cfgs []*Config, groups []SyncGroup, now time.Time) error
 		}
 	}
 	r.startScripts()
+	r.watchFiles()
 	for _, in := range fresh {
 		in.initialLinks(now)
 		r.step(in, Event{Kind: EvStart, Now: now})

@@ -128,6 +128,9 @@ func serve(o options) int {
 	d := &daemon{opts: o, log: lg, events: make(chan event, 8192), owned: map[config.ServiceID]bool{}, vrrpChanged: make(chan struct{}, 1),
 		fileEvents: make(chan fileEvent, 16), files: trackFiles{logf: lg.printf},
 		lvsd: &lvsdTables{socket: socket, logf: lg.printf}, cfgAll: cfg}
+	// Both sides read the track_files: init_file first (keepalived does it
+	// as it parses).
+	d.files.initFiles(cfg.TrackFiles, false)
 	d.refreshLocal()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -256,7 +259,6 @@ func (d *daemon) install(cfg *keepalived.Config, old map[string]*vsState) {
 	}
 	d.gen++
 	gen := d.gen
-	d.files.initFiles(cfg.TrackFiles, old != nil)
 	// Read afresh: a reload sees the files as they are now.
 	d.files.vals = nil
 	var vss []*vsState
@@ -665,6 +667,7 @@ func (d *daemon) reload() {
 	for _, dg := range cfg.Diags {
 		d.log.printf("%s", dg)
 	}
+	d.files.initFiles(cfg.TrackFiles, true)
 	if d.vrrp != nil {
 		setup, err := convertVRRP(cfg)
 		if err != nil {

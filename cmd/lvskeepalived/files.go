@@ -13,11 +13,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"lvslab/config/keepalived"
+	"lvslab/internal/trackfile"
 )
 
 // fileEvery is how often the tracked files are read.
@@ -34,76 +33,6 @@ type fileEvent struct {
 	gen   int
 	name  string
 	value int64
-}
-
-// readTrackFile is keepalived's process_track_file: strtol(buf, NULL, 0)
-// of the first 127 bytes; ok false for a number out of range (keepalived
-// logs it and keeps the last value).
-func readTrackFile(path string) (v int64, ok bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, true
-	}
-	defer f.Close()
-	buf := make([]byte, 127)
-	n, _ := f.Read(buf)
-	v, ok = strtol(string(buf[:n]))
-	if !ok || v < math.MinInt32 || v > math.MaxInt32+1 {
-		return v, false
-	}
-	return v, true
-}
-
-// strtol is C's strtol with base 0: leading space, a sign, 0x for hex, a
-// leading 0 for octal, digits up to the first that is not one; no digits
-// read 0. ok is false on overflow (ERANGE).
-func strtol(s string) (int64, bool) {
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
-	neg := false
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		neg = s[0] == '-'
-		s = s[1:]
-	}
-	base := 10
-	switch {
-	case len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && strings.ContainsRune("0123456789abcdefABCDEF", rune(s[2])):
-		base, s = 16, s[2:]
-	case len(s) > 1 && s[0] == '0':
-		base = 8
-	}
-	end := 0
-	for end < len(s) {
-		c := s[end]
-		var d int
-		switch {
-		case c >= '0' && c <= '9':
-			d = int(c - '0')
-		case c >= 'a' && c <= 'f':
-			d = int(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			d = int(c-'A') + 10
-		default:
-			d = 99
-		}
-		if d >= base {
-			break
-		}
-		end++
-	}
-	if end == 0 {
-		return 0, true
-	}
-	u, err := strconv.ParseUint(s[:end], base, 64)
-	if err != nil || (!neg && u > math.MaxInt64) || (neg && u > 1<<63) {
-		if neg {
-			return math.MinInt64, false
-		}
-		return math.MaxInt64, false
-	}
-	if neg {
-		return -int64(u), true
-	}
-	return int64(u), true
 }
 
 // fileStatus is what value v means to a FILE_CHECK: down, or the weight
@@ -140,7 +69,7 @@ func (t *trackFiles) value(tf *keepalived.TrackFile) int64 {
 	if v, ok := t.vals[tf.Name]; ok {
 		return v
 	}
-	v, ok := readTrackFile(tf.File)
+	v, ok := trackfile.Read(tf.File)
 	if !ok {
 		t.logf("Invalid number %d read from %s - ignoring", v, tf.File)
 		v = 0
@@ -197,7 +126,7 @@ func watchFiles(ctx context.Context, gen int, tfs []*keepalived.TrackFile, last 
 		case <-t.C:
 		}
 		for _, tf := range tfs {
-			v, ok := readTrackFile(tf.File)
+			v, ok := trackfile.Read(tf.File)
 			if !ok {
 				if last[tf.Name] != v {
 					logf("Invalid number %d read from %s - ignoring", v, tf.File)

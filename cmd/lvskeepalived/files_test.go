@@ -12,22 +12,6 @@ import (
 	"lvslab/config/keepalived"
 )
 
-func TestStrtol(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"", 0, true}, {"7\n", 7, true}, {"  -3", -3, true}, {"+12abc", 12, true}, {"abc", 0, true},
-		{"0x1f", 31, true}, {"010", 8, true}, {"09", 0, true}, {"0x", 0, true}, {"-0x10", -16, true},
-		{"99999999999999999999", math.MaxInt64, false}, {"-99999999999999999999", math.MinInt64, false},
-	} {
-		if got, ok := strtol(tc.in); got != tc.want || ok != tc.ok {
-			t.Errorf("strtol(%q) = %d %v, want %d %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestFileStatus(t *testing.T) {
 	for _, tc := range []struct {
 		v       int64

@@ -106,7 +106,7 @@ func convertVRRP(cfg *keepalived.Config) (*vrrpSetup, error) {
 		if err != nil {
 			fail(sg.Pos, "vrrp_sync_group %s: %v", sg.Name, err)
 		}
-		if len(sg.TrackInterfaces) > 0 || len(sg.TrackScripts) > 0 {
+		if len(sg.TrackInterfaces) > 0 || len(sg.TrackScripts) > 0 || len(sg.TrackFiles) > 0 {
 			// keepalived 2.2.7 gives a sync group's tracking to every member.
 			for i := range out.Instances {
 				c := &out.Instances[i]
@@ -191,6 +191,7 @@ func cloneConfig(c vrrp.Config) vrrp.Config {
 	c.VirtualIPAddress = slices.Clone(c.VirtualIPAddress)
 	c.VirtualIPAddressExcluded = slices.Clone(c.VirtualIPAddressExcluded)
 	c.TrackScript = slices.Clone(c.TrackScript)
+	c.TrackFile = slices.Clone(c.TrackFile)
 	return c
 }
 
@@ -410,6 +411,9 @@ func convertInstance(vi *keepalived.VRRPInstance, g globalDefaults, scripts map[
 		}
 		c.TrackScript = append(c.TrackScript, ts)
 	}
+	for _, t := range vi.TrackFiles {
+		c.TrackFile = append(c.TrackFile, trackFile(t))
+	}
 	var err error
 	set := func(dst *string, s *keepalived.Script) {
 		if s == nil {
@@ -478,6 +482,10 @@ func convertInstance(vi *keepalived.VRRPInstance, g globalDefaults, scripts map[
 
 // trackScript joins a track_script line with its vrrp_script block; the
 // line's weight overrides the script's.
+func trackFile(t keepalived.TrackFileUse) vrrp.TrackFile {
+	return vrrp.TrackFile{Name: t.Name, Path: t.File.File, Weight: t.Weight, Reverse: t.Reverse}
+}
+
 func trackScript(t keepalived.Track, scripts map[string]*keepalived.VRRPScript) (vrrp.TrackScript, bool) {
 	s := scripts[t.Name]
 	if s == nil {

@@ -115,3 +115,98 @@ vrrp_instance VI_1 {
 		}
 	}
 }
+
+// TestVRRPTrackFileInterop: track_file on a vrrp_instance, lvskeepalived
+// and keepalived 2.2.7 side by side on the same configuration: the
+// number × weight moves the priority ("Changing effective priority" lines
+// compared), a weight-0 file holding a non-zero number is FAULT and 0
+// ends it; init_file created the files with 0.
+func TestVRRPTrackFileInterop(t *testing.T) {
+	ours := newSolo(t)
+	ka := newSoloNoLVSD(t)
+	ka.n.name = "keepalived"
+	// Each daemon its own files: the same numbers written to both.
+	conf := func(dir string) string {
+		return fmt.Sprintf(`track_file scale {
+  file "%[1]s/scale"
+  weight 10
+  init_file
+}
+track_file drain {
+  file "%[1]s/drain"
+  weight 0
+  init_file 0 overwrite
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  advert_int 1
+  track_file {
+    scale
+    drain
+  }
+  virtual_ipaddress {
+    192.0.2.200/24
+  }
+}
+`, dir)
+	}
+	oursDir, kaDir := t.TempDir(), t.TempDir()
+	ours.write(conf(oursDir))
+	ours.start()
+	if err := os.WriteFile(filepath.Join(ka.n.dir, "ka.conf"), []byte(conf(kaDir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := func(k string) string { return filepath.Join(ka.n.dir, k+".pid") }
+	ka.n.p, ka.n.log = ka.n.ns.Start("keepalived", "-P", "-n", "-l", "-D", "-G", "-R", "-f", filepath.Join(ka.n.dir, "ka.conf"),
+		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("chk"), "-b", pid("bfd"))
+	t.Cleanup(func() {
+		ka.n.finish()
+		if t.Failed() {
+			t.Logf("keepalived log:\n%s", ka.n.allLogs())
+		}
+	})
+	both := func(what string, n int) {
+		t.Helper()
+		for _, s := range []*solo{ours, ka} {
+			s.waitLogFor(what, n, 10*time.Second)
+		}
+	}
+	set := func(file, v string) {
+		t.Helper()
+		for _, d := range []string{oursDir, kaDir} {
+			if err := os.WriteFile(filepath.Join(d, file), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	both("(VI_1) Entering MASTER STATE", 1)
+	for _, d := range []string{oursDir, kaDir} {
+		for _, f := range []string{"scale", "drain"} {
+			if b, err := os.ReadFile(filepath.Join(d, f)); err != nil || string(b) != "0\n" {
+				t.Errorf("init_file %s/%s: %q %v", d, f, b, err)
+			}
+		}
+	}
+	set("scale", "3")
+	both("Changing effective priority from 100 to 130", 1)
+	set("scale", "-2")
+	both("Changing effective priority from 130 to 80", 1)
+	set("drain", "1")
+	both("(VI_1) Entering FAULT STATE", 1)
+	set("drain", "0")
+	both("(VI_1) Entering MASTER STATE", 2)
+	set("scale", "0")
+	both("Changing effective priority from 80 to 100", 1)
+	ours.n.termAsync()()
+	ka.n.finish()
+	for _, re := range []string{`Changing effective priority`, `Entering (FAULT|MASTER) STATE`} {
+		o, k := logLines(ours.n.allLogs(), re), logLines(ka.n.allLogs(), re)
+		if !slices.Equal(o, k) {
+			t.Errorf("lines matching %s differ:\nlvskeepalived:\n  %s\nkeepalived:\n  %s", re, strings.Join(o, "\n  "), strings.Join(k, "\n  "))
+		} else {
+			t.Logf("%s: the same %d lines:\n  %s", re, len(o), strings.Join(o, "\n  "))
+		}
+	}
+}

@@ -71,3 +71,45 @@ track_file later {
 		}
 	}
 }
+
+// TestTrackFileInstance: a vrrp_instance's track_file block (keepalived's
+// vrrp_alloc_track_file): the weight defaults to the track_file's, an
+// unknown name, a duplicate and bad options are errors and skipped.
+func TestTrackFileInstance(t *testing.T) {
+	cfg := loadMap(t, MapFS{"/k/keepalived.conf": `
+track_file a {
+  file /run/a
+  weight 3 reverse
+}
+track_file b {
+  file /run/b
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  track_file {
+    a
+    b weight -9 noreverse
+    nosuch
+    a weight 2
+    b scale
+  }
+}
+`})
+	got := cfg.VRRP.Instances[0].TrackFiles
+	if len(got) != 2 || got[0].Name != "a" || got[0].Weight != 3 || !got[0].Reverse || got[1].Name != "b" || got[1].Weight != -9 || got[1].Reverse {
+		t.Errorf("track files: %+v", got)
+	}
+	want := map[string]bool{"(VI_1) track file nosuch not found, ignoring...": false, "(VI_1) duplicate track_file a - ignoring": false,
+		"(VI_1) duplicate track_file b - ignoring": false}
+	for _, d := range cfg.Diags {
+		if _, ok := want[d.Msg]; ok {
+			want[d.Msg] = true
+		}
+	}
+	for m, seen := range want {
+		if !seen {
+			t.Errorf("no diagnostic %q in %v", m, cfg.Diags)
+		}
+	}
+}

@@ -425,18 +425,30 @@ type VRRPScript struct {
 
 // SyncGroup is vrrp_sync_group NAME { }.
 type SyncGroup struct {
-	Pos             Pos         `json:"pos"`
-	Name            string      `json:"name"`
-	Members         []string    `json:"group"`
-	NotifyMaster    *Script     `json:"notify_master,omitempty"`
-	NotifyBackup    *Script     `json:"notify_backup,omitempty"`
-	NotifyFault     *Script     `json:"notify_fault,omitempty"`
-	NotifyStop      *Script     `json:"notify_stop,omitempty"`
-	Notify          *Script     `json:"notify,omitempty"`
-	SMTPAlert       bool        `json:"smtp_alert,omitempty"`
-	TrackInterfaces []Track     `json:"track_interface,omitempty"`
-	TrackScripts    []Track     `json:"track_script,omitempty"`
-	Other           []Statement `json:"other,omitempty"`
+	Pos             Pos            `json:"pos"`
+	Name            string         `json:"name"`
+	Members         []string       `json:"group"`
+	NotifyMaster    *Script        `json:"notify_master,omitempty"`
+	NotifyBackup    *Script        `json:"notify_backup,omitempty"`
+	NotifyFault     *Script        `json:"notify_fault,omitempty"`
+	NotifyStop      *Script        `json:"notify_stop,omitempty"`
+	Notify          *Script        `json:"notify,omitempty"`
+	SMTPAlert       bool           `json:"smtp_alert,omitempty"`
+	TrackInterfaces []Track        `json:"track_interface,omitempty"`
+	TrackScripts    []Track        `json:"track_script,omitempty"`
+	TrackFiles      []TrackFileUse `json:"track_file,omitempty"`
+	Other           []Statement    `json:"other,omitempty"`
+}
+
+// TrackFileUse is one line of a vrrp_instance's (or sync group's)
+// track_file { NAME [weight W [reverse|noreverse]] } block: the weight
+// defaults to the track_file's.
+type TrackFileUse struct {
+	Pos     Pos        `json:"pos"`
+	File    *TrackFile `json:"-"`
+	Name    string     `json:"name"`
+	Weight  int        `json:"weight"`
+	Reverse bool       `json:"reverse,omitempty"`
 }
 
 // Track is one entry of a track_interface/track_script block.
@@ -465,40 +477,41 @@ type VRRPInstance struct {
 	Name string `json:"name"`
 	// WantMaster is state MASTER (keepalived: priority 255 when no priority
 	// is given; BACKUP otherwise, the default).
-	WantMaster             bool          `json:"want_master,omitempty"`
-	Interface              string        `json:"interface,omitempty"`
-	VRID                   int           `json:"virtual_router_id"`   // 1..255; 0 = not set (instance refused)
-	Priority               int           `json:"priority"`            // default 100
-	AdvertInt              time.Duration `json:"advert_int"`          // default 1 s
-	Version                int           `json:"version"`             // default the global vrrp_version (2)
-	AuthType               string        `json:"auth_type,omitempty"` // PASS or AH
-	AuthPass               string        `json:"auth_pass,omitempty"` // at most 8 bytes
-	VIPs                   []IPAddress   `json:"virtual_ipaddress,omitempty"`
-	ExcludedVIPs           []IPAddress   `json:"virtual_ipaddress_excluded,omitempty"`
-	VirtualRoutes          []Statement   `json:"virtual_routes,omitempty"`
-	VirtualRules           []Statement   `json:"virtual_rules,omitempty"`
-	TrackInterfaces        []Track       `json:"track_interface,omitempty"`
-	TrackScripts           []Track       `json:"track_script,omitempty"`
-	DontTrackPrimary       bool          `json:"dont_track_primary,omitempty"`
-	MCastSrcIP             netip.Addr    `json:"mcast_src_ip,omitzero"`
-	UnicastSrcIP           netip.Addr    `json:"unicast_src_ip,omitzero"`
-	UnicastPeers           []netip.Addr  `json:"unicast_peer,omitempty"`
-	UseVMAC                bool          `json:"use_vmac,omitempty"`
-	VMACName               string        `json:"vmac_name,omitempty"`
-	VMACXmitBase           bool          `json:"vmac_xmit_base,omitempty"`
-	Nopreempt              bool          `json:"nopreempt,omitempty"`
-	PreemptDelay           time.Duration `json:"preempt_delay,omitempty"`
-	GarpMasterDelay        time.Duration `json:"garp_master_delay"`
-	GarpMasterRepeat       int           `json:"garp_master_repeat"`
-	GarpMasterRefresh      time.Duration `json:"garp_master_refresh,omitempty"`
-	NotifyMaster           *Script       `json:"notify_master,omitempty"`
-	NotifyBackup           *Script       `json:"notify_backup,omitempty"`
-	NotifyFault            *Script       `json:"notify_fault,omitempty"`
-	NotifyStop             *Script       `json:"notify_stop,omitempty"`
-	Notify                 *Script       `json:"notify,omitempty"`
-	SMTPAlert              bool          `json:"smtp_alert,omitempty"`
-	LVSSyncDaemonInterface string        `json:"lvs_sync_daemon_interface,omitempty"`
-	Debug                  int           `json:"debug,omitempty"`
+	WantMaster             bool           `json:"want_master,omitempty"`
+	Interface              string         `json:"interface,omitempty"`
+	VRID                   int            `json:"virtual_router_id"`   // 1..255; 0 = not set (instance refused)
+	Priority               int            `json:"priority"`            // default 100
+	AdvertInt              time.Duration  `json:"advert_int"`          // default 1 s
+	Version                int            `json:"version"`             // default the global vrrp_version (2)
+	AuthType               string         `json:"auth_type,omitempty"` // PASS or AH
+	AuthPass               string         `json:"auth_pass,omitempty"` // at most 8 bytes
+	VIPs                   []IPAddress    `json:"virtual_ipaddress,omitempty"`
+	ExcludedVIPs           []IPAddress    `json:"virtual_ipaddress_excluded,omitempty"`
+	VirtualRoutes          []Statement    `json:"virtual_routes,omitempty"`
+	VirtualRules           []Statement    `json:"virtual_rules,omitempty"`
+	TrackInterfaces        []Track        `json:"track_interface,omitempty"`
+	TrackScripts           []Track        `json:"track_script,omitempty"`
+	TrackFiles             []TrackFileUse `json:"track_file,omitempty"`
+	DontTrackPrimary       bool           `json:"dont_track_primary,omitempty"`
+	MCastSrcIP             netip.Addr     `json:"mcast_src_ip,omitzero"`
+	UnicastSrcIP           netip.Addr     `json:"unicast_src_ip,omitzero"`
+	UnicastPeers           []netip.Addr   `json:"unicast_peer,omitempty"`
+	UseVMAC                bool           `json:"use_vmac,omitempty"`
+	VMACName               string         `json:"vmac_name,omitempty"`
+	VMACXmitBase           bool           `json:"vmac_xmit_base,omitempty"`
+	Nopreempt              bool           `json:"nopreempt,omitempty"`
+	PreemptDelay           time.Duration  `json:"preempt_delay,omitempty"`
+	GarpMasterDelay        time.Duration  `json:"garp_master_delay"`
+	GarpMasterRepeat       int            `json:"garp_master_repeat"`
+	GarpMasterRefresh      time.Duration  `json:"garp_master_refresh,omitempty"`
+	NotifyMaster           *Script        `json:"notify_master,omitempty"`
+	NotifyBackup           *Script        `json:"notify_backup,omitempty"`
+	NotifyFault            *Script        `json:"notify_fault,omitempty"`
+	NotifyStop             *Script        `json:"notify_stop,omitempty"`
+	Notify                 *Script        `json:"notify,omitempty"`
+	SMTPAlert              bool           `json:"smtp_alert,omitempty"`
+	LVSSyncDaemonInterface string         `json:"lvs_sync_daemon_interface,omitempty"`
+	Debug                  int            `json:"debug,omitempty"`
 	// Other keywords accepted but not interpreted, as written.
 	Other []Statement `json:"other,omitempty"`
 

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,58 @@ func trackFileBlock(root *block) {
 		}
 		p.tf = nil
 	}
+}
+
+// trackFileUses reads a track_file { } block of an instance or sync group
+// named owner, with keepalived's vrrp_alloc_track_file messages (a
+// track_file is found only if defined earlier in the file).
+func (p *parser) trackFileUses(l *line, owner string, have []TrackFileUse) []TrackFileUse {
+	var out []TrackFileUse
+	for _, v := range p.valueBlock(l, 1) {
+		name := v.words[0]
+		tf := p.trackFile(name)
+		if tf == nil {
+			p.errorf(v, ClassGeneral, "define the track_file block before the vrrp_instance that uses it", "(%s) track file %s not found, ignoring...", owner, name)
+			continue
+		}
+		dup := false
+		for _, u := range append(slices.Clone(have), out...) {
+			dup = dup || u.File == tf
+		}
+		if dup {
+			p.errorf(v, ClassGeneral, "", "(%s) duplicate track_file %s - ignoring", owner, name)
+			continue
+		}
+		u := TrackFileUse{Pos: v.pos, File: tf, Name: name, Weight: tf.Weight, Reverse: tf.Reverse}
+		if len(v.words) >= 2 {
+			if v.words[1] != "weight" {
+				p.errorf(v, ClassGeneral, "", "(%s) unknown track file option %s - ignoring", owner, v.words[1])
+				continue
+			}
+			if len(v.words) == 2 {
+				p.errorf(v, ClassGeneral, "", "(%s) weight without value specified for track file %s - ignoring", owner, name)
+				continue
+			}
+			if n, ok := p.readInt(v, v.words[2], -254, 254); ok {
+				u.Weight = int(n)
+			} else {
+				p.errorf(v, ClassGeneral, "", "(%s) weight for track file %s must be in [-254..254] inclusive. Ignoring...", owner, name)
+			}
+			if len(v.words) >= 4 {
+				switch v.words[3] {
+				case "reverse":
+					u.Reverse = true
+				case "noreverse":
+					u.Reverse = false
+				default:
+					p.errorf(v, ClassGeneral, "", "(%s) unknown track file %s weight option %s - ignoring", owner, name, v.words[3])
+					continue
+				}
+			}
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // trackFile is the track_file named, as far as the file has defined it
@@ -280,13 +333,13 @@ func globalBlock() *block {
 
 // vrrpInstanceOther are vrrp_instance keywords carried as written.
 var vrrpInstanceOther = strings.Fields(`use_vmac_addr use_ipvlan unicast_fault_no_peer check_unicast_src old_unicast_checksum
-native_ipv6 vrf track_file track_process track_bfd mcast_dst_ip track_src_ip unicast_ttl promote_secondaries
+native_ipv6 vrf track_process track_bfd mcast_dst_ip track_src_ip unicast_ttl promote_secondaries
 linkbeat_use_polling accept no_accept skip_check_adv_addr strict_mode preempt notify_deleted notify_master_rx_lower_pri
 notify_priority_changes garp_master_refresh_repeat garp_lower_prio_delay garp_lower_prio_repeat down_timer_adverts
 garp_extra_if vmac_garp_intvl lower_prio_no_advert higher_prio_send_advert kernel_rx_buf_size`)
 
 // valueBlockKeywords among them take a { } block of values.
-var valueBlockKeywords = map[string]bool{"track_file": true, "track_process": true, "track_bfd": true}
+var valueBlockKeywords = map[string]bool{"track_process": true, "track_bfd": true}
 
 func vrrpBlocks(root *block) {
 	root.add("static_ipaddress", func(p *parser, l *line) {
@@ -444,7 +497,14 @@ func vrrpBlocks(root *block) {
 			p.sg.TrackScripts = append(p.sg.TrackScripts, tr...)
 		}
 	})
-	for _, k := range []string{"track_file", "track_process", "track_bfd"} {
+	sg.add("track_file", func(p *parser, l *line) {
+		if p.sg == nil {
+			p.valueBlock(l, 1)
+			return
+		}
+		p.sg.TrackFiles = append(p.sg.TrackFiles, p.trackFileUses(l, p.sg.Name, p.sg.TrackFiles)...)
+	})
+	for _, k := range []string{"track_process", "track_bfd"} {
 		sg.add(k, func(p *parser, l *line) {
 			p.valueBlock(l, 1)
 			if p.sg != nil {
@@ -596,6 +656,13 @@ func vrrpBlocks(root *block) {
 		if p.vi != nil {
 			p.vi.TrackScripts = append(p.vi.TrackScripts, tr...)
 		}
+	})
+	vi.add("track_file", func(p *parser, l *line) {
+		if p.vi == nil {
+			p.valueBlock(l, 1)
+			return
+		}
+		p.vi.TrackFiles = append(p.vi.TrackFiles, p.trackFileUses(l, p.vi.Name, p.vi.TrackFiles)...)
 	})
 	addrKw := func(set func(*VRRPInstance, netip.Addr), what string) func(p *parser, l *line) {
 		return func(p *parser, l *line) {

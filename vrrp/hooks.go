@@ -451,9 +451,10 @@ func (k *KernelHooks) setRoute(who string, r Route, up bool) error {
 	return nil
 }
 
-// OwnVIPs passes the change to Owner.
+// OwnVIPs passes the change to Owner (nothing for no VIPs: a reload's
+// difference is often empty).
 func (k *KernelHooks) OwnVIPs(c *Config, own bool) error {
-	if k.Owner == nil {
+	if k.Owner == nil || len(c.VirtualIPAddress) == 0 {
 		return nil
 	}
 	vips := make([]netip.Prefix, len(c.VirtualIPAddress))

@@ -461,12 +461,18 @@ func (r *Router) reload(cfgs []*Config, groups []SyncGroup, now time.Time) error
 		for _, a := range in.m.Resume(oldM, now, down) {
 			r.do(in, a)
 		}
-		if wasMaster && in.m.State() == Master {
-			added := minus(c, oldCfg)
+		added := minus(c, oldCfg)
+		switch {
+		case wasMaster && in.m.State() == Master:
 			errs = append(errs, h.SetAddresses(c, true), h.OwnVIPs(c, true))
 			if len(added.VirtualIPAddress)+len(added.VirtualIPAddressExcluded) > 0 {
 				errs = append(errs, h.GARP(c, c.GarpMasterRepeat))
 			}
+		case in.m.State() != Master && len(added.VirtualIPAddress)+len(added.VirtualIPAddressExcluded) > 0:
+			// As Prepare at a start: a forwarder that answers for every
+			// address it serves until told otherwise must not answer for
+			// a VIP this BACKUP just gained.
+			errs = append(errs, h.OwnVIPs(added, false))
 		}
 		insts = append(insts, in)
 		byM[in.m] = in

@@ -1,11 +1,14 @@
 package vrrp
 
 import (
+	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -101,4 +104,96 @@ func TestRouterReloadScripts(t *testing.T) {
 	if !strings.Contains(log.String(), "Changing effective priority from 130 to 150") {
 		t.Errorf("the reload's priority came from anything but the carried failure and the new base:\n%s", log.String())
 	}
+}
+
+// TestRouterReloadOwner: what the forwarder hears at a reload. A BACKUP
+// (keepalived 2.2.7 is MASTER at a higher priority) that gains a VIP
+// releases it at once, as at a start (skip_check_adv_addr: the peer
+// still advertises one); the same instance
+// renamed and at a priority above the peer's preempts, owning its VIPs
+// under the new name; nothing is owned or released for a reload that
+// changes nothing the forwarder sees.
+func TestRouterReloadOwner(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, "rlo")
+	s := kaSpec{version: 3, advInt: "0.1", state: "BACKUP", prio: 150}
+	ka := startKeepalived(t, b.b, b.dir, "ka", s)
+	t.Cleanup(func() { ka.term(t) })
+	waitFor(t, "keepalived master", 5*time.Second, func() bool { return strings.Contains(ka.log.String(), "Entering MASTER STATE") })
+	owner := &fakeOwner{}
+	log := &syncLog{}
+	hooks := &KernelHooks{Netlink: b.a.Netlink(), Owner: owner, Log: slogTo(log)}
+	c := s.config()
+	c.Priority = 100
+	r, err := NewRouter(Options{Instances: []Config{c}, Hooks: hooks, Log: slogTo(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- b.a.Do(func() error { return r.Run(ctx) }) }()
+	defer func() { cancel(); <-errc }()
+	waitFor(t, "ours backup", 3*time.Second, func() bool { return r.Instance("VI_1").State() == Backup })
+	before := owner.String()
+	c2 := c
+	c2.VirtualIPAddress = []VIP{{Prefix: vip}, {Prefix: netip.MustParsePrefix("192.0.2.201/32")}}
+	c2.SkipCheckAdvAddr = true
+	if err := r.Reload(Options{Instances: []Config{c2}}); err != nil {
+		t.Fatal(err)
+	}
+	since := func(before string) string {
+		return strings.TrimPrefix(strings.TrimPrefix(owner.String(), before), "; ")
+	}
+	if got := since(before); got != "release VI_1 192.0.2.201/32" {
+		t.Errorf("a BACKUP gaining a VIP: owner heard %q", got)
+	}
+	if r.Instance("VI_1").State() != Backup {
+		t.Errorf("state after the reload: %v", r.Instance("VI_1").State())
+	}
+	c3 := c2
+	c3.Name, c3.Priority = "VI_renamed", 200
+	before = owner.String()
+	if err := r.Reload(Options{Instances: []Config{c3}}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Instance("VI_1") != nil || r.Instance("VI_renamed") == nil {
+		t.Fatal("the renamed instance is not the running one")
+	}
+	waitFor(t, "ours preempts", 3*time.Second, func() bool { return r.Instance("VI_renamed").State() == Master })
+	waitFor(t, "owned under the new name", 2*time.Second, func() bool {
+		return strings.Contains(since(before), "own VI_renamed 192.0.2.100/24 192.0.2.201/32")
+	})
+	if strings.Contains(log.String(), "removed by the reload") {
+		t.Errorf("the renamed instance was taken for a removed one:\n%s", log.String())
+	}
+	before = owner.String()
+	if err := r.Reload(Options{Instances: []Config{c3}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := since(before); got != "own VI_renamed 192.0.2.100/24 192.0.2.201/32" {
+		// A MASTER kept says its ownership again (idempotent), nothing else.
+		t.Errorf("an unchanged reload of a MASTER: owner heard %q", got)
+	}
+	if r.Instance("VI_renamed").State() != Master {
+		t.Errorf("state after an unchanged reload: %v", r.Instance("VI_renamed").State())
+	}
+}
+
+// syncLog is a log buffer safe for the router's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

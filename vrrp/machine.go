@@ -609,18 +609,23 @@ func (m *Machine) fileStatus(i int) (add int, fault bool) {
 	return int(s), s == -254
 }
 
-// effective is base priority plus weights, clamped to [1, 254]; 255 never
-// moves (reference §2.5).
+// weight is what one tracked interface or script adds: a positive weight
+// while up, a negative one while down; reverse negates the weight, the
+// condition stays (keepalived 2.2.7's weight_multiplier in vrrp_track.c:
+// `weight 10 reverse` takes 10 off while the script succeeds). For weight
+// 0, where reverse swaps which state is FAULT, see faulty.
 func weight(w int, ok, reverse bool) int {
-	if reverse {
-		ok = !ok
-	}
 	if (w > 0 && ok) || (w < 0 && !ok) {
+		if reverse {
+			return -w
+		}
 		return w
 	}
 	return 0
 }
 
+// effective is base priority plus weights, clamped to [1, 254]; 255 never
+// moves (reference §2.5).
 func (m *Machine) effective() uint8 {
 	base := int(m.cfg.Priority)
 	if base == 255 {

@@ -503,3 +503,33 @@ func TestTrackFile(t *testing.T) {
 		t.Errorf("r (weight 0 reverse) = 0: %v, want FAULT", m.State())
 	}
 }
+
+// TestWeightReverse: reverse negates a weight and keeps its condition
+// (keepalived 2.2.7's weight_multiplier, checked against keepalived in
+// cmd/lvskeepalived TestVRRPScriptLogInterop): `weight 10 reverse` takes 10
+// off while the script succeeds, `weight -10 reverse` adds 10 while it
+// fails; on an interface alike.
+func TestWeightReverse(t *testing.T) {
+	for _, tc := range []struct {
+		w    int
+		ok   bool
+		want uint8
+	}{{10, true, 90}, {10, false, 100}, {-10, false, 110}, {-10, true, 100}} {
+		m := started(func(c *Config) {
+			c.Priority = 100
+			c.TrackScript = []TrackScript{{Name: "s", Weight: tc.w, Reverse: true}}
+		})
+		m.Step(Event{Kind: EvScript, Now: at(time.Second), Name: "s", Up: tc.ok})
+		if m.Priority() != tc.want {
+			t.Errorf("script weight %d reverse, ok %v: %d, want %d", tc.w, tc.ok, m.Priority(), tc.want)
+		}
+		m = started(func(c *Config) {
+			c.Priority = 100
+			c.TrackInterface = []TrackInterface{{Name: "eth1", Weight: tc.w, Reverse: true}}
+		})
+		m.Step(Event{Kind: EvInterface, Now: at(time.Second), Name: "eth1", Up: tc.ok})
+		if m.Priority() != tc.want {
+			t.Errorf("interface weight %d reverse, up %v: %d, want %d", tc.w, tc.ok, m.Priority(), tc.want)
+		}
+	}
+}

@@ -33,7 +33,8 @@ func logLines(log, re string) []string {
 // "VRRP_Script(chk) failed (exited with status 3)" after fall 2 failures,
 // "succeeded" after rise 2 successes, and "(VI_1) Changing effective
 // priority from X to Y" for every change (a positive weight applies on the
-// script's first success, a negative one on its failure).
+// script's first success, a negative one on its failure; reverse negates
+// the weight: `weight 10 reverse` takes 10 off while the script succeeds).
 func TestVRRPScriptLogInterop(t *testing.T) {
 	ours := newSolo(t)
 	ka := newSoloNoLVSD(t)
@@ -69,7 +70,7 @@ vrrp_instance VI_1 {
   advert_int 1
   track_script {
     chk
-    chk_up
+    chk_up weight 10 reverse
   }
   virtual_ipaddress {
     192.0.2.200/24
@@ -96,14 +97,15 @@ vrrp_instance VI_1 {
 			s.waitLogFor(what, n, 10*time.Second)
 		}
 	}
-	both("Changing effective priority from 100 to 110", 1)
+	// chk_up's weight 10 reverse: 10 off while it succeeds.
+	both("Changing effective priority from 100 to 90", 1)
 	both("VRRP_Script(chk) succeeded", 1)
 	set(3)
 	both("VRRP_Script(chk) failed (exited with status 3)", 1)
-	both("Changing effective priority from 110 to 90", 1)
+	both("Changing effective priority from 90 to 70", 1)
 	set(0)
 	both("VRRP_Script(chk) succeeded", 2)
-	both("Changing effective priority from 90 to 110", 1)
+	both("Changing effective priority from 70 to 90", 1)
 	ours.n.termAsync()()
 	ka.n.finish()
 	for _, re := range []string{`VRRP_Script\(chk\)|Script .chk. now`, `VRRP_Script\(chk_up\)|Script .chk_up. now`, `Changing effective priority`} {

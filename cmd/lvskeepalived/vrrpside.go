@@ -177,7 +177,7 @@ type vrrpSide struct {
 // changed (may be nil) hears of every state change, after its addresses
 // and ownership were carried out.
 func startVRRP(s *vrrpSetup, socket string, log *logger, changed chan struct{}) *vrrpSide {
-	v := &vrrpSide{log: log, owner: &lvsdOwner{socket: socket, logf: log.printf}, onChange: changed}
+	v := &vrrpSide{log: log, owner: &lvsdOwner{socket: socket, logf: log.printf, notify: changed}, onChange: changed}
 	v.start(s)
 	return v
 }
@@ -293,6 +293,11 @@ func (v *vrrpSide) stop(keep bool) {
 	close(v.stopReport)
 	<-v.reported
 	_ = v.owner.Report(v.status(v.router))
+	// The releases of the stop and this report are queued: they must reach
+	// lvsd before the process exits or the side restarts.
+	if !v.owner.flush(3 * time.Second) {
+		v.log.printf("lvsd: the last ownership changes and states were not all sent")
+	}
 	v.stopSync()
 	done := make(chan struct{})
 	go func() { v.hooks.scripts.Wait(); close(done) }()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -272,16 +271,8 @@ func (r *Responder) Run(ctx context.Context) error {
 				r.answered.Add(1)
 			}
 		}
-		if len(tx) > 0 {
-			if _, werr := r.port.WriteBatch(tx); werr != nil && err == nil {
-				err = werr
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
-				return nil
-			}
-			return fmt.Errorf("pktgen responder: %w", err)
+		if stop, err := sendBatch(ctx, r.port, tx, err, "responder"); stop {
+			return err
 		}
 	}
 }

@@ -264,19 +264,29 @@ func (h *Handshaker) RunReceiver(ctx context.Context) error {
 			BuildTCP(b, c.SrcMAC, c.DstMAC, reply)
 			tx = append(tx, capture.Frame{Buf: b, N: TCPHeadersLen, Len: TCPHeadersLen})
 		}
-		if len(tx) > 0 {
-			if _, werr := h.port.WriteBatch(tx); werr != nil && err == nil {
-				err = werr
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
-				return nil
-			}
-			return fmt.Errorf("pktgen handshaker: %w", err)
+		if stop, err := sendBatch(ctx, h.port, tx, err, "handshaker"); stop {
+			return err
 		}
 	}
 }
 
 // Close releases the port.
 func (h *Handshaker) Close() error { return h.port.Close() }
+
+// sendBatch sends the replies a read batch built and says whether the
+// loop that read it ends: on a read or write error, with nil when the
+// error is the run's own end (its context done, the port closed).
+func sendBatch(ctx context.Context, port *capture.AFPacket, tx []capture.Frame, err error, who string) (bool, error) {
+	if len(tx) > 0 {
+		if _, werr := port.WriteBatch(tx); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err == nil {
+		return false, nil
+	}
+	if ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
+		return true, nil
+	}
+	return true, fmt.Errorf("pktgen %s: %w", who, err)
+}

@@ -70,6 +70,49 @@ const (
 	FanoutQM       FanoutMode = unix.PACKET_FANOUT_QM // by NIC receive queue
 )
 
+// RXRing is the version of the receive ring.
+type RXRing uint8
+
+const (
+	// RXRingV3 is a TPACKET_V3 ring: frames packed into blocks of any
+	// size, one wakeup per block. A block is handed over when it is full
+	// or when its retire timer (BlockTimeout, 1 ms at least) fires, so at
+	// low rates frames wait up to a timeout in the ring, longer when the
+	// timer runs late on a loaded machine. The default: the most frames per
+	// byte of ring and the fewest wakeups at high rates.
+	RXRingV3 RXRing = iota
+	// RXRingV2 is a TPACKET_V2 ring: one fixed slot (RXFrameSize) per
+	// frame, each with its own status word, and a wakeup per frame: no
+	// block timer, a frame is readable as soon as the kernel wrote it. A
+	// frame longer than its slot (a GSO super-frame from a TSO sender)
+	// goes whole to the socket's receive queue (PACKET_COPY_THRESH) and
+	// costs a recvfrom(2); when that queue is full too, the frame arrives
+	// truncated (Len > N) and is counted in Stats.Truncated. No RxHash,
+	// no Freezes count.
+	RXRingV2
+)
+
+func (v RXRing) String() string {
+	switch v {
+	case RXRingV3:
+		return "v3"
+	case RXRingV2:
+		return "v2"
+	}
+	return fmt.Sprintf("RXRing(%d)", uint8(v))
+}
+
+// ParseRXRing reads "v2" or "v3".
+func ParseRXRing(s string) (RXRing, error) {
+	switch s {
+	case "v3", "V3":
+		return RXRingV3, nil
+	case "v2", "V2":
+		return RXRingV2, nil
+	}
+	return 0, fmt.Errorf("receive ring %q: want v2 or v3", s)
+}
+
 // Fanout puts a port's receive socket into a PACKET_FANOUT group.
 type Fanout struct {
 	// Group is the fanout id, unique per network namespace. 0 lets the
@@ -94,6 +137,13 @@ type Config struct {
 	// (default: room for the MTU plus a VLAN tag). The receive ring needs
 	// none: TPACKET_V3 packs frames of any size into its blocks.
 	FrameSize int
+	// RXRing is the receive ring's version (default TPACKET_V3).
+	RXRing RXRing
+	// RXFrameSize is a TPACKET_V2 receive ring's slot size, a multiple of
+	// 16 dividing BlockSize (default: the power of two that holds the
+	// MTU, a VLAN tag and the slot header, 2048 for MTU 1500). The ring
+	// holds BlockSize/RXFrameSize*Blocks frames, whatever their size.
+	RXFrameSize int
 	// BlockTimeout hands a partly filled block to us after this long
 	// (millisecond granularity, default 1 ms). TPACKET_V3 shows a block only
 	// when it is full or timed out, so at low rates this is added latency.
@@ -143,7 +193,7 @@ const (
 )
 
 // AFPacket is a Port on one interface, built on two packet sockets: one
-// with a TPACKET_V3 receive ring, bound to ETH_P_ALL, and one bound to
+// with a TPACKET_V3 (or V2, Config.RXRing) receive ring, bound to ETH_P_ALL, and one bound to
 // protocol 0 for transmitting (so it receives nothing and costs the receive
 // path nothing).
 //
@@ -306,6 +356,28 @@ func normalize(cfg *Config, link Link) error {
 		return fmt.Errorf("capture: frame size %d is not a multiple of 16 (TPACKET_ALIGNMENT)", cfg.FrameSize)
 	case cfg.Snap < 0, cfg.TXFrames < 1, cfg.Batch < 1:
 		return fmt.Errorf("capture: invalid snap %d, tx frames %d or batch %d", cfg.Snap, cfg.TXFrames, cfg.Batch)
+	case cfg.RXRing != RXRingV3 && cfg.RXRing != RXRingV2:
+		return fmt.Errorf("capture: unknown receive ring version %d", cfg.RXRing)
+	}
+	if cfg.RXRing != RXRingV2 {
+		return nil
+	}
+	if cfg.RXFrameSize == 0 {
+		cfg.RXFrameSize = 2048
+		for cfg.RXFrameSize < v2MacStart+link.MTU+18 {
+			cfg.RXFrameSize *= 2
+		}
+		if cfg.BlockSize%cfg.RXFrameSize != 0 {
+			cfg.BlockSize = (cfg.BlockSize + cfg.RXFrameSize - 1) / cfg.RXFrameSize * cfg.RXFrameSize
+		}
+	}
+	switch {
+	case cfg.RXFrameSize%16 != 0 || cfg.RXFrameSize < minRXFrameSize:
+		return fmt.Errorf("capture: receive frame size %d: want a multiple of 16 (TPACKET_ALIGNMENT), at least %d", cfg.RXFrameSize, minRXFrameSize)
+	case cfg.BlockSize%cfg.RXFrameSize != 0:
+		return fmt.Errorf("capture: receive frame size %d does not divide the block size %d", cfg.RXFrameSize, cfg.BlockSize)
+	case cfg.RxHash:
+		return errors.New("capture: RxHash needs a TPACKET_V3 receive ring (TPACKET_V2 has no hash field)")
 	}
 	return nil
 }
@@ -321,8 +393,12 @@ func (p *AFPacket) openRX(join *fanoutJoin) error {
 	if p.rxConn, err = p.rx.SyscallConn(); err != nil {
 		return fmt.Errorf("raw conn: %w", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return fmt.Errorf("PACKET_VERSION V3: %w", err)
+	version := unix.TPACKET_V3
+	if cfg.RXRing == RXRingV2 {
+		version = unix.TPACKET_V2
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, version); err != nil {
+		return fmt.Errorf("PACKET_VERSION %s: %w", cfg.RXRing, err)
 	}
 	if cfg.Outgoing == OutgoingIgnore && cfg.Fanout == nil {
 		// Since Linux 4.20; without it the userspace filter does the job.
@@ -336,6 +412,9 @@ func (p *AFPacket) openRX(join *fanoutJoin) error {
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
 			return fmt.Errorf("snap filter: %w", err)
 		}
+	}
+	if cfg.RXRing == RXRingV2 {
+		return p.openRXV2(fd, join)
 	}
 	// The kernel checks the geometry against a nominal frame size, which
 	// for TPACKET_V3 bounds nothing.
@@ -364,6 +443,57 @@ func (p *AFPacket) openRX(join *fanoutJoin) error {
 		mtu:          p.link.MTU,
 		keepOutgoing: cfg.Outgoing == OutgoingKeep,
 	}
+	return p.bindRX(fd, join)
+}
+
+// openRXV2 sets up a TPACKET_V2 ring on fd.
+func (p *AFPacket) openRXV2(fd int, join *fanoutJoin) error {
+	cfg := &p.cfg
+	// Frames longer than a slot go whole to the receive queue, which
+	// must hold a few 64 KiB super-frames while the reader is away.
+	// Forcing it needs CAP_NET_ADMIN; the ordinary limit only means that
+	// more of them arrive truncated.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		return fmt.Errorf("PACKET_COPY_THRESH: %w", err)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rxCopyQueue) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rxCopyQueue)
+	}
+	slots := cfg.BlockSize / cfg.RXFrameSize * cfg.Blocks
+	req := unix.TpacketReq{
+		Block_size: uint32(cfg.BlockSize),
+		Block_nr:   uint32(cfg.Blocks),
+		Frame_size: uint32(cfg.RXFrameSize),
+		Frame_nr:   uint32(slots),
+	}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("PACKET_RX_RING V2 %d×%d, %d-byte frames: %w", cfg.Blocks, cfg.BlockSize, cfg.RXFrameSize, err)
+	}
+	mem, err := unix.Mmap(fd, 0, cfg.BlockSize*cfg.Blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mmap receive ring: %w", err)
+	}
+	bufs := make([][]byte, rxCopyBufs)
+	all := make([]byte, rxCopyBufs*rxCopyBufSize)
+	for i := range bufs {
+		bufs[i] = all[i*rxCopyBufSize : (i+1)*rxCopyBufSize : (i+1)*rxCopyBufSize]
+	}
+	p.ring = rxRing{
+		mem:          mem,
+		blockSize:    cfg.BlockSize,
+		blocks:       cfg.Blocks,
+		mtu:          p.link.MTU,
+		keepOutgoing: cfg.Outgoing == OutgoingKeep,
+		isV2:         true,
+		v2:           rxRingV2{frameSize: cfg.RXFrameSize, slots: slots, copyBufs: bufs},
+	}
+	return p.bindRX(fd, join)
+}
+
+// bindRX binds the receive socket, ring in place, and joins what it
+// should.
+func (p *AFPacket) bindRX(fd int, join *fanoutJoin) error {
+	cfg := &p.cfg
 	// Bound only now, ring in place: the socket was opened for protocol 0,
 	// so it received nothing from any interface until here.
 	sll := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.link.Index}
@@ -538,9 +668,13 @@ func (p *AFPacket) read(frames []Frame, lend bool) (int, error) {
 
 // readRing runs under RawConn.Read, which holds the file's reference: Close
 // cannot unmap the ring while it runs.
-func (p *AFPacket) readRing(uintptr) bool {
+func (p *AFPacket) readRing(fd uintptr) bool {
 	a := &p.readArgs
-	a.n = p.ring.read(a.frames, a.lend, &a.c)
+	if p.ring.isV2 {
+		a.n = p.ring.readV2(int(fd), a.frames, a.lend, &a.c)
+	} else {
+		a.n = p.ring.read(a.frames, a.lend, &a.c)
+	}
 	return a.n > 0
 }
 

@@ -311,6 +311,9 @@ func TestIgnoreOutgoing(t *testing.T) {
 		{"kernel", Config{Outgoing: OutgoingIgnore}, false, true},
 		{"userspace-filter", Config{Outgoing: OutgoingFilter}, false, false},
 		{"keep", Config{Outgoing: OutgoingKeep}, true, false},
+		{"kernel-v2", Config{Outgoing: OutgoingIgnore, RXRing: RXRingV2}, false, true},
+		{"userspace-filter-v2", Config{Outgoing: OutgoingFilter, RXRing: RXRingV2}, false, false},
+		{"keep-v2", Config{Outgoing: OutgoingKeep, RXRing: RXRingV2}, true, false},
 		// Bypassing the qdisc also bypasses the taps.
 		{"qdisc-bypass", Config{Outgoing: OutgoingKeep, QdiscBypass: true}, false, false},
 	}
@@ -534,47 +537,51 @@ func TestRXZeroCopy(t *testing.T) {
 
 // Close wakes a reader waiting on an idle ring; a deadline ends a wait.
 func TestCloseAndDeadline(t *testing.T) {
-	l := newLab(t)
-	var port *AFPacket
-	if err := l.b.Do(func() (err error) { port, err = Open(Config{Interface: "vb"}); return err }); err != nil {
-		t.Fatal(err)
-	}
-	frames := newFrames(4, 2048)
-	// The kernel may send on a fresh link (IPv6 neighbour discovery): read
-	// whatever comes until the deadline ends the wait.
-	deadline := time.Now().Add(50 * time.Millisecond)
-	_ = port.SetReadDeadline(deadline)
-	var err error
-	for err == nil && time.Since(deadline) < 2*time.Second {
-		_, err = port.ReadBatch(frames)
-	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read past the deadline: %v", err)
-	}
-	_ = port.SetReadDeadline(time.Time{})
-	done := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := port.ReadBatch(frames); err != nil {
-				done <- err
-				return
+	for _, ring := range []RXRing{RXRingV3, RXRingV2} {
+		t.Run(ring.String(), func(t *testing.T) {
+			l := newLab(t)
+			var port *AFPacket
+			if err := l.b.Do(func() (err error) { port, err = Open(Config{Interface: "vb", RXRing: ring}); return err }); err != nil {
+				t.Fatal(err)
 			}
-		}
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if err := port.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("blocked read ended with %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Close did not wake the reader")
-	}
-	if _, err := port.WriteBatch([]Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after close: %v", err)
+			frames := newFrames(4, 2048)
+			// The kernel may send on a fresh link (IPv6 neighbour discovery): read
+			// whatever comes until the deadline ends the wait.
+			deadline := time.Now().Add(50 * time.Millisecond)
+			_ = port.SetReadDeadline(deadline)
+			var err error
+			for err == nil && time.Since(deadline) < 2*time.Second {
+				_, err = port.ReadBatch(frames)
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("read past the deadline: %v", err)
+			}
+			_ = port.SetReadDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() {
+				for {
+					if _, err := port.ReadBatch(frames); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(50 * time.Millisecond)
+			if err := port.Close(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("blocked read ended with %v", err)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("Close did not wake the reader")
+			}
+			if _, err := port.WriteBatch([]Frame{{Buf: make([]byte, 60), N: 60}}); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("write after close: %v", err)
+			}
+		})
 	}
 }
 

@@ -174,14 +174,17 @@ func BenchmarkVethRXTX(b *testing.B) {
 		name     string
 		zeroCopy bool
 		mode     TXMode
+		ring     RXRing
 	}{
-		{"zerocopy/sendmmsg", true, TXSendmmsg},
-		{"zerocopy/ring", true, TXRing},
-		{"copy/sendmmsg", false, TXSendmmsg},
+		{"zerocopy/sendmmsg", true, TXSendmmsg, RXRingV3},
+		{"zerocopy/ring", true, TXRing, RXRingV3},
+		{"copy/sendmmsg", false, TXSendmmsg, RXRingV3},
+		{"zerocopy-v2/ring", true, TXRing, RXRingV2},
+		{"copy-v2/sendmmsg", false, TXSendmmsg, RXRingV2},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			in := openPort(b, l.fwd, Config{Interface: "f0", NoTX: true})
+			in := openPort(b, l.fwd, Config{Interface: "f0", NoTX: true, RXRing: tc.ring})
 			out := openPort(b, l.fwd, Config{Interface: "f1", NoRX: true, TXMode: tc.mode})
 			outMAC := out.Link().MAC
 			frames := newFrames(benchBatch, 2048)

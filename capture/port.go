@@ -1,5 +1,5 @@
 // Package capture moves Ethernet frames between the director and the wire:
-// an AF_PACKET port (TPACKET_V3 receive ring, batched transmit, fanout,
+// an AF_PACKET port (TPACKET_V3 or V2 receive ring, batched transmit, fanout,
 // qdisc bypass, ignore-outgoing), an in-memory pipe for tests, and pcap
 // replay and recording. It knows nothing of IPVS: a frame is bytes plus the
 // metadata the kernel reports with it.

@@ -47,7 +47,7 @@ const (
 
 var ne = binary.NativeEndian
 
-// rxRing walks a TPACKET_V3 ring. It is not safe for concurrent use: one
+// rxRing walks a TPACKET_V3 ring, or a TPACKET_V2 one (rxring2.go). It is not safe for concurrent use: one
 // reader owns it (the port serialises ReadBatch calls).
 type rxRing struct {
 	mem       []byte
@@ -61,9 +61,14 @@ type rxRing struct {
 	open    bool
 	pktLeft int // packets of cur not yet read
 	pktOff  int // offset in mem of the next packet header
-	// Blocks fully read but lent to the caller (zero-copy): released on the
-	// next call, starting at heldFrom.
+	// Blocks (slots, in V2) fully read but lent to the caller (zero-copy):
+	// released on the next call, starting at heldFrom.
 	held, heldFrom int
+
+	// isV2 selects the TPACKET_V2 walker (cur then counts slots), once
+	// per call.
+	isV2 bool
+	v2   rxRingV2
 }
 
 // rxCounts are what one read call adds to the port's counters.

@@ -5,7 +5,7 @@
 //	lvsd -i IF[,IF...] [-R rules] [--socket NAME] [--unprivileged-list] [--metrics ADDR] [--mark RULE]...
 //	     [--max-conns N] [--drop-entry M] [--drop-packet M] [--secure-tcp M] [--amemthresh N]
 //	     [--synproxy-mss N] [--synproxy-wscale N] [--synproxy-timestamp] [--synproxy-defer] ...
-//	     [--rt-priority N]
+//	     [--rt-priority N] [--rx-ring v2|v3]
 //
 // The flood defences are the kernel's sysctls of the same names, with the
 // kernel's defaults (off): a mode is 0 never, 1 automatic (on while fewer
@@ -28,6 +28,12 @@
 // vrrp_rt_priority): on a loaded machine an ordinary lvsd waits for a CPU
 // behind whatever else runs, and forwarding stalls for as long; the
 // kernel's IPVS, in softirq, never does (see sched.go).
+//
+// --rx-ring chooses the receive ring's TPACKET version (see openIface):
+// v3, the default, packs frames into blocks and wakes lvsd once per block,
+// but hands a block over only when it is full or its 1 ms retire timer
+// fires, late on a loaded machine; v2 gives each frame a slot and a wakeup
+// of its own, with no timer.
 //
 // --metrics ADDR serves Prometheus metrics at /metrics (text format, or
 // OpenMetrics when asked): node_exporter's node_ipvs_* families with its
@@ -93,6 +99,7 @@ type options struct {
 	stateDir     string
 	ftpPorts     []uint16
 	rtPriority   int
+	rxRing       capture.RXRing
 
 	// --defence-tcp-drop, --defence-udp-drop
 	defenceTCPDrop, defenceUDPDrop bool
@@ -137,6 +144,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.defenceTCPDrop, "defence-tcp-drop", false, "the FULLNAT fork's defence_tcp_drop: TCP to a VIP that opens no connection (ACK/RST/FIN floods, ports without a service) is dropped, not reset")
 	fs.BoolVar(&o.defenceUDPDrop, "defence-udp-drop", false, "the FULLNAT fork's defence_udp_drop: UDP to a VIP port without a service is dropped, not answered with port unreachable")
 	fs.IntVar(&o.rtPriority, "rt-priority", 0, "run every thread of lvsd SCHED_RR at this priority (1..99), as keepalived's vrrp_rt_priority does for its process: forwarding then never waits behind ordinary tasks, as the kernel's IPVS, in softirq, does not (0: lvsd is an ordinary task)")
+	rxRing := fs.String("rx-ring", "v3", "receive ring per interface: v3 packs frames into 64 blocks of 128 KiB (8 MiB; about 50,000 small frames, 64 ms at a low rate) and wakes lvsd once per block, "+
+		"but a block is handed over only when full or when its 1 ms retire timer fires, so at low rates frames wait 1 ms or more (the timer runs late on a loaded machine); "+
+		"v2 has a 2 KiB slot per frame (4096 slots in the same 8 MiB) and wakes lvsd for each frame, no timer, at the cost of a wakeup per frame at high rates, "+
+		"a recvfrom per GSO super-frame (they come through the socket's queue, up to 4 MiB more) and fewer frames held in a burst")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo what a dead lvsd of this network namespace left (nftables table, offloads, socket file) and exit")
 	fs.StringVar(&o.stateDir, "state-dir", runstate.DefaultDir, "where lvsd records what it changed, per network namespace")
@@ -145,6 +156,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	var err error
+	if o.rxRing, err = capture.ParseRXRing(*rxRing); err != nil {
+		return o, fmt.Errorf("--rx-ring: %w", err)
+	}
 	if o.ftpPorts, err = ipvs.ParseFTPPorts(*ftpPorts); err != nil {
 		return o, fmt.Errorf("--ftp-ports: %w", err)
 	}
@@ -286,7 +300,7 @@ func run(o options, log *slog.Logger) error {
 	undo = append(undo, rec.finish)
 
 	for _, name := range o.ifaces {
-		ifc, err := openIface(name, nl)
+		ifc, err := openIface(name, o.rxRing, nl)
 		if err != nil {
 			return err
 		}
@@ -387,13 +401,25 @@ func run(o options, log *slog.Logger) error {
 // stream lost 76 frames in one 58 ms stall on a loaded machine, where the
 // kernel's own forwarding lost none); 64 blocks of 128 KiB (room for a
 // 64 KiB GSO frame) hold 64 ms at a low rate and 8 MiB at a high one.
+//
+// --rx-ring v2 lays the same 8 MiB out as 4096 slots of 2 KiB (an MTU
+// frame each), readable one by one as the kernel fills them: no timer
+// between a frame and lvsd. GSO super-frames overflow their slot and come
+// whole through the socket's receive queue (up to 4 MiB of them waiting);
+// when it is full they arrive truncated and are dropped and counted, as
+// oversized frames are.
 const (
-	ringBlocks    = 64
-	ringBlockSize = 128 << 10
+	ringBlocks      = 64
+	ringBlockSize   = 128 << 10
+	ringV2FrameSize = 2 << 10
 )
 
-func openIface(name string, nl *netlink.Handle) (*ipvs.Iface, error) {
-	port, err := capture.Open(capture.Config{Interface: name, Blocks: ringBlocks, BlockSize: ringBlockSize})
+func openIface(name string, ring capture.RXRing, nl *netlink.Handle) (*ipvs.Iface, error) {
+	cfg := capture.Config{Interface: name, Blocks: ringBlocks, BlockSize: ringBlockSize, RXRing: ring}
+	if ring == capture.RXRingV2 {
+		cfg.RXFrameSize = ringV2FrameSize
+	}
+	port, err := capture.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}

@@ -11,10 +11,23 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"lvslab/capture"
 	"lvslab/internal/e2e"
 	"lvslab/internal/nstest"
 	"lvslab/internal/testenv"
 )
+
+// TestRXRingFlag: --rx-ring takes v2 or v3, v3 by default.
+func TestRXRingFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-i", "eth0"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, capture.RXRingV3, o.rxRing)
+	o, err = parseFlags([]string{"-i", "eth0", "--rx-ring", "v2"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, capture.RXRingV2, o.rxRing)
+	_, err = parseFlags([]string{"-i", "eth0", "--rx-ring", "v1"}, io.Discard)
+	assert.ErrorContains(t, err, `--rx-ring: receive ring "v1": want v2 or v3`)
+}
 
 // TestRTPriorityFlag: --rt-priority takes a SCHED_RR priority, 0 (the
 // default) for none.

@@ -16,7 +16,8 @@
 # LVSLAB_E2E_NOPIN=1 (leave CPU placement to the scheduler), LVSLAB_E2E_NICE
 # (nice value of forwarder, generator and sink; default -10, 0 leaves it),
 # LVSLAB_E2E_FORWARDERS (comma-separated subset of the packet-rate table's
-# forwarders, e.g. ref,lvsd-fnat).
+# forwarders, e.g. ref,lvsd-fnat), LVSLAB_E2E_LVSD_ARGS (extra lvsd flags,
+# e.g. "--rx-ring v2").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

@@ -602,8 +602,10 @@ const LocalIP = "10.1.0.100"
 // startLVSD runs lvsd on f0,f1 with one service on VIP:Port (UDP, or TCP
 // for the -tcp forwarders, with the SYN proxy for the +sp ones) and the
 // sink as its only real server, by DR, NAT or FULLNAT (from LocalIP).
+// LVSLAB_E2E_LVSD_ARGS adds lvsd flags (e.g. "--rx-ring v2").
 func (l *Lab) startLVSD(ctx context.Context, fwd Forwarder) (running, error) {
-	p, err := l.start(ctx, l.taskset(l.lvsd, "-i", "f0,f1", "--log-level", "warn")...)
+	argv := append([]string{l.lvsd, "-i", "f0,f1", "--log-level", "warn"}, strings.Fields(os.Getenv("LVSLAB_E2E_LVSD_ARGS"))...)
+	p, err := l.start(ctx, l.taskset(argv...)...)
 	if err != nil {
 		return running{}, err
 	}

@@ -5,8 +5,9 @@
 # a 1 packet/ms UDP stream through lvsd gains while 100 real servers flap
 # every second (LVSLAB_KA_FLAP seconds, default 20), beside a reference
 # stream forwarded by the director's kernel; lvsd runs with --rt-priority
-# LVSLAB_KA_RT (default 10; 0: an ordinary task). Needs root and netns;
-# otherwise it says why. About a minute and a half.
+# LVSLAB_KA_RT (default 10; 0: an ordinary task), once per receive ring in
+# LVSLAB_KA_RING (lvsd --rx-ring, default v3,v2). Needs root and netns;
+# otherwise it says why. About two and a half minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

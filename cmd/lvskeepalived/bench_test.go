@@ -150,13 +150,49 @@ func BenchmarkCheckScale(b *testing.B) {
 //
 // lvsd runs with --rt-priority (LVSLAB_KA_RT, default 10; 0 runs it as an
 // ordinary task), as a director is deployed next to other work: the
-// kernel's IPVS runs in softirq, ahead of every task.
+// kernel's IPVS runs in softirq, ahead of every task. It runs once per
+// receive ring in LVSLAB_KA_RING (lvsd --rx-ring, default "v3,v2"), a lab
+// each, and ends with the figures side by side.
 func BenchmarkFlapGap(b *testing.B) {
 	dur := envSeconds("LVSLAB_KA_FLAP", 20*time.Second)
 	rt := "10"
 	if v, ok := os.LookupEnv("LVSLAB_KA_RT"); ok {
 		rt = v
 	}
+	rings := strings.Split(os.Getenv("LVSLAB_KA_RING"), ",")
+	if rings[0] == "" {
+		rings = []string{"v3", "v2"}
+	}
+	var rows []flapRow
+	for _, ring := range rings {
+		b.Run("rx-ring="+ring, func(b *testing.B) { rows = append(rows, flapGap(b, dur, rt, ring)...) })
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.Logf("added gap through lvsd (--rt-priority %s) and through the kernel only, max (99.9%%), ms:", rt)
+	b.Logf("  %-8s %-22s %-22s %-22s %s", "rx-ring", "phase", "lvsd", "kernel", "lvsd lost")
+	for _, r := range rows {
+		phase := "no flaps"
+		if r.flap {
+			phase = "100 flapping"
+		}
+		b.Logf("  %-8s %-22s %-22s %-22s %d", r.ring, phase,
+			fmt.Sprintf("%.2f (%.2f)", ms(r.st.lvsd.maxExtra), ms(r.st.lvsd.p999)),
+			fmt.Sprintf("%.2f (%.2f)", ms(r.st.kernel.maxExtra), ms(r.st.kernel.p999)), len(r.st.lvsd.lost))
+	}
+}
+
+// flapRow is one phase of BenchmarkFlapGap, for the summary.
+type flapRow struct {
+	ring string
+	flap bool
+	st   flapStats
+}
+
+// flapGap runs the two phases (no flaps, flapping) once per b.N with lvsd
+// on the given receive ring (lvsd --rx-ring).
+func flapGap(b *testing.B, dur time.Duration, rt, ring string) []flapRow {
 	l, _ := scaleLab(b, "kaf")
 	cli := nstest.New(b, "kafc")
 	nstest.Veth(b, cli, "eth0", l.dir, "ext", 1500)
@@ -166,9 +202,9 @@ func BenchmarkFlapGap(b *testing.B) {
 	l.dir.Addr("ext", "198.51.100.1/24")
 	l.dir.Sysctl("net.ipv4.ip_forward", "1")
 	l.rs.Route("198.51.100.0/24", "172.16.0.1", "eth0")
-	var lvsdArgs []string
+	lvsdArgs := []string{"--rx-ring", ring}
 	if rt != "0" {
-		lvsdArgs = []string{"--rt-priority", rt}
+		lvsdArgs = append(lvsdArgs, "--rt-priority", rt)
 	}
 	lvsd, _ := e2e.StartLVSDProc(b, l.dir, "ext,eth0", lvsdArgs...)
 	stream := "virtual_server 10.0.0.200 9000 {\n    lb_kind NAT\n    protocol UDP\n    real_server 172.16.0.2 9000 {\n    }\n}\n"
@@ -183,6 +219,7 @@ func BenchmarkFlapGap(b *testing.B) {
 		elems = append(elems, rsAddr(k*10))
 	}
 	set := strings.Join(elems, ", ")
+	var rows []flapRow
 	b.ResetTimer()
 	for range b.N {
 		// Without flaps first: on a shared machine the scheduler's own
@@ -190,9 +227,11 @@ func BenchmarkFlapGap(b *testing.B) {
 		for _, flap := range []bool{false, true} {
 			run0, wait0, _ := schedStat(lvsd.Process.Pid)
 			ka0 := procTicks(b, l.ka.Process.Pid)
+			load0 := loadAvg()
 			st := l.flapRun(b, cli, viaLVSD, viaKernel, set, dur, flap)
 			run1, wait1, _ := schedStat(lvsd.Process.Pid)
 			kaCPU := float64(procTicks(b, l.ka.Process.Pid)-ka0) / st.took.Seconds()
+			rows = append(rows, flapRow{ring: ring, flap: flap, st: st})
 			what := "no flaps (baseline)"
 			if flap {
 				what = "100 real servers flapping every second"
@@ -202,10 +241,11 @@ func BenchmarkFlapGap(b *testing.B) {
 				b.ReportMetric(float64(st.transitions)/st.took.Seconds(), "changes/s")
 			} else {
 				b.ReportMetric(ms(st.lvsd.maxExtra), "baseline-added-gap-ms")
+				b.ReportMetric(ms(st.lvsd.p999), "baseline-p99.9-added-gap-ms")
 				b.ReportMetric(ms(st.kernel.maxExtra), "baseline-kernel-added-gap-ms")
 			}
-			b.Logf("%s for %v (%d toggles, %d lvsd changes logged; lvsd --rt-priority %s: CPU %.1f%%, waited %.0f ms for a CPU; lvskeepalived CPU %.1f%%); two UDP streams of 1 packet/ms, %d packets each:",
-				what, st.took.Round(100*time.Millisecond), st.flaps, st.transitions, rt, float64(run1-run0)/float64(st.took)*100, float64(wait1-wait0)/1e6, kaCPU, st.sent)
+			b.Logf("%s for %v (%d toggles, %d lvsd changes logged; lvsd --rx-ring %s --rt-priority %s: CPU %.1f%%, waited %.0f ms for a CPU; lvskeepalived CPU %.1f%%; load %s→%s); two UDP streams of 1 packet/ms, %d packets each:",
+				what, st.took.Round(100*time.Millisecond), st.flaps, st.transitions, ring, rt, float64(run1-run0)/float64(st.took)*100, float64(wait1-wait0)/1e6, kaCPU, load0, loadAvg(), st.sent)
 			for _, s := range []struct {
 				name string
 				st   streamStats
@@ -215,6 +255,16 @@ func BenchmarkFlapGap(b *testing.B) {
 			}
 		}
 	}
+	return rows
+}
+
+// loadAvg is the one-minute load average, to tell a run's noise by.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // stampedConn is a UDP socket whose datagrams carry the kernel's arrival

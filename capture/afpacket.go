@@ -134,8 +134,9 @@ type Config struct {
 	// Blocks is the number of blocks in the receive ring (default 16).
 	Blocks int
 	// FrameSize is the transmit ring's slot size, a multiple of 16
-	// (default: room for the MTU plus a VLAN tag). The receive ring needs
-	// none: TPACKET_V3 packs frames of any size into its blocks.
+	// (default: room for the MTU plus a VLAN tag). A TPACKET_V3 receive
+	// ring needs none: it packs frames of any size into its blocks (a V2
+	// one has RXFrameSize).
 	FrameSize int
 	// RXRing is the receive ring's version (default TPACKET_V3).
 	RXRing RXRing
@@ -193,9 +194,9 @@ const (
 )
 
 // AFPacket is a Port on one interface, built on two packet sockets: one
-// with a TPACKET_V3 (or V2, Config.RXRing) receive ring, bound to ETH_P_ALL, and one bound to
-// protocol 0 for transmitting (so it receives nothing and costs the receive
-// path nothing).
+// with a TPACKET_V3 (or V2, Config.RXRing) receive ring, bound to
+// ETH_P_ALL, and one bound to protocol 0 for transmitting (so it receives
+// nothing and costs the receive path nothing).
 //
 // ReadBatch calls are serialised, as are WriteBatch calls; a reader and a
 // writer may run at the same time.

@@ -528,15 +528,21 @@ func (e *Engine) rxLoop(ctx context.Context, ifc *Iface) error {
 			}
 			return err
 		}
-		e.mu.Lock()
-		now := e.now()
-		for i := 0; i < n; i++ {
-			e.handle(w, ifc, i, now)
-		}
-		e.flush(w)
-		e.mu.Unlock()
+		e.handleBatch(w, ifc, n)
 	}
 	return nil
+}
+
+// handleBatch processes the n frames received in w.rx and transmits what
+// they produced, under the data-path lock.
+func (e *Engine) handleBatch(w *worker, in *Iface, n int) {
+	e.mu.Lock()
+	now := e.now()
+	for i := 0; i < n; i++ {
+		e.handle(w, in, i, now)
+	}
+	e.flush(w)
+	e.mu.Unlock()
 }
 
 // flush transmits what a batch produced and resets the worker.

@@ -273,6 +273,31 @@ func (t *Table) Lookup(k Tuple) (ConnID, Dir) {
 	return id, DirIn
 }
 
+// WarmSlot reads the index slot a Lookup of k probes first and returns
+// it as a hint for WarmConn. Neither changes anything: they exist for
+// batches. A lookup costs two cache misses when the table is cold (the
+// slot, then the record it names), and the caller's CPU serves a few misses
+// at once only if it sees them coming: calling WarmSlot for every packet of
+// a batch, then WarmConn for every hint, then looking them up, overlaps the
+// misses instead of paying them one after the other. A hint is only a
+// guess (a colliding entry, or none); Lookup decides.
+func (t *Table) WarmSlot(k *Tuple) uint32 {
+	return t.idx.slots[t.h.sum(k)&t.idx.mask].ref
+}
+
+// WarmConn reads both cache lines of the record hint names (a record is
+// 88 bytes, so it often spans two) and returns bits of them, for the
+// caller to fold into a value it keeps, so that the reads are not
+// optimised away.
+func (t *Table) WarmConn(hint uint32) uint32 {
+	id := hint >> 2
+	if id == 0 || id > t.hw {
+		return 0
+	}
+	c := t.conn(ConnID(id))
+	return uint32(c.deadline) ^ uint32(c.proto)
+}
+
 // LookupDir finds the connection whose side d matches the packet tuple k
 // (ip_vs_conn_in_get / ip_vs_conn_out_get). A FULLNAT local port allocator
 // asks LookupDir({proto, rip, rport, lip, lport}, DirOut) == 0.

@@ -232,3 +232,22 @@ func (p *Packet) check(frame []byte, needL4 bool) error {
 	}
 	return nil
 }
+
+// PeekTuple reads the protocol, addresses and ports of an untagged
+// Ethernet/IPv4 TCP or UDP frame without IP options or fragmentation, and
+// checks nothing else: a guess at what Parse will find, for warming caches
+// before a batch is parsed. ok is false for any other frame.
+func PeekTuple(frame []byte) (proto uint8, src, dst [4]byte, sport, dport uint16, ok bool) {
+	const l4 = EthernetHeaderLen + IPv4MinHeaderLen
+	if len(frame) < l4+4 {
+		return 0, src, dst, 0, 0, false
+	}
+	ip := frame[EthernetHeaderLen:l4:l4]
+	proto = ip[9]
+	if binary.BigEndian.Uint16(frame[12:14]) != EtherTypeIPv4 || ip[0] != 0x45 ||
+		(proto != ProtoTCP && proto != ProtoUDP) || binary.BigEndian.Uint16(ip[6:8])&(ipv4FlagMF|ipv4OffsetMask) != 0 {
+		return 0, src, dst, 0, 0, false
+	}
+	src, dst = [4]byte(ip[12:16]), [4]byte(ip[16:20])
+	return proto, src, dst, binary.BigEndian.Uint16(frame[l4 : l4+2]), binary.BigEndian.Uint16(frame[l4+2 : l4+4]), true
+}

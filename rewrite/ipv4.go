@@ -45,7 +45,7 @@ func ParseIPv4(b []byte) (IPv4, error) {
 	if hl > len(b) {
 		return nil, ErrTruncated
 	}
-	if OnesSum(b[:hl], 0) != 0xffff {
+	if headerSum(b[:hl]) != 0xffff {
 		return nil, ErrBadIPChecksum
 	}
 	total := int(binary.BigEndian.Uint16(b[2:4]))
@@ -56,6 +56,19 @@ func ParseIPv4(b []byte) (IPv4, error) {
 		return nil, ErrBadTotalLength
 	}
 	return IPv4(b[:total]), nil
+}
+
+// headerSum is OnesSum(h, 0) of an IPv4 header, with the common 20-byte
+// header summed without OnesSum's loops: five words, no branches.
+func headerSum(h []byte) uint16 {
+	if len(h) != IPv4MinHeaderLen {
+		return OnesSum(h, 0)
+	}
+	_ = h[19]
+	acc := uint64(binary.BigEndian.Uint32(h[0:4])) + uint64(binary.BigEndian.Uint32(h[4:8])) +
+		uint64(binary.BigEndian.Uint32(h[8:12])) + uint64(binary.BigEndian.Uint32(h[12:16])) +
+		uint64(binary.BigEndian.Uint32(h[16:20]))
+	return fold64(acc)
 }
 
 // HeaderLen returns the header length in bytes (IHL × 4).
@@ -125,6 +138,27 @@ func (ip IPv4) ChecksumValid() bool { return OnesSum(ip[:ip.HeaderLen()], 0) == 
 // UpdateChecksum recomputes the header checksum from scratch, as the kernel's
 // ip_send_check does after every IPVS rewrite.
 func (ip IPv4) UpdateChecksum() { setIPv4Checksum(ip) }
+
+// forwarded updates the header checksum after forwarding changed the
+// header: the TTL decremented by one, and the addresses set in place of
+// oldSrc and oldDst (either may be unchanged); hc is the checksum before.
+// It is RFC 1624's incremental update, and gives exactly what the full
+// recomputation of ip_send_check gives for a header whose checksum
+// verified before (Parse checks it), either zero (0 or 0xFFFF) included:
+// the sum folded here is never 0 (the TTL term alone is 0xFEFF), so both
+// are folds of non-zero sums that agree modulo 0xFFFF, which are equal.
+func (ip IPv4) forwarded(hc uint16, oldSrc, oldDst uint32) {
+	src, dst := binary.BigEndian.Uint32(ip[12:16]), binary.BigEndian.Uint32(ip[16:20])
+	// ~0x0100: the TTL is the high byte of its word.
+	acc := uint32(^hc) + 0xfeff
+	if src != oldSrc {
+		acc += uint32(^uint16(oldSrc>>16)) + uint32(^uint16(oldSrc)) + src>>16 + src&0xffff
+	}
+	if dst != oldDst {
+		acc += uint32(^uint16(oldDst>>16)) + uint32(^uint16(oldDst)) + dst>>16 + dst&0xffff
+	}
+	ip.SetChecksum(^fold32(acc))
+}
 
 // setIPv4Checksum recomputes the checksum of the header at the start of h.
 func setIPv4Checksum(h []byte) {

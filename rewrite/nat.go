@@ -7,8 +7,9 @@ import (
 
 // NATIn rewrites a client→virtual-service packet for a NAT real server
 // (IPVS ip_vs_nat_xmit with tcp/udp_dnat_handler): destination address and
-// port become rs, TTL is decremented, the IPv4 header checksum is recomputed
-// (ip_send_check) and the TCP/UDP checksum is updated incrementally. With
+// port become rs, TTL is decremented, and the IPv4 header checksum (what
+// ip_send_check computes; see IPv4.forwarded) and the TCP/UDP checksum are
+// updated incrementally. With
 // p.Partial only the pseudo-header part of the L4 checksum is updated (the
 // ports are summed later by whoever completes it). A UDP datagram without a
 // checksum gets a full one computed, as the kernel does. TTL <= 1 returns
@@ -67,6 +68,7 @@ func translate(frame []byte, p *Packet, src, dst netip.AddrPort) error {
 	l4 := frame[p.L4:p.End]
 	sum := binary.BigEndian.Uint16(frame[sumOff:])
 	udpNoSum := p.Protocol == ProtoUDP && sum == 0 && !p.Partial
+	ipSum, oldSrc, oldDst := ip.Checksum(), binary.BigEndian.Uint32(ip[12:16]), binary.BigEndian.Uint32(ip[16:20])
 
 	if src.IsValid() {
 		sum = setEndpoint(ip[12:16], l4[0:2], src, sum, p.Partial, udpNoSum)
@@ -87,14 +89,14 @@ func translate(frame []byte, p *Packet, src, dst netip.AddrPort) error {
 	}
 	binary.BigEndian.PutUint16(frame[sumOff:], sum)
 	ip.DecTTL()
-	ip.UpdateChecksum()
+	ip.forwarded(ipSum, oldSrc, oldDst)
 	return nil
 }
 
 // DR forwards a packet to a direct-routing real server (ip_vs_dr_xmit): the
 // destination MAC becomes the real server's, the source MAC ours, the TTL is
 // decremented and the IPv4 header checksum recomputed; addresses, ports and
-// any 802.1Q tag stay. Any IPv4 packet qualifies (fragments and fwmark
+// any 802.1Q tag stay (the checksum is updated as in NATIn). Any IPv4 packet qualifies (fragments and fwmark
 // services included). TTL <= 1 returns ErrTTLExpired and leaves the frame
 // unchanged.
 func DR(frame []byte, p *Packet, dst, src MAC) error {
@@ -108,8 +110,11 @@ func DR(frame []byte, p *Packet, dst, src MAC) error {
 	eth := Ethernet(frame)
 	eth.SetDst(dst)
 	eth.SetSrc(src)
+	a := binary.BigEndian.Uint32(ip[12:16])
+	b := binary.BigEndian.Uint32(ip[16:20])
+	hc := ip.Checksum()
 	ip.DecTTL()
-	ip.UpdateChecksum()
+	ip.forwarded(hc, a, b)
 	return nil
 }
 

@@ -137,7 +137,9 @@ func (e *Engine) ttlExpired(w *worker, in *Iface, frame []byte, p *rewrite.Packe
 
 // mtuExceeded answers a DF packet too long for the way out (ensure_mtu_is_adequate).
 func (e *Engine) mtuExceeded(w *worker, in *Iface, frame []byte, p *rewrite.Packet, mtu int) bool {
-	if rewrite.CheckMTU(frame, p, mtu) == nil {
+	// Almost every packet fits: CheckMTU's validation of p is the
+	// transform's to do, which follows.
+	if p.End-p.L3 <= mtu || rewrite.CheckMTU(frame, p, mtu) == nil {
 		return false
 	}
 	e.ctr[rxFragNeeded]++

@@ -273,16 +273,28 @@ func (t *Table) Lookup(k Tuple) (ConnID, Dir) {
 	return id, DirIn
 }
 
-// WarmSlot reads the index slot a Lookup of k probes first and returns
-// it as a hint for WarmConn. Neither changes anything: they exist for
-// batches. A lookup costs two cache misses when the table is cold (the
+// Hash is the index hash of tuple k, for WarmSlot and LookupHash.
+func (t *Table) Hash(k *Tuple) uint32 { return t.h.sum(k) }
+
+// LookupHash is Lookup(k) with h = Hash(&k) already computed.
+func (t *Table) LookupHash(k Tuple, h uint32) (ConnID, Dir) {
+	id, kind := t.find(&k, h, 0)
+	if kind == kindOut {
+		return id, DirOut
+	}
+	return id, DirIn
+}
+
+// WarmSlot reads the index slot a lookup of hash h probes first and
+// returns it as a hint for WarmConn. Neither changes anything: they exist
+// for batches. A lookup costs two cache misses when the table is cold (the
 // slot, then the record it names), and the caller's CPU serves a few misses
 // at once only if it sees them coming: calling WarmSlot for every packet of
 // a batch, then WarmConn for every hint, then looking them up, overlaps the
 // misses instead of paying them one after the other. A hint is only a
-// guess (a colliding entry, or none); Lookup decides.
-func (t *Table) WarmSlot(k *Tuple) uint32 {
-	return t.idx.slots[t.h.sum(k)&t.idx.mask].ref
+// guess (a colliding entry, or none); the lookup decides.
+func (t *Table) WarmSlot(h uint32) uint32 {
+	return t.idx.slots[h&t.idx.mask].ref
 }
 
 // WarmConn reads both cache lines of the record hint names (a record is

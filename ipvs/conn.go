@@ -20,7 +20,15 @@ import (
 // treats the packet as new.
 func (e *Engine) handleConn(w *worker, in *Iface, slot []byte, frame []byte, p *rewrite.Packet, now int64) bool {
 	tup := conntrack.Tuple{Proto: p.Protocol, Src: p.Src.As4(), SrcPort: p.SrcPort, Dst: p.Dst.As4(), DstPort: p.DstPort}
-	id, dir := e.conns.Lookup(tup)
+	var (
+		id  conntrack.ConnID
+		dir conntrack.Dir
+	)
+	if i := w.cur; i >= 0 && w.peeked[i] == tup {
+		id, dir = e.conns.LookupHash(tup, w.hashes[i]) // hashed by warm
+	} else {
+		id, dir = e.conns.Lookup(tup)
+	}
 	if id == 0 && e.ftp.n > 0 && p.Protocol == rewrite.ProtoTCP {
 		// A passive FTP data connection expected without the client's
 		// port (ip_vs_conn_in_get's NO_CPORT retry).

@@ -454,10 +454,16 @@ type worker struct {
 	gp   rewrite.Packet
 	segs [][]byte
 	nseg int
-	// hints are the connection-table slots warm read for the batch, and
-	// warmed what it folded from the records (kept so that the reads stay).
+	// warm's work for the batch: each frame's tuple as PeekTuple saw it
+	// (Proto 0 when it could not), its hash and the index slot read; and
+	// what it folded from the records (kept so that the reads stay).
+	peeked []conntrack.Tuple
+	hashes []uint32
 	hints  []uint32
 	warmed uint32
+	// cur is the batch index of the frame being handled, -1 for a
+	// segment of a GSO super-frame.
+	cur int
 }
 
 // nextSeg hands SegmentTCP the next segment buffer (nil when used up).
@@ -471,7 +477,8 @@ func (w *worker) nextSeg() []byte {
 
 func (e *Engine) newWorker() *worker {
 	n := e.cfg.Batch
-	w := &worker{rx: make([]capture.Frame, n), slots: make([][]byte, n), gen: make([][]byte, 2*n), hints: make([]uint32, n)}
+	w := &worker{rx: make([]capture.Frame, n), slots: make([][]byte, n), gen: make([][]byte, 2*n),
+		peeked: make([]conntrack.Tuple, n), hashes: make([]uint32, n), hints: make([]uint32, n), cur: -1}
 	for i := range w.slots {
 		w.slots[i] = make([]byte, slotSize)
 	}
@@ -558,17 +565,23 @@ func (e *Engine) handleBatch(w *worker, in *Iface, n int) {
 // end-to-end bench: the table's lookup was a fifth of lvsd's user time).
 func (e *Engine) warm(w *worker, n int) {
 	if n < 2 || e.conns.Len() == 0 {
+		for i := range n {
+			w.peeked[i].Proto = 0
+		}
 		return
 	}
-	hints := w.hints[:n]
-	for i := range hints {
+	peeked, hashes, hints := w.peeked[:n], w.hashes[:n], w.hints[:n]
+	for i := range peeked {
 		f := &w.rx[i]
-		proto, src, dst, sport, dport, ok := rewrite.PeekTuple(f.Buf[:f.N])
+		k := &peeked[i]
+		var ok bool
+		k.Proto, k.Src, k.Dst, k.SrcPort, k.DstPort, ok = rewrite.PeekTuple(f.Buf[:f.N])
 		if !ok {
-			hints[i] = 0
+			k.Proto, hints[i] = 0, 0
 			continue
 		}
-		hints[i] = e.conns.WarmSlot(&conntrack.Tuple{Proto: proto, Src: src, SrcPort: sport, Dst: dst, DstPort: dport})
+		hashes[i] = e.conns.Hash(k)
+		hints[i] = e.conns.WarmSlot(hashes[i])
 	}
 	sum := w.warmed
 	for _, h := range hints {

@@ -31,7 +31,9 @@ func (e *Engine) handle(w *worker, in *Iface, i int, now int64) {
 		e.segment(w, in, f.Data(), f.Len, now)
 		return
 	}
+	w.cur = i
 	e.handleFrame(w, in, f.Data(), w.slots[i], f.CsumNotReady, now)
+	w.cur = -1
 }
 
 // segment cuts a TCP segmentation-offload super-frame (veth delivers them

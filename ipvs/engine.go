@@ -558,7 +558,8 @@ func (e *Engine) handleBatch(w *worker, in *Iface, n int) {
 }
 
 // warm reads what looking up the batch's connections will read, before
-// any is handled: the frames' headers, the index slots and the records. In
+// any is handled: the frames' headers, the index slots and the records
+// (and FULLNAT's TCP state of the connection). In
 // lvsd the kernel's share of forwarding a frame evicts the connection
 // table from the CPU's caches, so each lookup would wait for two misses in
 // turn; read in a tight loop over the batch, the misses overlap (perf, the
@@ -584,8 +585,12 @@ func (e *Engine) warm(w *worker, n int) {
 		hints[i] = e.conns.WarmSlot(hashes[i])
 	}
 	sum := w.warmed
+	fnat := e.fnat
 	for _, h := range hints {
 		sum ^= e.conns.WarmConn(h)
+		if id := h >> 2; id < uint32(len(fnat)) {
+			sum ^= fnat[id].delta // FULLNAT's TCP state, by ConnID
+		}
 	}
 	w.warmed = sum
 }

@@ -44,7 +44,8 @@ func (t *IPIP) FragNeededMTU() uint16 {
 // EncapIPIP encapsulates the IPv4 packet of frame in IP-in-IP toward a
 // tunnel real server, as ip_vs_tunnel_xmit does, and writes the result (new
 // Ethernet header, outer IPv4 header, inner packet) to out, returning its
-// length. The inner TTL is decremented and its checksum recomputed; the outer
+// length. The inner TTL is decremented and its checksum updated (to what a
+// recomputation gives, IPv4.forwarded); the outer
 // header gets TTL = inner TTL after the decrement, TOS = the inner DS field
 // with CE turned into ECT(0), DF copied from the inner packet, ID 0 when DF
 // is set and t.ID otherwise, protocol 4. The inner L4 checksum is not
@@ -99,8 +100,9 @@ func EncapIPIP(out, frame []byte, p *Packet, t *IPIP) (int, error) {
 		copy(out[innerOff:innerOff+innerLen], inner)
 	}
 	in := IPv4(out[innerOff : innerOff+innerLen])
+	hc, src0, dst0 := in.Checksum(), binary.BigEndian.Uint32(in[12:16]), binary.BigEndian.Uint32(in[16:20])
 	in.DecTTL()
-	in.UpdateChecksum()
+	in.forwarded(hc, src0, dst0)
 
 	o := out[outerOff:innerOff]
 	o[0] = 0x45

@@ -77,26 +77,7 @@ vrrp_instance VI_1 {
   }
 }
 `, chk)
-	ours.write(conf)
-	ours.start()
-	if err := os.WriteFile(filepath.Join(ka.n.dir, "ka.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pid := func(k string) string { return filepath.Join(ka.n.dir, k+".pid") }
-	ka.n.p, ka.n.log = ka.n.ns.Start("keepalived", "-P", "-n", "-l", "-D", "-G", "-R", "-f", filepath.Join(ka.n.dir, "ka.conf"),
-		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("chk"), "-b", pid("bfd"))
-	t.Cleanup(func() {
-		ka.n.finish()
-		if t.Failed() {
-			t.Logf("keepalived log:\n%s", ka.n.allLogs())
-		}
-	})
-	both := func(what string, n int) {
-		t.Helper()
-		for _, s := range []*solo{ours, ka} {
-			s.waitLogFor(what, n, 10*time.Second)
-		}
-	}
+	both := startSideBySide(t, ours, ka, conf, conf)
 	// chk_up's weight 10 reverse: 10 off while it succeeds.
 	both("Changing effective priority from 100 to 90", 1)
 	both("VRRP_Script(chk) succeeded", 1)
@@ -155,26 +136,7 @@ vrrp_instance VI_1 {
 `, dir)
 	}
 	oursDir, kaDir := t.TempDir(), t.TempDir()
-	ours.write(conf(oursDir))
-	ours.start()
-	if err := os.WriteFile(filepath.Join(ka.n.dir, "ka.conf"), []byte(conf(kaDir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pid := func(k string) string { return filepath.Join(ka.n.dir, k+".pid") }
-	ka.n.p, ka.n.log = ka.n.ns.Start("keepalived", "-P", "-n", "-l", "-D", "-G", "-R", "-f", filepath.Join(ka.n.dir, "ka.conf"),
-		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("chk"), "-b", pid("bfd"))
-	t.Cleanup(func() {
-		ka.n.finish()
-		if t.Failed() {
-			t.Logf("keepalived log:\n%s", ka.n.allLogs())
-		}
-	})
-	both := func(what string, n int) {
-		t.Helper()
-		for _, s := range []*solo{ours, ka} {
-			s.waitLogFor(what, n, 10*time.Second)
-		}
-	}
+	both := startSideBySide(t, ours, ka, conf(oursDir), conf(kaDir))
 	set := func(file, v string) {
 		t.Helper()
 		for _, d := range []string{oursDir, kaDir} {
@@ -209,6 +171,33 @@ vrrp_instance VI_1 {
 			t.Errorf("lines matching %s differ:\nlvskeepalived:\n  %s\nkeepalived:\n  %s", re, strings.Join(o, "\n  "), strings.Join(k, "\n  "))
 		} else {
 			t.Logf("%s: the same %d lines:\n  %s", re, len(o), strings.Join(o, "\n  "))
+		}
+	}
+}
+
+// startSideBySide starts lvskeepalived (ours) and keepalived 2.2.7 (ka),
+// VRRP side only, each with its configuration, and returns a wait for a
+// log line seen n times by both.
+func startSideBySide(t *testing.T, ours, ka *solo, oursConf, kaConf string) func(what string, n int) {
+	t.Helper()
+	ours.write(oursConf)
+	ours.start()
+	if err := os.WriteFile(filepath.Join(ka.n.dir, "ka.conf"), []byte(kaConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := func(k string) string { return filepath.Join(ka.n.dir, k+".pid") }
+	ka.n.p, ka.n.log = ka.n.ns.Start("keepalived", "-P", "-n", "-l", "-D", "-G", "-R", "-f", filepath.Join(ka.n.dir, "ka.conf"),
+		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("chk"), "-b", pid("bfd"))
+	t.Cleanup(func() {
+		ka.n.finish()
+		if t.Failed() {
+			t.Logf("keepalived log:\n%s", ka.n.allLogs())
+		}
+	})
+	return func(what string, n int) {
+		t.Helper()
+		for _, s := range []*solo{ours, ka} {
+			s.waitLogFor(what, n, 10*time.Second)
 		}
 	}
 }

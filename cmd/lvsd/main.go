@@ -35,6 +35,10 @@
 // fires, late on a loaded machine; v2 gives each frame a slot and a wakeup
 // of its own, with no timer.
 //
+// --trace FILE writes a Go execution trace until lvsd exits: which
+// goroutine ran, and which waited for a thread or a CPU, when forwarding
+// stalled.
+//
 // --metrics ADDR serves Prometheus metrics at /metrics (text format, or
 // OpenMetrics when asked): node_exporter's node_ipvs_* families with its
 // labels and meanings, lvsd's own lvsd_* families (drops by class, the
@@ -100,6 +104,7 @@ type options struct {
 	ftpPorts     []uint16
 	rtPriority   int
 	rxRing       capture.RXRing
+	trace        string
 
 	// --defence-tcp-drop, --defence-udp-drop
 	defenceTCPDrop, defenceUDPDrop bool
@@ -144,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.defenceTCPDrop, "defence-tcp-drop", false, "the FULLNAT fork's defence_tcp_drop: TCP to a VIP that opens no connection (ACK/RST/FIN floods, ports without a service) is dropped, not reset")
 	fs.BoolVar(&o.defenceUDPDrop, "defence-udp-drop", false, "the FULLNAT fork's defence_udp_drop: UDP to a VIP port without a service is dropped, not answered with port unreachable")
 	fs.IntVar(&o.rtPriority, "rt-priority", 0, "run every thread of lvsd SCHED_RR at this priority (1..99), as keepalived's vrrp_rt_priority does for its process: forwarding then never waits behind ordinary tasks, as the kernel's IPVS, in softirq, does not (0: lvsd is an ordinary task)")
+	fs.StringVar(&o.trace, "trace", "", "write a Go execution trace of lvsd to this file until it exits (SIGTERM or SIGINT), to see where forwarding waited: go tool trace -pprof=sched FILE")
 	rxRing := fs.String("rx-ring", "v3", "receive ring per interface: v3 packs frames into 64 blocks of 128 KiB (8 MiB; about 50,000 small frames, 64 ms at a low rate) and wakes lvsd once per block, "+
 		"but a block is handed over only when full or when its 1 ms retire timer fires, so at low rates frames wait 1 ms or more (the timer runs late on a loaded machine); "+
 		"v2 has a 2 KiB slot per frame (4096 slots in the same 8 MiB) and wakes lvsd for each frame, no timer, at the cost of a wakeup per frame at high rates, "+
@@ -230,6 +236,13 @@ func main() {
 }
 
 func run(o options, log *slog.Logger) error {
+	if o.trace != "" {
+		stop, err := startTrace(o.trace)
+		if err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer stop()
+	}
 	if o.rtPriority > 0 {
 		if err := setRTPriority(o.rtPriority); err != nil {
 			return fmt.Errorf("--rt-priority: %w", err)

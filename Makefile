@@ -44,12 +44,14 @@ test: deps lint build
 	$(GO) test -count=1 -p 2 -timeout 14m ./...
 
 ## soak-tests: the netns integration packages N times (default 10), pass/fail
-## counts per test; HOG=1 keeps every core busy meanwhile; PKGS, RUN narrow it.
-## Logs of failing runs stay in out/soak/.
+## counts per test; HOG=1 keeps every core busy meanwhile; PKGS, RUN narrow it;
+## P packages at once (default 2, as make test runs them). Logs of failing runs
+## stay in out/soak/.
 N    ?= 10
 HOG  ?= 0
+P    ?= 2
 soak-tests: deps
-	@N=$(N) HOG=$(HOG) PKGS="$(PKGS)" RUN="$(RUN)" GO=$(GO) scripts/soak-tests.sh
+	@N=$(N) HOG=$(HOG) P=$(P) PKGS="$(PKGS)" RUN="$(RUN)" GO=$(GO) scripts/soak-tests.sh
 
 ## fuzz: every fuzz target for FUZZTIME each.
 fuzz:

@@ -13,10 +13,12 @@
 #   PKGS   packages (default: every package whose tests build namespaces)
 #   RUN    go test -run regexp (default: every test)
 #   HOG    1: a CPU hog pinned to each of the two cores during the soak
+#   P      packages tested at once (default 2: what make test's go test -p 2
+#          does to the machine; 1 halves the load and doubles the time)
 #   OUT    where logs go (default out/soak); only failing runs are kept
 #   TIMEOUT go test -timeout per run (default 14m)
 #
-# Each run is `go test -json -count=1 -p 1 PKGS`; the table lists every
+# Each run is `go test -json -count=1 -p P PKGS`; the table lists every
 # top-level test, and a subtest when it ever failed. Exit 1 when anything
 # failed (a test, or a package that did not build or timed out).
 set -euo pipefail
@@ -25,6 +27,7 @@ cd "$(dirname "$0")/.."
 N=${N:-10}
 RUN=${RUN:-}
 HOG=${HOG:-0}
+P=${P:-2}
 OUT=${OUT:-out/soak}
 TIMEOUT=${TIMEOUT:-14m}
 GO=${GO:-go}
@@ -88,7 +91,7 @@ fi
 
 runargs=()
 [ -n "$RUN" ] && runargs=(-run "$RUN")
-echo "soak-tests: $N runs of: $PKGS"
+echo "soak-tests: $N runs, $P packages at a time, of: $PKGS"
 start=$(date +%s)
 failed_runs=0
 for ((i = 1; i <= N; i++)); do
@@ -96,7 +99,7 @@ for ((i = 1; i <= N; i++)); do
 	t0=$(date +%s)
 	# shellcheck disable=SC2086
 	rc=0
-	"$GO" test -json -count=1 -p 1 -timeout "$TIMEOUT" "${runargs[@]}" $PKGS >"$json" 2>"$dir/run-$i.stderr" || rc=$?
+	"$GO" test -json -count=1 -p "$P" -timeout "$TIMEOUT" "${runargs[@]}" $PKGS >"$json" 2>"$dir/run-$i.stderr" || rc=$?
 	# -R and fromjson?: a line that is not JSON (a test binary's stray
 	# output) is skipped rather than ending the soak.
 	jq -Rr --arg i "$i" 'fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")

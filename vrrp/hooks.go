@@ -211,6 +211,17 @@ func (k *KernelHooks) createVMAC(h *netlink.Handle, c *Config) error {
 	if err := h.LinkAdd(mv); err != nil {
 		return fmt.Errorf("vrrp: %s: create vmac %s: %w", c.Name, c.VMACName, err)
 	}
+	// The broadcast queue off (see vmac_bc.go) where the hooks act on the
+	// caller's own namespace, as for the sysctls.
+	if k.Netlink == nil {
+		err := fmt.Errorf("%s not found after creating it", c.VMACName)
+		if l, lerr := h.LinkByName(c.VMACName); lerr == nil {
+			err = setBCCutoff(l.Attrs().Index, vmacBCCutoffOff)
+		}
+		if err != nil {
+			k.log().Info("VMAC keeps the macvlan broadcast queue: ARP for its VIPs is answered from a workqueue", "instance", c.Name, "vmac", c.VMACName, "err", err)
+		}
+	}
 	if err := h.LinkSetUp(mv); err != nil {
 		return fmt.Errorf("vrrp: %s: vmac %s up: %w", c.Name, c.VMACName, err)
 	}

@@ -36,6 +36,22 @@ func TestVMACSysctls(t *testing.T) {
 				t.Fatalf("prepare %s: %v", c.Name, err)
 			}
 		}
+		// The broadcast queue is off where the kernel has the knob (6.4+).
+		for _, name := range []string{"vrrp.51", "vrrp.52"} {
+			l, err := k.nl.LinkByName(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cut, ok, err := bcCutoff(l.Attrs().Index)
+			switch {
+			case err != nil:
+				t.Fatalf("%s: reading the broadcast cutoff: %v", name, err)
+			case !ok && setBCCutoff(l.Attrs().Index, vmacBCCutoffOff) != nil:
+				t.Logf("%s: this kernel has no macvlan broadcast cutoff (before 6.4): the queue stays", name)
+			case cut != vmacBCCutoffOff:
+				t.Errorf("%s: broadcast cutoff %d (reported %v), want %d: ARP for the VIPs would wait for a kworker", name, cut, ok, vmacBCCutoffOff)
+			}
+		}
 		for _, want := range [][3]string{
 			{"vrrp.51", "arp_ignore", "1"}, {"vrrp.51", "accept_local", "1"}, {"vrrp.51", "rp_filter", "0"},
 			{"vrrp.52", "arp_ignore", "1"},

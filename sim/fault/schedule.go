@@ -48,6 +48,12 @@ type watcher interface {
 	wait(ctx context.Context, t *spec.Trigger) error
 }
 
+// rearmer is a watcher whose log triggers can start reading from now: a
+// trigger with since: counts only lines written after its event.
+type rearmer interface {
+	rearm(t *spec.Trigger) error
+}
+
 // entryState is what became of one timeline entry.
 type entryState int
 
@@ -373,6 +379,18 @@ func (s *scheduler) source(ctx context.Context, w *spec.Trigger) (time.Duration,
 	if s.watch == nil {
 		return 0, errors.New("no watcher for log and state triggers")
 	}
+	if w.Since != "" {
+		select {
+		case <-s.await(w.Since):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		if r, ok := s.watch.(rearmer); ok {
+			if err := r.rearm(w); err != nil {
+				return 0, err
+			}
+		}
+	}
 	if err := s.watch.wait(ctx, w); err != nil {
 		return 0, err
 	}
@@ -411,6 +429,9 @@ func describeTrigger(e *spec.Event) string {
 		what = fmt.Sprintf("a line of %s matching %q", w.Log.Process, re)
 	case w.State != nil:
 		what = "state " + describeState(w.State)
+	}
+	if w.Since != "" {
+		what += " since " + w.Since
 	}
 	if w.After > 0 {
 		what += " (+" + w.After.String() + ")"

@@ -138,8 +138,16 @@ func (a *fakeActor) snapshot() (calls, undone []string) {
 
 // fakeWatcher holds log and state triggers until the test releases them.
 type fakeWatcher struct {
-	mu  sync.Mutex
-	chs map[*spec.Trigger]chan struct{}
+	mu      sync.Mutex
+	chs     map[*spec.Trigger]chan struct{}
+	rearmed []*spec.Trigger
+}
+
+func (w *fakeWatcher) rearm(t *spec.Trigger) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rearmed = append(w.rearmed, t)
+	return nil
 }
 
 func (w *fakeWatcher) ch(t *spec.Trigger) chan struct{} {
@@ -276,6 +284,39 @@ func TestScheduleWatchTriggers(t *testing.T) {
 	require.NoError(t, s.stop(context.Background()))
 	ev := eventsByName(s.snapshot())
 	assert.NotContains(t, ev, "on-state.timeout")
+}
+
+// TestScheduleSince: a state trigger with since: is watched only once its
+// event has fired, so a state true from the start fires then, not at T0,
+// and a log trigger's start is moved to that moment (rearm).
+func TestScheduleSince(t *testing.T) {
+	clk := newFakeClock()
+	t0 := clk.Now()
+	act := &fakeActor{clk: clk, t0: t0}
+	w := &fakeWatcher{}
+	stateTrig := &spec.Trigger{State: &spec.StateCheck{Addr: &spec.AddrCheck{Node: "n"}}, Since: "first"}
+	logTrig := &spec.Trigger{Log: &spec.LogMatch{Process: "n/p", Match: spec.Regexp{Regexp: regexp.MustCompile("up")}}, Since: "first.end"}
+	close(w.ch(stateTrig)) // already true at T0
+	close(w.ch(logTrig))
+	entries := []*spec.Event{
+		{Name: "first", At: dur(2 * time.Second), Fault: spec.FaultBlackhole, For: spec.Duration(time.Second)},
+		{Name: "on-state", When: stateTrig, Fault: spec.FaultExec},
+		{Name: "on-log", When: logTrig, Fault: spec.FaultExec},
+	}
+	s := newScheduler(clk, t0, act, w, nil)
+	s.start(context.Background(), entries)
+	waitPending(t, clk, 1)
+	clk.advance(2 * time.Second)
+	act.waitCalls(t, 2)
+	calls, _ := act.snapshot()
+	assert.Equal(t, []string{"first@2s", "on-state@2s"}, calls)
+	waitPending(t, clk, 1) // first's for:
+	clk.advance(time.Second)
+	act.waitCalls(t, 3)
+	calls, _ = act.snapshot()
+	assert.Contains(t, calls, "on-log@3s")
+	require.NoError(t, s.stop(context.Background()))
+	assert.Equal(t, []*spec.Trigger{stateTrig, logTrig}, w.rearmed)
 }
 
 // TestScheduleStopDuringWait: stop while entries wait cancels them and

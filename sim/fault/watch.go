@@ -54,6 +54,25 @@ func (w *labWatcher) arm(timeline []spec.Event) error {
 	return nil
 }
 
+// rearm moves a log trigger's start to the log's current end.
+func (w *labWatcher) rearm(t *spec.Trigger) error {
+	if t.Log == nil {
+		return nil
+	}
+	path, err := w.logPath(t.Log.Process)
+	if err != nil {
+		return err
+	}
+	var off int64
+	if fi, err := os.Stat(path); err == nil {
+		off = fi.Size()
+	}
+	w.mu.Lock()
+	w.offsets[t.Log] = off
+	w.mu.Unlock()
+	return nil
+}
+
 func (w *labWatcher) logPath(ref string) (string, error) {
 	node, name, ok := spec.SplitProcessRef(ref)
 	if !ok {

@@ -517,6 +517,7 @@ type Trigger struct {
 	Event   string      `yaml:"event" doc:"another event's name, or name.end"`
 	Log     *LogMatch   `yaml:"log" doc:"a line of a process's output"`
 	State   *StateCheck `yaml:"state" doc:"a state becoming true"`
+	Since   string      `yaml:"since" doc:"log, state: watch only from this event on (name or name.end): a state already true then fires at once, and only log lines written after it count"`
 	After   Duration    `yaml:"after" doc:"wait this long after the trigger"`
 	Timeout Duration    `yaml:"timeout" doc:"give up (the event never fires) after this long"`
 }

@@ -1045,13 +1045,17 @@ func (c *checker) timeline() {
 	for i := range c.s.Timeline {
 		seen := map[string]bool{}
 		e := &c.s.Timeline[i]
-		for e != nil && e.When != nil && e.When.Event != "" {
+		for e != nil && e.When != nil && e.When.Event+e.When.Since != "" {
 			if seen[e.Name] {
-				c.errorf(indexPath("timeline", i)+".when.event", "events trigger each other in a loop")
+				c.errorf(indexPath("timeline", i)+".when", "events trigger each other in a loop")
 				break
 			}
 			seen[e.Name] = true
-			e = c.events[strings.TrimSuffix(e.When.Event, ".end")]
+			dep := e.When.Event
+			if dep == "" {
+				dep = e.When.Since
+			}
+			e = c.events[strings.TrimSuffix(dep, ".end")]
 		}
 	}
 }
@@ -1198,6 +1202,16 @@ func (c *checker) trigger(p string, t *Trigger, self string) {
 	}
 	if kinds != 1 {
 		c.errorf(p, "give exactly one of event, log and state")
+	}
+	if t.Since != "" {
+		switch {
+		case t.Event != "":
+			c.errorf(p+".since", "since is for log and state triggers; an event trigger already waits for its event")
+		case strings.TrimSuffix(t.Since, ".end") == self:
+			c.errorf(p+".since", "an event cannot wait for itself")
+		default:
+			c.eventRef(p+".since", t.Since)
+		}
 	}
 }
 

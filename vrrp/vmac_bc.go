@@ -62,33 +62,33 @@ func bcCutoff(ifindex int) (cutoff int32, ok bool, err error) {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
-		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		// IFLA_LINKINFO > IFLA_INFO_DATA > IFLA_MACVLAN_BC_CUTOFF
+		v, found := m[unix.SizeofIfInfomsg:], true
+		for _, typ := range []uint16{unix.IFLA_LINKINFO, nl.IFLA_INFO_DATA, unix.IFLA_MACVLAN_BC_CUTOFF} {
+			if v, found, err = attr(v, typ); err != nil || !found {
+				break
+			}
+		}
 		if err != nil {
 			return 0, false, err
 		}
-		for _, a := range attrs {
-			if a.Attr.Type != unix.IFLA_LINKINFO {
-				continue
-			}
-			infos, err := nl.ParseRouteAttr(a.Value)
-			if err != nil {
-				return 0, false, err
-			}
-			for _, i := range infos {
-				if i.Attr.Type != nl.IFLA_INFO_DATA {
-					continue
-				}
-				datas, err := nl.ParseRouteAttr(i.Value)
-				if err != nil {
-					return 0, false, err
-				}
-				for _, d := range datas {
-					if d.Attr.Type == unix.IFLA_MACVLAN_BC_CUTOFF && len(d.Value) >= 4 {
-						return int32(binary.NativeEndian.Uint32(d.Value)), true, nil
-					}
-				}
-			}
+		if found && len(v) >= 4 {
+			return int32(binary.NativeEndian.Uint32(v)), true, nil
 		}
 	}
 	return 1, false, nil
+}
+
+// attr returns the value of the first route attribute of type typ in b.
+func attr(b []byte, typ uint16) ([]byte, bool, error) {
+	attrs, err := nl.ParseRouteAttr(b)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == typ {
+			return a.Value, true, nil
+		}
+	}
+	return nil, false, nil
 }

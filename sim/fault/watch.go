@@ -45,11 +45,7 @@ func (w *labWatcher) arm(timeline []spec.Event) error {
 		if err != nil {
 			return fmt.Errorf("timeline %s: %w", timeline[i].Name, err)
 		}
-		var off int64
-		if fi, err := os.Stat(path); err == nil {
-			off = fi.Size()
-		}
-		w.offsets[t.Log] = off
+		w.offsets[t.Log] = logEnd(path)
 	}
 	return nil
 }
@@ -63,14 +59,19 @@ func (w *labWatcher) rearm(t *spec.Trigger) error {
 	if err != nil {
 		return err
 	}
-	var off int64
-	if fi, err := os.Stat(path); err == nil {
-		off = fi.Size()
-	}
 	w.mu.Lock()
-	w.offsets[t.Log] = off
+	w.offsets[t.Log] = logEnd(path)
 	w.mu.Unlock()
 	return nil
+}
+
+// logEnd is where a log trigger starts reading: the file's current end (0
+// while the process has written nothing).
+func logEnd(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
 }
 
 func (w *labWatcher) logPath(ref string) (string, error) {

@@ -15,7 +15,8 @@
 #   HOG    1: a CPU hog pinned to each of the two cores during the soak
 #   P      packages tested at once (default 2: what make test's go test -p 2
 #          does to the machine; 1 halves the load and doubles the time)
-#   OUT    where logs go (default out/soak); only failing runs are kept
+#   OUT    where logs go (default out/soak); only failing runs are kept, with
+#          the reports of a failing scenario group in run-N.reports/
 #   TIMEOUT go test -timeout per run (default 14m)
 #
 # Each run is `go test -json -count=1 -p P PKGS`; the table lists every
@@ -97,8 +98,10 @@ failed_runs=0
 for ((i = 1; i <= N; i++)); do
 	json=$dir/run-$i.json
 	t0=$(date +%s)
-	# shellcheck disable=SC2086
 	rc=0
+	# A failing scenario group keeps its reports here (cmd/lvslab TestScenarios).
+	export LVSLAB_KEEP_REPORTS=$dir/run-$i.reports
+	# shellcheck disable=SC2086
 	"$GO" test -json -count=1 -p "$P" -timeout "$TIMEOUT" "${runargs[@]}" $PKGS >"$json" 2>"$dir/run-$i.stderr" || rc=$?
 	# -R and fromjson?: a line that is not JSON (a test binary's stray
 	# output) is skipped rather than ending the soak.
@@ -123,6 +126,7 @@ for ((i = 1; i <= N; i++)); do
 		echo "run $i/$N: $nfail failed ($(($(date +%s) - t0)) s), logs in $dir/run-$i.*"
 	else
 		rm -f "$json" "$dir/run-$i.stderr"
+		rm -rf "$dir/run-$i.reports"
 		echo "run $i/$N: ok ($(($(date +%s) - t0)) s)"
 	fi
 done

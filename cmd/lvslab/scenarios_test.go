@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -31,6 +32,11 @@ const scenarioGroups = 3
 // directory; a run that overstays its deadline gets SIGTERM (so it takes
 // its labs down) and a clean of its state directory after, so a timeout
 // never leaves a lab behind to collide with the next run.
+//
+// With LVSLAB_KEEP_REPORTS=DIR a failing group's reports (logs, pcaps,
+// request records) are kept in DIR/group-N; a passing group's are not.
+// make soak-tests sets it, so a flake that shows once in ten runs leaves
+// its evidence behind.
 func TestScenarios(t *testing.T) {
 	nstest.Require(t)
 	bin := e2e.Bin(t, "lvslab")
@@ -49,7 +55,21 @@ func TestScenarios(t *testing.T) {
 			state := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
 			defer cancel()
-			args := append([]string{"--state-dir", state, "--bin-dir", filepath.Dir(bin), "run", "--out", t.TempDir()}, group...)
+			reports := t.TempDir()
+			if keep := os.Getenv("LVSLAB_KEEP_REPORTS"); keep != "" {
+				reports = filepath.Join(keep, fmt.Sprintf("group-%d", g+1))
+				if err := os.MkdirAll(reports, 0o755); err != nil {
+					t.Fatalf("LVSLAB_KEEP_REPORTS: %v", err)
+				}
+				defer func() {
+					if !t.Failed() {
+						os.RemoveAll(reports)
+					} else {
+						t.Logf("reports kept in %s", reports)
+					}
+				}()
+			}
+			args := append([]string{"--state-dir", state, "--bin-dir", filepath.Dir(bin), "run", "--out", reports}, group...)
 			cmd := exec.CommandContext(ctx, bin, args...)
 			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 			cmd.WaitDelay = 30 * time.Second

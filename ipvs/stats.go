@@ -239,3 +239,27 @@ var reasonNames = [numReasons]string{
 	defTCPDrop: "drop_defence_tcp",
 	defUDPDrop: "drop_defence_udp",
 }
+
+// ExitSummary is what lvsd logs when it stops, as slog key/value pairs:
+// every event counter that is not zero, by its metric name and in a stable
+// order, and each interface's ring and transmit drops. A lab report's
+// lvsd.log thereby says where a lost packet went (a neighbour that did not
+// answer, a full ring, a refused transmit) without a metrics scrape.
+func (e *Engine) ExitSummary() []any {
+	e.mu.Lock()
+	ctr := e.ctr
+	ifaces := append([]*Iface(nil), e.ifaces...)
+	e.mu.Unlock()
+	var kv []any
+	for i, v := range ctr {
+		if v != 0 {
+			kv = append(kv, reasonNames[i], v)
+		}
+	}
+	// Port statistics outside the lock, as the metrics read them.
+	for _, ifc := range ifaces {
+		st := ifc.Port.Stats()
+		kv = append(kv, ifc.Name+"_ring_drops", st.Drops, ifc.Name+"_tx_drops", st.TxDrops, ifc.Name+"_errors", st.Errors)
+	}
+	return kv
+}

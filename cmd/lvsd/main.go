@@ -402,7 +402,7 @@ func run(o options, log *slog.Logger) error {
 
 	log.Info("lvsd running", "socket", ctl.SocketAddr(o.socket), "interfaces", o.ifaces)
 	err = eng.Run(ctx)
-	log.Info("lvsd stopping")
+	log.Info("lvsd stopping", eng.ExitSummary()...)
 	return err
 }
 
